@@ -1,0 +1,29 @@
+# The job-runner image: Debian bookworm's Python 3.11 + the runner's wheels + the sandbox package.
+# Built offline by scripts/build-image.sh: the base comes from debootstrap + `docker import`
+# (no registry) and wheels from build/wheels (pip-downloaded on the host).
+ARG BASE=sandbox-base:bookworm
+
+# Stage 1 installs the wheels into a venv; only the venv is copied on, so the wheel files
+# (hundreds of MB) never end up in a layer of the final image.
+FROM ${BASE} AS deps
+COPY build/wheels /wheels
+RUN python3 -m venv /opt/venv \
+ && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels \
+        opendp polars pyarrow numpy pandas \
+ && /opt/venv/bin/pip uninstall -y pip setuptools \
+ && find /opt/venv -name __pycache__ -prune -exec rm -rf {} +
+
+FROM ${BASE}
+# uid 10001 owns nothing in the image; the backend runs every job as this user.
+RUN echo 'runner:x:10001:10001:job runner:/tmp:/usr/sbin/nologin' >> /etc/passwd \
+ && echo 'runner:x:10001:' >> /etc/group
+COPY --from=deps /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    PYTHONPATH=/opt/runner \
+    PYTHONDONTWRITEBYTECODE=1 \
+    LANG=C.UTF-8
+# Last, so a change to the code rebuilds in seconds on top of the cached deps layers.
+COPY sandbox /opt/runner/sandbox
+USER 10001:10001
+WORKDIR /tmp
+CMD ["/opt/venv/bin/python", "-m", "sandbox.runner", "/job/job.json"]

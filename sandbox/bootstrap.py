@@ -1,0 +1,34 @@
+"""Wires real parts together: store, isolation backend, Celery enqueue.
+
+Tests call `bootstrap(settings, enqueue=..., backend_factory=...)` with their own parts.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from .config import Settings, load
+from .services import Services
+from .store.db import Store
+
+
+def bootstrap(settings: Settings | None = None, *, enqueue=None, backend_factory=None,
+              create_schema: bool = True) -> Services:
+    settings = settings or load()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.database_url)
+    if create_schema:
+        store.create_all()
+    if backend_factory is None:
+        def backend_factory(_s=settings):
+            return _backend(_s)
+    if enqueue is None:
+        def enqueue(job_id: str, _s=settings) -> None:
+            from .worker import celery_app
+            celery_app(_s).send_task("sandbox.run_job", args=[job_id])
+    return Services(settings=settings, store=store, backend_factory=backend_factory, enqueue=enqueue)
+
+
+@lru_cache(maxsize=8)
+def _backend(settings: Settings):
+    from .isolation.select import get_backend
+    return get_backend(settings)

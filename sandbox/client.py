@@ -1,0 +1,125 @@
+"""A small Python client for the sandbox API (CLI and notebooks).
+
+    from sandbox.client import Sandbox
+    sb = Sandbox("http://127.0.0.1:5000", token)
+    job = sb.submit(spec)["job"]; sb.wait(job["id"]); sb.download(job["id"], "out/")
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import requests
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, body: dict):
+        self.status = status
+        self.body = body
+        super().__init__(f"HTTP {status}: {body.get('message') or body.get('error') or body}")
+
+
+FINAL_STATES = {"released", "rejected", "failed", "cancelled"}
+
+
+class Sandbox:
+    def __init__(self, url: str, token: str, timeout: float = 30.0):
+        self.url = url.rstrip("/")
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token}"
+        self.timeout = timeout
+
+    def _req(self, method: str, path: str, **kw):
+        r = self.session.request(method, f"{self.url}/api/v1{path}", timeout=self.timeout, **kw)
+        if r.status_code >= 400:
+            try:
+                body = r.json()
+            except ValueError:
+                body = {"message": r.text[:500]}
+            raise ApiError(r.status_code, body)
+        return r
+
+    def me(self) -> dict:
+        return self._req("GET", "/me").json()
+
+    def datasets(self) -> list[dict]:
+        return self._req("GET", "/datasets").json()["datasets"]
+
+    def dataset(self, name: str) -> dict:
+        return self._req("GET", f"/datasets/{name}").json()
+
+    def mock(self, name: str, fmt: str = "csv", rows: int = 1000) -> bytes:
+        return self._req("GET", f"/datasets/{name}/mock", params={"format": fmt, "rows": rows}).content
+
+    def submit(self, spec: dict | str, dry_run: bool = False) -> dict:
+        params = {"dry_run": "1"} if dry_run else {}
+        if isinstance(spec, str):
+            return self._req("POST", "/jobs", params=params, data=spec.encode(),
+                             headers={"Content-Type": "text/plain"}).json()
+        return self._req("POST", "/jobs", params=params, json=spec).json()
+
+    def jobs(self, state: str | None = None) -> list[dict]:
+        return self._req("GET", "/jobs", params={"state": state} if state else {}).json()["jobs"]
+
+    def job(self, job_id: str) -> dict:
+        return self._req("GET", f"/jobs/{job_id}").json()
+
+    def cancel(self, job_id: str) -> dict:
+        return self._req("POST", f"/jobs/{job_id}/cancel").json()
+
+    def wait(self, job_id: str, until: set[str] | None = None, timeout: float = 600, poll: float = 0.5) -> dict:
+        until = until or (FINAL_STATES | {"awaiting_review"})
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.job(job_id)
+            if job["state"] in until or time.monotonic() > deadline:
+                return job
+            time.sleep(poll)
+
+    def budget(self, dataset: str, operator: str | None = None) -> dict:
+        return self._req("GET", f"/budget/{dataset}", params={"operator": operator} if operator else {}).json()
+
+    def release(self, job_id: str) -> dict:
+        return self._req("GET", f"/jobs/{job_id}/release").json()
+
+    def download(self, job_id: str, out_dir: str | Path) -> list[Path]:
+        rel = self.release(job_id)
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name, content in rel["files"].items():
+            p = out / Path(name).name
+            p.write_text(content, encoding="utf-8")
+            written.append(p)
+        cert = out / "certificate.json"
+        cert.write_text(json.dumps(rel["certificate"], ensure_ascii=False, indent=2), encoding="utf-8")
+        key = out / "release_public_key.pem"
+        key.write_text(rel["public_key"])
+        return written + [cert, key]
+
+    # compliance
+    def review_queue(self) -> list[dict]:
+        return self._req("GET", "/reviews").json()["jobs"]
+
+    def review_detail(self, job_id: str) -> dict:
+        return self._req("GET", f"/reviews/{job_id}").json()
+
+    def review(self, job_id: str, decision: str, reason: str = "") -> dict:
+        return self._req("POST", f"/reviews/{job_id}", json={"decision": decision, "reason": reason}).json()
+
+    def audit_verify(self) -> dict:
+        return self._req("GET", "/audit/verify").json()
+
+    # owner
+    def run_approval(self, job_id: str, decision: str, reason: str = "") -> dict:
+        return self._req("POST", f"/jobs/{job_id}/run-approval", json={"decision": decision, "reason": reason}).json()
+
+    def policy(self, dataset: str) -> dict:
+        return self._req("GET", f"/datasets/{dataset}/policy").json()
+
+    def apply_policy(self, content: str, filename: str = "<upload>") -> dict:
+        return self._req("POST", "/policies", json={"content": content, "filename": filename}).json()
+
+    def public_key(self) -> str:
+        return self._req("GET", "/public-key").text

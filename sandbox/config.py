@@ -1,0 +1,65 @@
+"""The one place environment variables are read.
+
+Everything else receives a `Settings` object, so tests can build their own
+without touching the process environment.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path                      # writable state: store, broker, job work areas
+    database_url: str
+    broker_url: str
+    backend: str                    # auto | docker | bwrap
+    docker_image: str
+    docker_runtime: str             # runc | runsc
+    datasets_dir: Path              # generated Parquet (in-domain, never served raw)
+    manifests_dir: Path             # public dataset manifests
+    policies_dir: Path              # data owners' policy files
+    signing_key_path: Path
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.home / "jobs"
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.home / "broker"
+
+    def with_(self, **changes) -> "Settings":
+        return replace(self, **changes)
+
+
+def load(environ: dict | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    home = Path(env.get("SANDBOX_HOME", REPO_ROOT / "var")).resolve()
+    return Settings(
+        home=home,
+        database_url=env.get("SANDBOX_DATABASE_URL", f"sqlite:///{home / 'sandbox.db'}"),
+        broker_url=env.get("SANDBOX_BROKER_URL", "filesystem://"),
+        backend=env.get("SANDBOX_BACKEND", "auto"),
+        docker_image=env.get("SANDBOX_IMAGE", "sandbox-runner:latest"),
+        docker_runtime=env.get("SANDBOX_DOCKER_RUNTIME", "runc"),
+        datasets_dir=Path(env.get("SANDBOX_DATASETS_DIR", home / "data")).resolve(),
+        manifests_dir=Path(env.get("SANDBOX_MANIFESTS_DIR", REPO_ROOT / "datasets")).resolve(),
+        policies_dir=Path(env.get("SANDBOX_POLICIES_DIR", REPO_ROOT / "policies")).resolve(),
+        signing_key_path=Path(env.get("SANDBOX_SIGNING_KEY", home / "keys" / "release_ed25519.pem")),
+    )
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    url: str
+    token: str
+
+
+def load_client(environ: dict | None = None) -> ClientSettings:
+    env = os.environ if environ is None else environ
+    return ClientSettings(url=env.get("SANDBOX_URL", "http://127.0.0.1:5000"), token=env.get("SANDBOX_TOKEN", ""))

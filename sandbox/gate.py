@@ -1,0 +1,88 @@
+"""Release gate, first version: what the runner wrote is checked by trusted code
+before anything can reach review or release.
+
+Query mode outputs are DP by construction; the gate still refuses any output
+whose shape differs from what the spec and the public manifest imply (so a
+bug or tampering cannot smuggle extra cells, rows or text out).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import asdict, dataclass
+
+from .domain.manifest import Manifest
+
+PASS, FAIL, NEEDS_REVIEW = "pass", "fail", "needs_review"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str
+    explanation: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def expected_cells(query: dict, manifest: Manifest) -> int:
+    n = 1
+    for g in query.get("group_by") or []:
+        n *= len(manifest.column(g).categories)
+    if query["statistic"] == "histogram":
+        n *= len(query["bins"]) - 1
+    return n
+
+
+def check_query_result(raw: bytes, spec: dict, manifest: Manifest) -> tuple[list[Check], dict | None]:
+    """Validate result.json against the spec. Explanations mention only public
+    facts (names, expected shapes), never values."""
+    try:
+        result = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return [Check("result_format", FAIL, "result.json is not valid JSON")], None
+    if not isinstance(result, dict) or not isinstance(result.get("tables"), list):
+        return [Check("result_format", FAIL, "result.json must hold a list of tables")], None
+    checks: list[Check] = [Check("result_format", PASS, "result.json is a list of tables")]
+    by_name = {t.get("name"): t for t in result["tables"] if isinstance(t, dict)}
+    wanted = [q["name"] for q in spec["queries"]]
+    if sorted(by_name) != sorted(wanted) or len(result["tables"]) != len(wanted):
+        checks.append(Check("declared_tables", FAIL,
+                            f"expected exactly the tables {wanted}, one each"))
+        return checks, None
+    checks.append(Check("declared_tables", PASS, f"exactly the declared tables: {', '.join(wanted)}"))
+    for q in spec["queries"]:
+        t = by_name[q["name"]]
+        rows = t.get("rows")
+        cols = t.get("columns")
+        n = expected_cells(q, manifest)
+        width = len(q.get("group_by") or []) + (3 if q["statistic"] == "histogram" else 1)
+        ok = isinstance(rows, list) and isinstance(cols, list) and len(rows) == n and len(cols) == width \
+            and all(isinstance(r, list) and len(r) == width for r in rows)
+        if ok:
+            ok = all(isinstance(r[-1], (int, float)) and not isinstance(r[-1], bool) and math.isfinite(r[-1])
+                     for r in rows)
+        if ok:
+            allowed_keys = [set(manifest.column(g).categories) for g in (q.get("group_by") or [])]
+            ok = all(r[i] in allowed_keys[i] for r in rows for i in range(len(allowed_keys)))
+        if not ok:
+            checks.append(Check(f"shape:{q['name']}", FAIL,
+                                f"table {q['name']} must have {n} rows of {width} columns with public keys "
+                                "and finite numbers"))
+            return checks, None
+        checks.append(Check(f"shape:{q['name']}", PASS,
+                            f"{n} cells, all public keys, finite values; noise: {t.get('mechanism')} "
+                            f"scale {t.get('noise_scale')} (epsilon {t.get('epsilon')})"))
+    return checks, result
+
+
+def table_csv(table: dict) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(table["columns"])
+    for r in table["rows"]:
+        w.writerow(r)
+    return buf.getvalue()

@@ -1,0 +1,647 @@
+"""Application services: the use cases of the three roles and of the worker.
+
+This layer wires the pure domain (spec, policy, admission, ledger, states,
+checks) to the store and the isolation backend. Views and Celery tasks are
+thin and call only this module.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import shutil
+from dataclasses import asdict, dataclass, is_dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable
+
+import yaml
+from sqlalchemy import func, select
+
+from . import gate
+from .config import Settings
+from .domain import admission as adm
+from .domain import ledger as led
+from .domain import states as st
+from .domain.audit import AuditRecord, canonical, entry_hash, verify_chain
+from .domain.errors import InvalidInput
+from .domain.manifest import Manifest, parse_manifest
+from .domain.policy import Policy, PolicyError, parse_policy
+from .domain.spec import load_spec_text, parse_query_spec
+from .isolation import Limits, RunRequest
+from .store.db import Store, head_stmt
+from .store.models import (AuditEvent, BudgetLock, Dataset, Job, LedgerEntry, Output, PolicyVersion, Review,
+                           RunLog, User, utcnow)
+
+OPERATOR_FAILURE_MESSAGE = (
+    "The job failed while running on the real data. For your protection and the data's, no "
+    "details of a real-data run are shown to operators; reproduce the problem on the mock data "
+    "(sandbox run --mock) and resubmit. Compliance has the diagnostics."
+)
+
+
+class NotFound(Exception):
+    pass
+
+
+class Forbidden(Exception):
+    pass
+
+
+class Conflict(Exception):
+    pass
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _jsonable(obj):
+    if is_dataclass(obj):
+        return {k: _jsonable(v) for k, v in asdict(obj).items()}
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    return obj
+
+
+def _grant_runner_read(data_dir: Path) -> None:
+    # The runner reads as an unprivileged uid inside its box; the bind mount keeps the
+    # host's modes, so registration makes the (read-only) dataset readable to it.
+    data_dir.chmod(0o755)
+    for p in data_dir.glob("*.parquet"):
+        p.chmod(0o644)
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    # SQLite drops tzinfo; everything is stored in UTC.
+    if dt is not None and dt.tzinfo is None:
+        return dt.replace(tzinfo=timezone.utc)
+    return dt
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    backend_factory: Callable[[], object]
+    enqueue: Callable[[str], None]
+    clock: Callable[[], datetime] = utcnow
+    lease_margin_seconds: int = 60
+
+    # ----------------------------------------------------------------- audit
+    def audit(self, s, actor: str, action: str, subject: str, payload: dict | None = None) -> None:
+        """Append one hash-chained audit event inside the caller's transaction."""
+        head = self.store.lock_for_update(s, head_stmt())
+        seq = head.seq + 1
+        at = self.clock().isoformat()
+        payload = json.loads(canonical(payload or {}))
+        h = entry_hash(head.hash, seq, at, actor, action, subject, payload)
+        s.add(AuditEvent(seq=seq, at=at, actor=actor, action=action, subject=subject, payload=payload,
+                         prev_hash=head.hash, hash=h))
+        head.seq, head.hash = seq, h
+
+    def audit_records(self) -> list[AuditRecord]:
+        with self.store.transaction() as s:
+            rows = s.execute(select(AuditEvent).order_by(AuditEvent.seq)).scalars().all()
+            return [AuditRecord(r.seq, r.at, r.actor, r.action, r.subject, r.payload, r.prev_hash, r.hash)
+                    for r in rows]
+
+    def audit_verify(self) -> dict:
+        records = self.audit_records()
+        problems = verify_chain(records)
+        with self.store.transaction() as s:
+            head = s.execute(head_stmt()).scalar_one()
+            if records and (head.seq != records[-1].seq or head.hash != records[-1].hash):
+                problems.append(f"head (seq={head.seq}) does not match the last entry (entries removed at the end)")
+            head_hash, head_seq = head.hash, head.seq
+        return {"ok": not problems, "problems": problems, "entries": len(records),
+                "head": {"seq": head_seq, "hash": head_hash}}
+
+    # ------------------------------------------------------------ transitions
+    def transition(self, s, job: Job, to_state: str, actor_role: str, actor: str, reason: str = "") -> None:
+        """The one place a job changes state: validates against the table, writes
+        the ledger effect and the audit event in the same transaction."""
+        st.check_transition(job.state, to_state, actor_role)
+        effect = st.ledger_effect(job.state, to_state)
+        if effect is not None:
+            self._ledger_resolve(s, job, effect)
+        self.audit(s, actor, "job.transition", job.id,
+                   {"from": job.state, "to": to_state, "role": actor_role, "reason": reason})
+        job.state = to_state
+        job.updated_at = self.clock()
+
+    def _ledger_resolve(self, s, job: Job, kind: str) -> None:
+        exists = s.execute(select(LedgerEntry).where(LedgerEntry.job_id == job.id,
+                                                     LedgerEntry.resolution == "resolve")).scalar_one_or_none()
+        if exists is not None:
+            return  # idempotent: a retried task must not charge twice
+        s.add(LedgerEntry(dataset=job.dataset, operator=job.operator, job_id=job.id, kind=kind,
+                          resolution="resolve", epsilon=job.epsilon, delta=job.delta, at=self.clock()))
+
+    # ----------------------------------------------------------------- users
+    def create_user(self, name: str, role: str, token: str | None = None) -> str:
+        if role not in st.ROLES:
+            raise InvalidInput(f"role must be one of {', '.join(st.ROLES)}", "role")
+        token = token or secrets.token_urlsafe(24)
+        with self.store.transaction() as s:
+            user = s.execute(select(User).where(User.name == name)).scalar_one_or_none()
+            if user is None:
+                s.add(User(name=name, role=role, token_hash=token_hash(token)))
+            else:
+                user.role, user.token_hash = role, token_hash(token)
+            self.audit(s, "system", "user.token_issued", name, {"role": role})
+        return token
+
+    def authenticate(self, token: str) -> User | None:
+        if not token:
+            return None
+        with self.store.transaction() as s:
+            user = s.execute(select(User).where(User.token_hash == token_hash(token))).scalar_one_or_none()
+            return user if user is not None and user.active else None
+
+    # -------------------------------------------------------------- datasets
+    def register_dataset(self, manifest_path: Path, data_dir: Path, actor: str = "system") -> dict:
+        from . import ingest
+        manifest = parse_manifest(yaml.safe_load(Path(manifest_path).read_text(encoding="utf-8")))
+        _grant_runner_read(Path(data_dir))
+        version = ingest.dataset_version_hash(data_dir)
+        report = ingest.verify_unit_bound(data_dir, manifest.privacy_unit, manifest.max_rows_per_unit)
+        with self.store.transaction() as s:
+            ds = s.execute(select(Dataset).where(Dataset.name == manifest.name)).scalar_one_or_none()
+            if ds is None:
+                ds = Dataset(name=manifest.name)
+                s.add(ds)
+            ds.manifest = manifest.to_dict()
+            ds.classification = manifest.classification
+            ds.owner = manifest.owner
+            ds.data_dir = str(Path(data_dir).resolve())
+            ds.version_hash = version
+            ds.bound_verified = bool(report.ok)
+            self.audit(s, actor, "dataset.registered", manifest.name,
+                       {"version": version, "bound_verified": bool(report.ok)})
+        return {"name": manifest.name, "version": version, "bound_verified": bool(report.ok)}
+
+    def _dataset(self, s, name: str) -> Dataset:
+        ds = s.execute(select(Dataset).where(Dataset.name == name)).scalar_one_or_none()
+        if ds is None:
+            raise NotFound(f"no dataset named '{name}'")
+        return ds
+
+    def list_datasets(self) -> list[dict]:
+        with self.store.transaction() as s:
+            rows = s.execute(select(Dataset).order_by(Dataset.name)).scalars().all()
+            return [self._public_dataset(d, brief=True) for d in rows]
+
+    def get_dataset(self, name: str) -> dict:
+        with self.store.transaction() as s:
+            return self._public_dataset(self._dataset(s, name))
+
+    @staticmethod
+    def _public_dataset(d: Dataset, brief: bool = False) -> dict:
+        # Only the public manifest and version: never row counts or paths.
+        m = d.manifest
+        out = {"name": d.name, "title": m.get("title"), "title_zh": m.get("title_zh"),
+               "classification": d.classification, "owner": d.owner, "version": d.version_hash}
+        if not brief:
+            out.update({"description": m.get("description"), "privacy_unit": m["privacy_unit"],
+                        "max_rows_per_unit": m["max_rows_per_unit"], "columns": m["columns"]})
+        return out
+
+    def manifest(self, name: str) -> Manifest:
+        with self.store.transaction() as s:
+            return parse_manifest(self._dataset(s, name).manifest)
+
+    def mock_data(self, name: str, fmt: str = "csv", rows: int = 1000, seed: int = 0) -> bytes:
+        """Mock data comes from the public manifest alone (sandbox.datagen)."""
+        from . import datagen
+        if fmt not in ("csv", "parquet"):
+            raise InvalidInput("format must be csv or parquet", "format")
+        if not 1 <= rows <= 100_000:
+            raise InvalidInput("rows must be between 1 and 100000", "rows")
+        manifest = self.manifest(name)
+        table = datagen.generate_mock(manifest, rows, seed=seed)
+        if fmt == "csv":
+            import pyarrow.csv as pacsv
+            import pyarrow as pa
+            sink = pa.BufferOutputStream()
+            pacsv.write_csv(table, sink)
+            return sink.getvalue().to_pybytes()
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        return sink.getvalue().to_pybytes()
+
+    # -------------------------------------------------------------- policies
+    def apply_policy(self, text: str, filename: str, actor: str) -> dict:
+        policy = parse_policy(text, filename)
+        with self.store.transaction() as s:
+            self._dataset(s, policy.dataset)
+            last = s.execute(select(PolicyVersion).where(PolicyVersion.dataset == policy.dataset)
+                             .order_by(PolicyVersion.version.desc()).limit(1)).scalar_one_or_none()
+            if last is not None and last.content_hash == policy.content_hash:
+                return {"dataset": policy.dataset, "version": last.version, "hash": last.content_hash,
+                        "changed": False}
+            version = (last.version + 1) if last else 1
+            s.add(PolicyVersion(dataset=policy.dataset, version=version, content=text,
+                                content_hash=policy.content_hash, applied_by=actor))
+            self.audit(s, actor, "policy.applied", policy.dataset,
+                       {"version": version, "hash": policy.content_hash})
+        return {"dataset": policy.dataset, "version": version, "hash": policy.content_hash, "changed": True}
+
+    def _current_policy(self, s, dataset: str) -> tuple[PolicyVersion, Policy]:
+        row = s.execute(select(PolicyVersion).where(PolicyVersion.dataset == dataset)
+                        .order_by(PolicyVersion.version.desc()).limit(1)).scalar_one_or_none()
+        if row is None:
+            raise Forbidden(f"dataset '{dataset}' has no policy yet; its owner must apply one")
+        return row, parse_policy(row.content, f"policies/{dataset}.yaml")
+
+    def current_policy_text(self, dataset: str) -> dict:
+        with self.store.transaction() as s:
+            row, _ = self._current_policy(s, dataset)
+            return {"dataset": dataset, "version": row.version, "hash": row.content_hash, "content": row.content}
+
+    def _job_policy(self, s, job: Job) -> Policy:
+        # A job stays under the policy version it was admitted under.
+        row = s.get(PolicyVersion, job.policy_version_id)
+        return parse_policy(row.content, f"policies/{job.dataset}.yaml")
+
+    # ---------------------------------------------------------------- budget
+    def _ledger_entries(self, s, dataset: str, operator: str) -> list[led.LedgerEntry]:
+        rows = s.execute(select(LedgerEntry).where(LedgerEntry.dataset == dataset,
+                                                   LedgerEntry.operator == operator)
+                         .order_by(LedgerEntry.id)).scalars().all()
+        return [led.LedgerEntry(kind=r.kind, job_id=r.job_id, epsilon=r.epsilon, delta=r.delta, at=_aware(r.at))
+                for r in rows]
+
+    def balance(self, user: User, dataset: str, operator: str | None = None) -> dict:
+        operator = operator or user.name
+        if user.role == st.OPERATOR and operator != user.name:
+            raise Forbidden("operators see only their own balance")
+        with self.store.transaction() as s:
+            _, policy = self._current_policy(s, dataset)
+            bal = led.balance(self._ledger_entries(s, dataset, operator), policy.budget, self.clock())
+            return {"dataset": dataset, "operator": operator, **bal.to_dict()}
+
+    # ------------------------------------------------------------ submission
+    def parse_submission(self, raw) -> tuple[Manifest, dict]:
+        if isinstance(raw, (bytes, str)):
+            raw = load_spec_text(raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))
+        if not isinstance(raw, dict):
+            raise InvalidInput("the job spec must be a JSON object")
+        name = raw.get("dataset")
+        if not isinstance(name, str):
+            raise InvalidInput("dataset: name the dataset to query (see GET /api/v1/datasets)", "dataset")
+        mode = raw.get("mode", "query")
+        if mode != "query":
+            raise InvalidInput("mode: only 'query' jobs are supported by this version", "mode")
+        try:
+            manifest = self.manifest(name)
+        except NotFound:
+            raise InvalidInput(f"dataset: unknown dataset '{name}' (see GET /api/v1/datasets)", "dataset")
+        spec = parse_query_spec(raw, manifest)
+        return manifest, spec
+
+    def submit(self, user: User, raw, dry_run: bool = False) -> dict:
+        if user.role != st.OPERATOR:
+            raise Forbidden("only operators submit jobs")
+        from .domain import dp
+        manifest, spec = self.parse_submission(raw)
+        spec_dict = spec.to_dict()
+        plans = _jsonable(dp.plan(spec, manifest))
+        epsilon = float(spec.total_epsilon)
+        now = self.clock()
+        if dry_run:
+            with self.store.transaction() as s:
+                _, policy = self._current_policy(s, manifest.name)
+                entries = self._ledger_entries(s, manifest.name, user.name)
+            bal = led.balance(entries, policy.budget, now)
+            decision = adm.decide(policy, adm.JobRequest(operator=user.name, dataset=manifest.name, mode="query",
+                                                         purpose=spec_dict["purpose"], epsilon=epsilon, delta=0.0),
+                                  bal, now.date())
+            after = None
+            if decision.admitted:
+                hypothetical = led.LedgerEntry(kind="reserve", job_id="dry-run", epsilon=epsilon, delta=0.0, at=now)
+                after = led.balance(entries + [hypothetical], policy.budget, now).to_dict()
+            return {"dry_run": True, "admitted": decision.admitted, "reasons": list(decision.reasons),
+                    "cost": {"epsilon": epsilon, "delta": 0.0}, "balance_before": bal.to_dict(),
+                    "balance_after": after, "queries": plans}
+        self._ensure_budget_lock(manifest.name, user.name)
+        with self.store.transaction() as s:
+            ds = self._dataset(s, manifest.name)
+            prow, policy = self._current_policy(s, manifest.name)
+            # Serialize admissions against one budget (PostgreSQL row lock; SQLite is serialized).
+            self.store.lock_for_update(s, select(BudgetLock).where(BudgetLock.dataset == manifest.name,
+                                                                   BudgetLock.operator == user.name))
+            bal = led.balance(self._ledger_entries(s, manifest.name, user.name), policy.budget, now)
+            request = adm.JobRequest(operator=user.name, dataset=manifest.name, mode="query",
+                                     purpose=spec_dict["purpose"], epsilon=epsilon, delta=0.0)
+            decision = adm.decide(policy, request, bal, now.date())
+            job = Job(id=secrets.token_hex(8), operator=user.name, dataset=manifest.name, mode="query",
+                      purpose=spec_dict["purpose"], spec=spec_dict, spec_hash=spec.content_hash, epsilon=epsilon,
+                      delta=0.0, state=st.SUBMITTED, policy_version_id=prow.id, policy_hash=prow.content_hash,
+                      dataset_version=ds.version_hash, reviewers_required=decision.reviewers_required,
+                      created_at=now, updated_at=now)
+            s.add(job)
+            self.audit(s, user.name, "job.submitted", job.id,
+                       {"dataset": job.dataset, "spec_hash": job.spec_hash, "epsilon": epsilon,
+                        "policy_hash": prow.content_hash})
+            if not decision.admitted:
+                job.message = "Refused at admission: " + "; ".join(decision.reasons)
+                self.transition(s, job, st.REJECTED, st.SYSTEM, "admission", job.message)
+                s.flush()
+                return {"job": self._job_view(s, job, user), "admitted": False, "reasons": list(decision.reasons)}
+            s.add(LedgerEntry(dataset=job.dataset, operator=job.operator, job_id=job.id, kind="reserve",
+                              resolution="reserve", epsilon=epsilon, delta=0.0, at=now))
+            if decision.needs_owner_approval:
+                self.transition(s, job, st.AWAITING_APPROVAL, st.SYSTEM, "admission",
+                                "the data owner approves each run of this dataset")
+            else:
+                self.transition(s, job, st.QUEUED, st.SYSTEM, "admission")
+            s.flush()
+            view = self._job_view(s, job, user)
+            queued = job.state == st.QUEUED
+        if queued:
+            self._safe_enqueue(view["id"])
+        return {"job": view, "admitted": True, "reasons": []}
+
+    def _ensure_budget_lock(self, dataset: str, operator: str) -> None:
+        from sqlalchemy.exc import IntegrityError
+        try:
+            with self.store.transaction() as s:
+                if s.get(BudgetLock, (dataset, operator)) is None:
+                    s.add(BudgetLock(dataset=dataset, operator=operator))
+        except IntegrityError:
+            pass  # a concurrent submission created it first
+
+    def _safe_enqueue(self, job_id: str) -> None:
+        # The job is durable in the store; if the broker is down, the sweeper re-sends.
+        try:
+            self.enqueue(job_id)
+        except Exception:  # noqa: BLE001 - any broker failure is recovered by the sweeper
+            pass
+
+    def approve_run(self, user: User, job_id: str, approve: bool = True, reason: str = "") -> dict:
+        if user.role != st.OWNER:
+            raise Forbidden("only data owners approve runs")
+        with self.store.transaction() as s:
+            job = self._job(s, job_id)
+            ds = self._dataset(s, job.dataset)
+            if ds.owner and ds.owner != user.name and not user.name.startswith(ds.owner):
+                pass  # demo owners are not tied to one dataset; a licence model would check here
+            if job.state != st.AWAITING_APPROVAL:
+                raise Conflict(f"job is {job.state}, not awaiting run approval")
+            if approve:
+                self.transition(s, job, st.QUEUED, st.OWNER, user.name, f"run approved, spec {job.spec_hash}")
+            else:
+                if not reason.strip():
+                    raise InvalidInput("a refusal needs a reason", "reason")
+                job.message = f"The data owner refused the run: {reason}"
+                self.transition(s, job, st.REJECTED, st.OWNER, user.name, reason)
+            view = self._job_view(s, job, user)
+        if approve:
+            self._safe_enqueue(job_id)
+        return view
+
+    def cancel(self, user: User, job_id: str) -> dict:
+        with self.store.transaction() as s:
+            job = self._job(s, job_id)
+            if user.role != st.OPERATOR or job.operator != user.name:
+                raise Forbidden("only the operator who submitted a job can cancel it")
+            if job.state not in (st.QUEUED, st.AWAITING_APPROVAL):
+                raise Conflict("only a job that has not started can be cancelled")
+            self.transition(s, job, st.CANCELLED, st.OPERATOR, user.name)
+            return self._job_view(s, job, user)
+
+    # ------------------------------------------------------------------ jobs
+    def _job(self, s, job_id: str) -> Job:
+        job = s.get(Job, job_id) if isinstance(job_id, str) and len(job_id) <= 32 else None
+        if job is None:
+            raise NotFound("no such job")
+        return job
+
+    def _job_view(self, s, job: Job, user: User) -> dict:
+        view = {"id": job.id, "dataset": job.dataset, "mode": job.mode, "purpose": job.purpose,
+                "operator": job.operator, "epsilon": job.epsilon, "delta": job.delta,
+                "spec_hash": job.spec_hash, "spec": job.spec, "policy_hash": job.policy_hash,
+                "created_at": _aware(job.created_at).isoformat(), "message": job.message}
+        if user.role == st.OPERATOR:
+            # Operators see a coarse state and no run timings (timing side channel).
+            view["state"] = st.OPERATOR_VIEW[job.state]
+        else:
+            view.update({"state": job.state, "updated_at": _aware(job.updated_at).isoformat(),
+                         "attempts": job.attempts, "backend": job.backend,
+                         "dataset_version": job.dataset_version, "reviewers_required": job.reviewers_required})
+        return view
+
+    def get_job(self, user: User, job_id: str) -> dict:
+        with self.store.transaction() as s:
+            job = self._job(s, job_id)
+            if user.role == st.OPERATOR and job.operator != user.name:
+                raise NotFound("no such job")  # do not confirm that other operators' jobs exist
+            return self._job_view(s, job, user)
+
+    def list_jobs(self, user: User, state: str | None = None) -> list[dict]:
+        with self.store.transaction() as s:
+            q = select(Job).order_by(Job.created_at.desc())
+            if user.role == st.OPERATOR:
+                q = q.where(Job.operator == user.name)
+            if state and user.role != st.OPERATOR:
+                q = q.where(Job.state == state)
+            jobs = s.execute(q.limit(500)).scalars().all()
+            views = [self._job_view(s, j, user) for j in jobs]
+            if state and user.role == st.OPERATOR:
+                views = [v for v in views if v["state"] == state]
+            return views
+
+    # ---------------------------------------------------------------- worker
+    def claim(self, job_id: str) -> dict | None:
+        """queued -> running atomically; returns what the run needs, or None when
+        another worker has it or it is no longer runnable (idempotent task)."""
+        with self.store.transaction() as s:
+            job = self.store.lock_for_update(s, select(Job).where(Job.id == job_id))
+            if job is None or job.state != st.QUEUED:
+                return None
+            ds = self._dataset(s, job.dataset)
+            policy = self._job_policy(s, job)
+            job.attempts += 1
+            lim = policy.limits
+            job.lease_expires = self.clock() + timedelta(seconds=lim.wall_seconds + self.lease_margin_seconds)
+            self.transition(s, job, st.RUNNING, st.SYSTEM, "worker", f"attempt {job.attempts}")
+            return {"job_id": job.id, "attempt": job.attempts, "spec": job.spec, "manifest": ds.manifest,
+                    "data_dir": ds.data_dir, "bound_verified": ds.bound_verified,
+                    "limits": Limits(memory_mb=lim.memory_mb, cpus=lim.cpus, wall_seconds=lim.wall_seconds,
+                                     output_bytes=lim.output_bytes)}
+
+    def execute(self, job_id: str) -> str | None:
+        """Run one job end to end on the real data. Safe to call twice."""
+        from .isolation.outputs import collect_outputs
+        work = self.claim(job_id)
+        if work is None:
+            return None
+        attempt_dir = self.settings.jobs_dir / job_id / f"attempt-{work['attempt']}"
+        if attempt_dir.exists():
+            shutil.rmtree(attempt_dir)
+        (attempt_dir / "job").mkdir(parents=True)
+        (attempt_dir / "out").mkdir()
+        (attempt_dir / "job" / "job.json").write_text(json.dumps({
+            "kind": "query", "spec": work["spec"], "manifest": work["manifest"], "data_dir": "/data",
+            "bound_verified": work["bound_verified"], "out_dir": "/out"}))
+        backend = self.backend_factory()
+        result = backend.run(RunRequest(job_dir=attempt_dir / "job", data_dir=Path(work["data_dir"]),
+                                        out_dir=attempt_dir / "out",
+                                        python_args=("-m", "sandbox.runner", "/job/job.json"),
+                                        limits=work["limits"], label=job_id))
+        collected = collect_outputs(attempt_dir / "out", {"result.json"}, max_files=4,
+                                    max_total_bytes=work["limits"].output_bytes)
+        manifest = parse_manifest(work["manifest"])
+        with self.store.transaction() as s:
+            job = self.store.lock_for_update(s, select(Job).where(Job.id == job_id))
+            if job.state != st.RUNNING or job.attempts != work["attempt"]:
+                return job.state  # the sweeper moved it on; this attempt's outputs are dropped
+            job.backend = getattr(backend, "name", "")
+            s.add(RunLog(job_id=job.id, attempt=work["attempt"], backend=job.backend, exit_code=result.exit_code,
+                         timed_out=result.timed_out, oom_killed=result.oom_killed,
+                         wall_seconds=result.wall_seconds,
+                         stdout=result.stdout.decode("utf-8", "replace"),
+                         stderr=result.stderr.decode("utf-8", "replace"),
+                         refused_outputs=[list(r) for r in collected.refused]))
+            raw = collected.accepted.get("result.json")
+            if not result.ok or raw is None:
+                job.message = OPERATOR_FAILURE_MESSAGE
+                self.transition(s, job, st.FAILED, st.SYSTEM, "worker", "run failed (details in run log)")
+                return job.state
+            self.transition(s, job, st.CHECKING, st.SYSTEM, "worker")
+            checks, parsed = gate.check_query_result(raw, job.spec, manifest)
+            check_dicts = [c.to_dict() for c in checks]
+            if parsed is None:
+                job.message = OPERATOR_FAILURE_MESSAGE
+                self.audit(s, "system", "gate.checks", job.id, {"checks": check_dicts})
+                self.transition(s, job, st.FAILED, st.SYSTEM, "gate", "output failed the release gate")
+                return job.state
+            self._store_output(s, job.id, "result.json", raw.decode(), check_dicts)
+            for t in parsed["tables"]:
+                self._store_output(s, job.id, f"{t['name']}.csv", gate.table_csv(t), [])
+            self.audit(s, "system", "gate.checks", job.id, {"checks": check_dicts})
+            if job.reviewers_required == 0:  # fixed at admission from the policy (auto: query mode only)
+                self.transition(s, job, st.RELEASED, st.SYSTEM, "gate", "automatic release of a DP query")
+            else:
+                self.transition(s, job, st.AWAITING_REVIEW, st.SYSTEM, "gate")
+            state = job.state
+        shutil.rmtree(attempt_dir, ignore_errors=True)  # nothing of a run is kept outside the store
+        return state
+
+    def _store_output(self, s, job_id: str, name: str, text: str, checks: list) -> None:
+        data = text.encode()
+        s.add(Output(job_id=job_id, name=name, sha256=hashlib.sha256(data).hexdigest(), size=len(data),
+                     content=text, checks=checks))
+
+    def sweep(self, queued_grace_seconds: int = 30) -> dict:
+        """Recover from lost workers and lost broker messages.
+
+        running with an expired lease -> queued again (charged once already);
+        queued for longer than the grace period -> re-sent (the task is idempotent)."""
+        now = self.clock()
+        requeued, resent = [], []
+        with self.store.transaction() as s:
+            for job in s.execute(select(Job).where(Job.state == st.RUNNING)).scalars().all():
+                if job.lease_expires is not None and _aware(job.lease_expires) < now:
+                    self.transition(s, job, st.QUEUED, st.SYSTEM, "sweeper", "worker lost; lease expired")
+                    job.lease_expires = None
+                    requeued.append(job.id)
+            for job in s.execute(select(Job).where(Job.state == st.QUEUED)).scalars().all():
+                if job.id not in requeued and _aware(job.updated_at) < now - timedelta(seconds=queued_grace_seconds):
+                    resent.append(job.id)
+        for job_id in requeued + resent:
+            self._safe_enqueue(job_id)
+        return {"requeued": requeued, "resent": resent}
+
+    # ---------------------------------------------------------------- review
+    def review_queue(self, user: User) -> list[dict]:
+        if user.role != st.COMPLIANCE:
+            raise Forbidden("only compliance reviewers see the review queue")
+        return [j for j in self.list_jobs(user, st.AWAITING_REVIEW) if j["operator"] != user.name]
+
+    def review_detail(self, user: User, job_id: str) -> dict:
+        if user.role != st.COMPLIANCE:
+            raise Forbidden("only compliance reviewers open reviews")
+        with self.store.transaction() as s:
+            job = self._job(s, job_id)
+            view = self._job_view(s, job, user)
+            outputs = s.execute(select(Output).where(Output.job_id == job.id)).scalars().all()
+            logs = s.execute(select(RunLog).where(RunLog.job_id == job.id).order_by(RunLog.id)).scalars().all()
+            reviews = s.execute(select(Review).where(Review.job_id == job.id)).scalars().all()
+            voted = any(r.reviewer == user.name for r in reviews)
+            view["outputs"] = [{"name": o.name, "sha256": o.sha256, "size": o.size, "checks": o.checks,
+                                "preview": o.content[:4000]} for o in outputs]
+            view["run_logs"] = [{"attempt": l.attempt, "backend": l.backend, "exit_code": l.exit_code,
+                                 "timed_out": l.timed_out, "oom_killed": l.oom_killed,
+                                 "wall_seconds": l.wall_seconds, "stdout": l.stdout, "stderr": l.stderr,
+                                 "refused_outputs": l.refused_outputs} for l in logs]
+            # Independent reviews: other votes are hidden until this reviewer has voted.
+            view["reviews"] = ([{"reviewer": r.reviewer, "decision": r.decision, "reason": r.reason}
+                                for r in reviews] if voted or job.state != st.AWAITING_REVIEW
+                               else [{"count": len(reviews)}])
+            return view
+
+    def review(self, user: User, job_id: str, decision: str, reason: str = "") -> dict:
+        if user.role != st.COMPLIANCE:
+            raise Forbidden("only compliance reviewers review releases")
+        if decision not in ("approve", "reject"):
+            raise InvalidInput("decision must be 'approve' or 'reject'", "decision")
+        if decision == "reject" and not (reason or "").strip():
+            raise InvalidInput("a rejection needs a reason the operator will read", "reason")
+        with self.store.transaction() as s:
+            job = self.store.lock_for_update(s, select(Job).where(Job.id == job_id))
+            if job is None:
+                raise NotFound("no such job")
+            if job.operator == user.name:
+                raise Forbidden("a reviewer can never review their own job")
+            if job.state != st.AWAITING_REVIEW:
+                raise Conflict(f"job is {job.state}, not awaiting review")
+            if s.execute(select(Review).where(Review.job_id == job.id, Review.reviewer == user.name)).first():
+                raise Conflict("you have already reviewed this job")
+            s.add(Review(job_id=job.id, reviewer=user.name, decision=decision, reason=reason or "", at=self.clock()))
+            self.audit(s, user.name, "review.vote", job.id, {"decision": decision, "reason": reason or ""})
+            s.flush()
+            votes = s.execute(select(Review).where(Review.job_id == job.id)).scalars().all()
+            if decision == "reject":
+                job.message = f"Rejected by compliance: {reason}"
+                self.transition(s, job, st.REJECTED, st.COMPLIANCE, user.name, reason)
+            elif sum(v.decision == "approve" for v in votes) >= max(1, job.reviewers_required):
+                self.transition(s, job, st.RELEASED, st.COMPLIANCE, user.name, "approved")
+            return self._job_view(s, job, user)
+
+    # --------------------------------------------------------------- release
+    def release(self, user: User, job_id: str) -> dict:
+        """Approved outputs plus a signed certificate; nothing for any other state."""
+        from .signing import load_or_create_key, public_pem, sign_certificate
+        with self.store.transaction() as s:
+            job = self._job(s, job_id)
+            if user.role == st.OPERATOR and job.operator != user.name:
+                raise NotFound("no such job")
+            if job.state != st.RELEASED:
+                raise Conflict("nothing is released for this job")
+            outputs = s.execute(select(Output).where(Output.job_id == job.id).order_by(Output.name)).scalars().all()
+            reviews = s.execute(select(Review).where(Review.job_id == job.id)).scalars().all()
+            body = {
+                "job": job.id, "operator": job.operator, "dataset": job.dataset, "mode": job.mode,
+                "purpose": job.purpose, "spec_hash": job.spec_hash, "dataset_version": job.dataset_version,
+                "policy_hash": job.policy_hash, "backend": job.backend, "runner_image": self.settings.docker_image,
+                "privacy": {"epsilon": job.epsilon, "delta": job.delta, "accounting": "pure DP, basic composition",
+                            "mechanisms": sorted({q["statistic"] for q in job.spec["queries"]})},
+                "checks": next((o.checks for o in outputs if o.name == "result.json"), []),
+                "reviews": [{"reviewer": r.reviewer, "decision": r.decision} for r in reviews],
+                "files": {o.name: o.sha256 for o in outputs},
+            }
+            key = load_or_create_key(self.settings.signing_key_path)
+            return {"job": job.id, "files": {o.name: o.content for o in outputs},
+                    "certificate": sign_certificate(body, key), "public_key": public_pem(key)}
+
+    def public_key(self) -> str:
+        from .signing import load_or_create_key, public_pem
+        return public_pem(load_or_create_key(self.settings.signing_key_path))

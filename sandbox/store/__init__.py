@@ -1,0 +1,1 @@
+"""Persistence (SQLAlchemy). SQLite embedded by default, PostgreSQL in production."""

@@ -1,0 +1,61 @@
+"""Flask application factory."""
+from __future__ import annotations
+
+from flask import Flask, jsonify
+
+from ..domain.errors import InvalidInput
+from ..domain.states import TransitionError
+
+
+def create_app(settings=None, services=None) -> Flask:
+    from ..bootstrap import bootstrap
+    from ..config import load
+    from ..services import Conflict, Forbidden, NotFound
+
+    app = Flask(__name__)
+    settings = settings or load()
+    app.config["SERVICES"] = services or bootstrap(settings)
+    app.config["MAX_CONTENT_LENGTH"] = 256 * 1024  # job specs are small; refuse huge bodies early
+
+    from .api import bp as api_bp
+    app.register_blueprint(api_bp)
+
+    @app.errorhandler(InvalidInput)
+    def _invalid(e: InvalidInput):
+        return jsonify(e.to_dict()), 400
+
+    @app.errorhandler(Forbidden)
+    def _forbidden(e):
+        return jsonify({"error": "forbidden", "message": str(e)}), 403
+
+    @app.errorhandler(NotFound)
+    def _not_found(e):
+        return jsonify({"error": "not_found", "message": str(e)}), 404
+
+    @app.errorhandler(Conflict)
+    @app.errorhandler(TransitionError)
+    def _conflict(e):
+        return jsonify({"error": "conflict", "message": str(e)}), 409
+
+    @app.errorhandler(404)
+    def _404(_e):
+        return jsonify({"error": "not_found", "message": "no such endpoint; see /api/v1/openapi.json"}), 404
+
+    @app.errorhandler(405)
+    def _405(_e):
+        return jsonify({"error": "method_not_allowed", "message": "method not allowed on this endpoint"}), 405
+
+    @app.errorhandler(413)
+    def _413(_e):
+        return jsonify({"error": "invalid_input", "message": "request body too large (max 256 KiB)"}), 400
+
+    @app.errorhandler(500)
+    def _500(_e):
+        # Never a stack trace: it could carry internal paths or, worse, data.
+        return jsonify({"error": "internal", "message": "internal error; the incident is logged"}), 500
+
+    @app.get("/")
+    def index():
+        return jsonify({"service": "public-data sandbox", "api": "/api/v1", "openapi": "/api/v1/openapi.json"})
+
+    return app

@@ -1,0 +1,94 @@
+"""OpenAPI 3.1 document for /api/v1 (kept next to the views it describes)."""
+from __future__ import annotations
+
+
+def _op(summary, roles, params=(), body=None, responses=None):
+    op = {"summary": summary, "description": f"Roles: {roles}.",
+          "security": [{"bearer": []}] if roles != "public" else [],
+          "responses": responses or {"200": {"description": "OK"}, "400": {"$ref": "#/components/responses/Invalid"},
+                                     "401": {"description": "missing or invalid token"},
+                                     "403": {"description": "role not allowed"},
+                                     "404": {"description": "not found"}}}
+    if params:
+        op["parameters"] = [{"name": p, "in": "path" if p.endswith("_id") or p in ("name", "dataset") else "query",
+                             "required": p.endswith("_id") or p in ("name", "dataset"),
+                             "schema": {"type": "string"}} for p in params]
+    if body:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return op
+
+
+QUERY_SPEC = {
+    "type": "object",
+    "required": ["mode", "dataset", "purpose", "queries"],
+    "properties": {
+        "mode": {"const": "query"},
+        "dataset": {"type": "string"},
+        "purpose": {"type": "string"},
+        "queries": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["name", "statistic", "epsilon"],
+            "properties": {
+                "name": {"type": "string"},
+                "statistic": {"enum": ["count", "sum", "mean", "histogram", "quantile"]},
+                "column": {"type": "string"},
+                "group_by": {"type": "array", "items": {"type": "string"}},
+                "bins": {"type": "array", "items": {"type": "number"}},
+                "q": {"type": "number"},
+                "epsilon": {"type": "number", "exclusiveMinimum": 0},
+            }}},
+    },
+}
+
+
+def spec() -> dict:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Public-data sandbox API", "version": "1",
+                 "description": "数据可用不可见: operators analyse public data they never see."},
+        "servers": [{"url": "/api/v1"}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "responses": {"Invalid": {"description": "bad input; 'message' says what to fix",
+                                      "content": {"application/json": {"schema": {
+                                          "type": "object", "properties": {"error": {"type": "string"},
+                                                                           "message": {"type": "string"},
+                                                                           "field": {"type": "string"}}}}}}},
+            "schemas": {"QuerySpec": QUERY_SPEC},
+        },
+        "paths": {
+            "/me": {"get": _op("Who am I", "any")},
+            "/datasets": {"get": _op("List datasets (public metadata)", "any")},
+            "/datasets/{name}": {"get": _op("Dataset schema and public metadata", "any", ["name"])},
+            "/datasets/{name}/mock": {"get": _op("Mock data generated from the manifest alone", "any",
+                                                 ["name", "format", "rows"])},
+            "/datasets/{name}/policy": {"get": _op("Current policy of a dataset", "any", ["name"])},
+            "/policies": {"post": _op("Apply a policy version", "owner", body={
+                "type": "object", "required": ["content"],
+                "properties": {"content": {"type": "string"}, "filename": {"type": "string"}}})},
+            "/budget/{dataset}": {"get": _op("Privacy-budget balance", "operator (own), owner, compliance",
+                                             ["dataset", "operator"])},
+            "/jobs": {
+                "get": _op("List jobs (operators: their own)", "any", ["state"]),
+                "post": _op("Submit a query job; ?dry_run=1 shows cost and balance without reserving",
+                            "operator", ["dry_run"], body={"$ref": "#/components/schemas/QuerySpec"}),
+            },
+            "/jobs/{job_id}": {"get": _op("Job status", "any", ["job_id"])},
+            "/jobs/{job_id}/cancel": {"post": _op("Cancel a job that has not started", "operator", ["job_id"])},
+            "/jobs/{job_id}/run-approval": {"post": _op("Owner approves or refuses a run", "owner", ["job_id"], body={
+                "type": "object", "properties": {"decision": {"enum": ["approve", "reject"]},
+                                                 "reason": {"type": "string"}}})},
+            "/reviews": {"get": _op("Review queue", "compliance")},
+            "/reviews/{job_id}": {
+                "get": _op("Review page data: checks, outputs preview, run diagnostics", "compliance", ["job_id"]),
+                "post": _op("Approve or reject a release", "compliance", ["job_id"], body={
+                    "type": "object", "required": ["decision"],
+                    "properties": {"decision": {"enum": ["approve", "reject"]}, "reason": {"type": "string"}}}),
+            },
+            "/jobs/{job_id}/release": {"get": _op("Released files and signed certificate", "any", ["job_id"])},
+            "/jobs/{job_id}/release.zip": {"get": _op("Released files and certificate as a zip", "any", ["job_id"])},
+            "/public-key": {"get": _op("Public key that verifies release certificates", "public")},
+            "/audit/verify": {"get": _op("Verify the hash-chained audit log", "compliance, owner")},
+            "/admin/sweep": {"post": _op("Recover lost jobs now", "owner, compliance")},
+            "/openapi.json": {"get": _op("This document", "public")},
+        },
+    }

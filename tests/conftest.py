@@ -1,0 +1,123 @@
+"""Shared fixtures: real databases (SQLite, PostgreSQL), real brokers, real backends.
+
+CI sets SANDBOX_REQUIRE_DOCKER=1 / SANDBOX_REQUIRE_BWRAP=1: a missing engine then
+fails the run instead of skipping it, and the summary says how many Docker tests ran.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+
+import pytest
+
+from sandbox.config import REPO_ROOT, load
+
+PG_ADMIN_URL = os.environ.get("SANDBOX_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("SANDBOX_TEST_REDIS", "redis://127.0.0.1:6379/15")
+DEMO_ROWS = {"health_visits": 20_000, "enterprise_registry": 5_000}
+
+
+def require(name: str) -> bool:
+    return os.environ.get(f"SANDBOX_REQUIRE_{name.upper()}") == "1"
+
+
+def need_backend(kind: str) -> None:
+    """Skip loudly, or fail in CI, when an isolation backend cannot run here."""
+    from sandbox.isolation import BackendUnavailable
+    from sandbox.isolation.select import get_backend
+    settings = load({"SANDBOX_BACKEND": kind.split("-")[0],
+                     "SANDBOX_DOCKER_RUNTIME": kind.split("-")[1] if "-" in kind else "runc"})
+    try:
+        get_backend(settings)
+    except BackendUnavailable as e:
+        msg = f"{kind} backend unavailable: {e}"
+        if require(kind.split("-")[0]):
+            pytest.fail(msg + " (required in CI)")
+        pytest.skip(msg)
+
+
+# ------------------------------------------------------------------ datasets
+@pytest.fixture(scope="session")
+def demo_datasets_dir(tmp_path_factory):
+    """Small demo datasets generated once per session (same generator as make run)."""
+    from sandbox import datagen
+    out = tmp_path_factory.mktemp("datasets")
+    for name, rows in DEMO_ROWS.items():
+        manifest = datagen.load_manifest(REPO_ROOT / "datasets" / f"{name}.yaml")
+        datagen.generate(manifest, rows, out / name, seed=7)
+    return out
+
+
+# ------------------------------------------------------------------ databases
+@pytest.fixture(scope="session")
+def pg_database():
+    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+    import sqlalchemy as sa
+    name = f"sandbox_test_{secrets.token_hex(4)}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as e:
+        if require("postgres") or os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL unavailable: {e}")
+        pytest.skip(f"PostgreSQL unavailable: {e}")
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as c:
+        c.execute(sa.text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'sandbox.db'}"
+    url = request.getfixturevalue("pg_database")
+    from sandbox.store.db import Store
+    store = Store(url)
+    store.drop_all()
+    store.dispose()
+    return url
+
+
+def make_env(tmp_path, database_url: str, datasets_dir, backend: str = "bwrap", broker_url: str | None = None) -> dict:
+    """Environment for the service under test; in-process code reads the same values."""
+    if broker_url is None:
+        broker_url = "filesystem://" if database_url.startswith("sqlite") else REDIS_URL
+    return {
+        "SANDBOX_HOME": str(tmp_path / "home"),
+        "SANDBOX_DATABASE_URL": database_url,
+        "SANDBOX_BROKER_URL": broker_url,
+        "SANDBOX_BACKEND": backend.split("-")[0],
+        "SANDBOX_DOCKER_RUNTIME": backend.split("-")[1] if "-" in backend else "runc",
+        "SANDBOX_DATASETS_DIR": str(datasets_dir),
+    }
+
+
+def flush_redis(url: str = REDIS_URL) -> None:
+    import redis
+    redis.Redis.from_url(url).flushdb()
+
+
+@pytest.fixture(scope="session")
+def docker_available() -> bool:
+    return shutil.which("docker") is not None and subprocess.run(
+        ["docker", "info"], capture_output=True).returncode == 0
+
+
+# ------------------------------------------------------------------ summary
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    stats = terminalreporter.stats
+    counts = {"passed": 0, "failed": 0, "skipped": 0}
+    for outcome in counts:
+        for rep in stats.get(outcome, []):
+            if "docker" in getattr(rep, "keywords", {}):
+                counts[outcome] += 1
+    tr = terminalreporter
+    tr.write_sep("=", f"Docker tests: {counts['passed']} passed, {counts['failed']} failed, "
+                      f"{counts['skipped']} skipped")
+    if counts["skipped"] or (counts["passed"] + counts["failed"] == 0):
+        tr.write_sep("!", "DOCKER TESTS DID NOT ALL RUN: isolation on Docker is NOT verified by this run", red=True)

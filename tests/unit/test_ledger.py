@@ -1,0 +1,359 @@
+"""Budget ledger: exact arithmetic, periods, lifetime cap, and sequence invariants."""
+from datetime import datetime, timedelta, timezone
+from fractions import Fraction
+
+import pytest
+from hypothesis import given, settings, strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, rule
+
+from sandbox.domain.ledger import (
+    LedgerEntry, LedgerError, balance, can_reserve, exact, job_state,
+    next_period_start, period_start, validate_sequence,
+)
+from sandbox.domain.policy import Budget
+
+UTC = timezone.utc
+JAN = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
+MONTHLY = Budget(epsilon_per_period=5.0, refresh="monthly", lifetime_epsilon=12.0)
+
+
+def at(y, m, d, h=0):
+    return datetime(y, m, d, h, tzinfo=UTC)
+
+
+def admit(entries, budget, job_id, eps, when, delta=0.0):
+    """Reserve only if can_reserve holds, as admission does. Returns True if reserved."""
+    if not can_reserve(balance(entries, budget, when), eps, delta):
+        return False
+    entries.append(LedgerEntry.reserve(job_id, eps, delta, when))
+    return True
+
+
+# --- exact arithmetic ------------------------------------------------------------------
+
+def test_budget_of_one_admits_exactly_ten_jobs_of_a_tenth():
+    budget = Budget(epsilon_per_period=1.0, refresh="none", lifetime_epsilon=1.0)
+    entries = []
+    admitted = [admit(entries, budget, f"j{i}", 0.1, JAN) for i in range(11)]
+    assert admitted == [True] * 10 + [False]
+    b = balance(entries, budget, JAN)
+    assert b.period_reserved == 1 and b.period_available == 0
+
+
+def test_ten_charged_tenths_spend_exactly_one():
+    budget = Budget(epsilon_per_period=1.0, refresh="none", lifetime_epsilon=1.0)
+    entries = []
+    for i in range(10):
+        r = LedgerEntry.reserve(f"j{i}", 0.1, 0.0, JAN)
+        entries += [r, r.charge(JAN)]
+    b = balance(entries, budget, JAN)
+    assert b.lifetime_spent == Fraction(1) and b.lifetime_available == 0
+    assert not can_reserve(b, 1e-12)
+
+
+def test_floats_are_read_by_their_shortest_decimal_form():
+    assert exact(0.1) == Fraction(1, 10)
+    assert exact(1e-6) == Fraction(1, 10**6)
+    assert exact(3) == 3
+    with pytest.raises(LedgerError):
+        exact(float("nan"))
+    with pytest.raises(LedgerError):
+        exact(True)
+
+
+def test_a_tiny_epsilon_is_not_rounded_to_free():
+    budget = Budget(epsilon_per_period=1e-9, refresh="none", lifetime_epsilon=1e-9)
+    entries = [LedgerEntry.reserve("j", 1e-9, 0.0, JAN)]
+    assert not can_reserve(balance(entries, budget, JAN), 1e-12)
+
+
+# --- periods ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("refresh,when,start,end", [
+    ("daily", at(2025, 3, 31, 23), at(2025, 3, 31), at(2025, 4, 1)),
+    ("monthly", at(2025, 1, 31, 23), at(2025, 1, 1), at(2025, 2, 1)),
+    ("monthly", at(2024, 12, 5), at(2024, 12, 1), at(2025, 1, 1)),
+    ("quarterly", at(2025, 5, 20), at(2025, 4, 1), at(2025, 7, 1)),
+    ("quarterly", at(2025, 12, 31), at(2025, 10, 1), at(2026, 1, 1)),
+    ("yearly", at(2025, 7, 4), at(2025, 1, 1), at(2026, 1, 1)),
+])
+def test_period_boundaries_are_utc_calendar_boundaries(refresh, when, start, end):
+    assert period_start(refresh, when) == start
+    assert next_period_start(refresh, when) == end
+
+
+def test_refresh_none_is_one_period_forever():
+    assert period_start("none", JAN) is None and next_period_start("none", JAN) is None
+
+
+def test_periods_are_computed_in_utc_whatever_the_input_zone():
+    beijing = timezone(timedelta(hours=8))
+    # 1 Feb 03:00 in Beijing is still 31 Jan in UTC
+    assert period_start("monthly", datetime(2025, 2, 1, 3, tzinfo=beijing)) == at(2025, 1, 1)
+    assert period_start("monthly", datetime(2025, 2, 1, 3)) == at(2025, 2, 1)  # naive = UTC
+
+
+def test_allowance_refreshes_at_the_month_boundary():
+    entries = []
+    assert admit(entries, MONTHLY, "a", 5.0, at(2025, 1, 31, 23))
+    assert not admit(entries, MONTHLY, "b", 0.5, at(2025, 1, 31, 23))
+    b = balance(entries, MONTHLY, at(2025, 2, 1))
+    assert b.period_start == at(2025, 2, 1)
+    assert b.period_spent == 0 and b.period_reserved == 0 and b.period_available == 5
+    assert admit(entries, MONTHLY, "b", 5.0, at(2025, 2, 1))
+
+
+def test_lifetime_cap_holds_after_refreshes():
+    entries = []
+    for month in (1, 2):
+        r = LedgerEntry.reserve(f"m{month}", 5.0, 0.0, at(2025, month, 10))
+        entries += [r, r.charge(at(2025, month, 10, 1))]
+    b = balance(entries, MONTHLY, at(2025, 3, 10))
+    assert b.period_available == 5 and b.lifetime_available == 2
+    assert b.epsilon_available == 2
+    assert not admit(entries, MONTHLY, "m3", 3.0, at(2025, 3, 10))
+    assert admit(entries, MONTHLY, "m3", 2.0, at(2025, 3, 10))
+    assert not admit(entries, MONTHLY, "m4", 0.1, at(2025, 7, 1))
+
+
+def test_a_charge_counts_in_the_period_of_its_reservation():
+    r = LedgerEntry.reserve("j", 4.0, 0.0, at(2025, 1, 31, 23))
+    entries = [r, r.charge(at(2025, 2, 1, 1))]
+    jan = balance(entries, MONTHLY, at(2025, 1, 31, 23))
+    feb = balance(entries, MONTHLY, at(2025, 2, 2))
+    assert jan.period_spent == 4
+    assert feb.period_spent == 0 and feb.lifetime_spent == 4
+
+
+def test_an_outstanding_reservation_from_last_period_still_counts_against_the_lifetime():
+    entries = [LedgerEntry.reserve("j", 4.0, 0.0, at(2025, 1, 31))]
+    feb = balance(entries, MONTHLY, at(2025, 2, 2))
+    assert feb.period_reserved == 0 and feb.lifetime_reserved == 4 and feb.lifetime_available == 8
+
+
+def test_release_returns_the_reservation_and_charge_keeps_it_spent():
+    a, b = LedgerEntry.reserve("a", 1.0, 0.0, JAN), LedgerEntry.reserve("b", 2.0, 0.0, JAN)
+    entries = [a, b]
+    bal = balance(entries, MONTHLY, JAN)
+    assert (bal.period_reserved, bal.period_spent, bal.period_available) == (3, 0, 2)
+    entries += [a.release(JAN), b.charge(JAN)]
+    bal = balance(entries, MONTHLY, JAN)
+    assert (bal.period_reserved, bal.period_spent, bal.period_available) == (0, 2, 3)
+    assert (bal.lifetime_reserved, bal.lifetime_spent, bal.lifetime_available) == (0, 2, 10)
+
+
+def test_delta_composes_by_addition_and_is_capped_like_epsilon():
+    budget = Budget(epsilon_per_period=5.0, delta_per_period=1e-6, refresh="monthly",
+                    lifetime_epsilon=50.0, lifetime_delta=2e-6)
+    entries = []
+    assert admit(entries, budget, "a", 1.0, at(2025, 1, 2), delta=5e-7)
+    assert admit(entries, budget, "b", 1.0, at(2025, 1, 3), delta=5e-7)
+    assert not admit(entries, budget, "c", 1.0, at(2025, 1, 4), delta=1e-9)
+    assert admit(entries, budget, "c", 1.0, at(2025, 1, 4), delta=0.0)
+    feb = balance(entries, budget, at(2025, 2, 1))
+    assert feb.period_delta_available == Fraction(1, 10**6)
+    assert feb.lifetime_delta_reserved == Fraction(1, 10**6) and feb.lifetime_delta_available == Fraction(1, 10**6)
+
+
+def test_can_reserve_fails_closed_on_bad_amounts():
+    bal = balance([], MONTHLY, JAN)
+    assert can_reserve(bal, 5.0)
+    for bad in (-0.1, float("inf"), float("nan"), "1", None):
+        assert not can_reserve(bal, bad)
+    assert not can_reserve(bal, 0.1, -1e-9)
+    assert not can_reserve(bal, 0.1, 1e-9)  # no delta granted by this budget
+
+
+def test_available_never_shows_negative_after_an_owner_lowers_the_budget():
+    r = LedgerEntry.reserve("j", 5.0, 0.0, JAN)
+    lowered = Budget(epsilon_per_period=2.0, refresh="monthly", lifetime_epsilon=3.0)
+    bal = balance([r, r.charge(JAN)], lowered, JAN)
+    assert bal.period_available == 0 and bal.lifetime_available == 0 and bal.period_spent == 5
+
+
+def test_balance_to_dict_is_plain_numbers():
+    d = balance([LedgerEntry.reserve("j", 0.1, 0.0, JAN)], MONTHLY, JAN).to_dict()
+    assert d["period_reserved"] == 0.1 and d["period_available"] == 4.9
+    assert d["period_start"] == "2025-01-01T00:00:00+00:00"
+
+
+# --- sequence invariants ---------------------------------------------------------------
+
+def test_a_legal_sequence_validates_and_reports_job_states():
+    a, b, c = (LedgerEntry.reserve(j, 1.0, 0.0, JAN) for j in "abc")
+    entries = [a, b, c, a.charge(JAN), b.release(JAN)]
+    validate_sequence(entries)
+    assert [job_state(entries, j) for j in "abcd"] == ["charged", "released", "reserved", None]
+
+
+@pytest.mark.parametrize("name,entries", [
+    ("double reserve", lambda r: [r, r]),
+    ("double charge", lambda r: [r, r.charge(JAN), r.charge(JAN)]),
+    ("charge without reserve", lambda r: [r.charge(JAN)]),
+    ("release without reserve", lambda r: [r.release(JAN)]),
+    ("charge after release", lambda r: [r, r.release(JAN), r.charge(JAN)]),
+    ("release after charge", lambda r: [r, r.charge(JAN), r.release(JAN)]),
+    ("charge before reserve in log order", lambda r: [r.charge(JAN), r]),
+    ("charge of a different amount", lambda r: [r, LedgerEntry("charge", "j", 0.5, 0.0, JAN)]),
+    ("charge timed before its reserve", lambda r: [r, r.charge(JAN - timedelta(seconds=1))]),
+])
+def test_illegal_sequences_are_refused(name, entries):
+    r = LedgerEntry.reserve("j", 1.0, 0.0, JAN)
+    with pytest.raises(LedgerError):
+        validate_sequence(entries(r))
+    with pytest.raises(LedgerError):
+        balance(entries(r), MONTHLY, JAN)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(kind="refund", job_id="j", epsilon=1.0, delta=0.0, at=JAN),
+    dict(kind="reserve", job_id="", epsilon=1.0, delta=0.0, at=JAN),
+    dict(kind="reserve", job_id="j", epsilon=-1.0, delta=0.0, at=JAN),
+    dict(kind="reserve", job_id="j", epsilon=float("inf"), delta=0.0, at=JAN),
+    dict(kind="reserve", job_id="j", epsilon=1.0, delta=1.0, at=JAN),
+    dict(kind="reserve", job_id="j", epsilon=1.0, delta=0.0, at="2025-01-01"),
+])
+def test_malformed_entries_are_refused(kwargs):
+    with pytest.raises(LedgerError):
+        LedgerEntry(**kwargs)
+
+
+def test_only_a_reservation_can_be_charged_or_released():
+    charge = LedgerEntry.reserve("j", 1.0, 0.0, JAN).charge(JAN)
+    with pytest.raises(LedgerError):
+        charge.release(JAN)
+
+
+# --- property-based: any interleaving keeps the invariants ---------------------------
+
+AMOUNTS = st.sampled_from([0.0, 0.01, 0.1, 0.25, 0.3, 0.5, 1.0, 1.5, 2.5])
+DELTAS = st.sampled_from([0.0, 1e-7, 2.5e-7, 5e-7])
+BUDGETS = st.builds(
+    lambda eps, mult, refresh, d: Budget(epsilon_per_period=eps, refresh=refresh, lifetime_epsilon=eps * mult,
+                                         delta_per_period=d, lifetime_delta=d * mult),
+    st.sampled_from([0.5, 1.0, 2.0, 3.0]), st.sampled_from([1, 2, 3]),
+    st.sampled_from(["none", "daily", "monthly", "quarterly", "yearly"]), st.sampled_from([0.0, 1e-6]))
+
+
+def check_invariants(entries, budget, now):
+    validate_sequence(entries)
+    jobs: dict[str, list] = {}
+    for e in entries:
+        jobs.setdefault(e.job_id, []).append(e)
+    for es in jobs.values():  # one reserve first, then at most one resolution
+        assert es[0].kind == "reserve" and len(es) <= 2
+    active = [es[0] for es in jobs.values() if es[-1].kind != "release"]
+    current = period_start(budget.refresh, now)
+    bal = balance(entries, budget, now)
+    in_period = [r for r in active if period_start(budget.refresh, r.at) == current]
+    assert bal.lifetime_spent + bal.lifetime_reserved == sum(exact(r.epsilon) for r in active)
+    assert bal.period_spent + bal.period_reserved == sum(exact(r.epsilon) for r in in_period)
+    assert bal.lifetime_delta_spent + bal.lifetime_delta_reserved == sum(exact(r.delta) for r in active)
+    # never overspent: unclamped arithmetic, every period and the lifetime
+    assert bal.lifetime_spent + bal.lifetime_reserved <= exact(budget.lifetime_epsilon)
+    assert bal.lifetime_delta_spent + bal.lifetime_delta_reserved <= exact(budget.lifetime_delta)
+    periods: dict = {}
+    for r in active:
+        key = period_start(budget.refresh, r.at)
+        periods[key] = periods.get(key, 0) + exact(r.epsilon)
+    assert all(total <= exact(budget.epsilon_per_period) for total in periods.values())
+    for name in ("period_available", "lifetime_available", "period_delta_available", "lifetime_delta_available"):
+        assert getattr(bal, name) >= 0
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    """Reserve (only when can_reserve allows), charge, release and let time pass, in any order."""
+    outstanding = Bundle("outstanding")
+
+    def __init__(self):
+        super().__init__()
+        self.entries: list[LedgerEntry] = []
+        self.now = at(2025, 1, 1)
+        self.budget = MONTHLY
+        self.count = 0
+        self.resolved: set[str] = set()
+
+    @initialize(budget=BUDGETS)
+    def choose_budget(self, budget):
+        self.budget = budget
+
+    @rule(target=outstanding, eps=AMOUNTS, delta=DELTAS)
+    def reserve(self, eps, delta):
+        self.count += 1
+        job = f"job{self.count}"
+        bal = balance(self.entries, self.budget, self.now)
+        if can_reserve(bal, eps, delta):
+            entry = LedgerEntry.reserve(job, eps, delta, self.now)
+            self.entries.append(entry)
+            after = balance(self.entries, self.budget, self.now)
+            assert after.period_reserved == bal.period_reserved + exact(eps)
+            return entry
+        assert exact(eps) > bal.epsilon_available or exact(delta) > bal.delta_available
+        return LedgerEntry.reserve(job, eps, delta, self.now)  # refused: never appended
+
+    @rule(r=consumes(outstanding))
+    def charge(self, r):
+        if r in self.entries:
+            self.entries.append(r.charge(self.now))
+            self.resolved.add(r.job_id)
+
+    @rule(r=consumes(outstanding))
+    def release(self, r):
+        if r in self.entries:
+            self.entries.append(r.release(self.now))
+            self.resolved.add(r.job_id)
+
+    @rule(days=st.sampled_from([0, 1, 31, 92, 366]), hours=st.integers(0, 23))
+    def time_passes(self, days, hours):
+        self.now += timedelta(days=days, hours=hours)
+
+    @rule()
+    def a_second_resolution_is_refused(self):
+        for job in sorted(self.resolved)[:1]:
+            reserve = next(e for e in self.entries if e.job_id == job and e.kind == "reserve")
+            with pytest.raises(LedgerError):
+                validate_sequence(self.entries + [reserve.charge(self.now)])
+
+    @invariant()
+    def invariants_hold(self):
+        check_invariants(self.entries, self.budget, self.now)
+
+
+TestLedgerInterleavings = LedgerMachine.TestCase
+TestLedgerInterleavings.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+
+
+@st.composite
+def interleavings(draw):
+    """A random op list: reserve(eps, delta), charge(i), release(i), advance(hours)."""
+    ops = []
+    for _ in range(draw(st.integers(0, 60))):
+        kind = draw(st.sampled_from(["reserve", "reserve", "charge", "release", "advance"]))
+        if kind == "reserve":
+            ops.append(("reserve", draw(AMOUNTS), draw(DELTAS)))
+        elif kind == "advance":
+            ops.append(("advance", draw(st.integers(0, 24 * 45))))
+        else:
+            ops.append((kind, draw(st.integers(0, 30))))
+    return ops
+
+
+@given(budget=BUDGETS, ops=interleavings())
+@settings(max_examples=200, deadline=None)
+def test_any_interleaving_of_admitted_reserve_charge_release_keeps_the_invariants(budget, ops):
+    entries, now, reserves = [], at(2025, 1, 1), []
+    for op in ops:
+        if op[0] == "reserve":
+            if admit(entries, budget, f"j{len(reserves)}-{len(entries)}", op[1], now, delta=op[2]):
+                reserves.append(entries[-1])
+        elif op[0] == "advance":
+            now += timedelta(hours=op[1])
+        elif reserves:
+            r = reserves[op[1] % len(reserves)]
+            resolution = r.charge(now) if op[0] == "charge" else r.release(now)
+            if job_state(entries, r.job_id) == "reserved":
+                entries.append(resolution)
+            else:  # a second resolution of any kind is refused
+                with pytest.raises(LedgerError):
+                    validate_sequence(entries + [resolution])
+        check_invariants(entries, budget, now)

@@ -1,0 +1,320 @@
+"""The query runner on tiny Parquet files: public cells, clamping, contribution
+bounds, the result.json contract, and the noise distribution OpenDP adds."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+from scipy import stats
+
+from sandbox.domain import dp as acc
+from sandbox.domain.manifest import parse_manifest
+from sandbox.domain.spec import parse_query_spec
+from sandbox.runner import run_job
+from sandbox.runner.query import (aggregate_frame, exact_cells, over_limit_units, quantile_scores,
+                                  release_table, scan_dataset)
+
+REPO = Path(__file__).resolve().parents[2]
+
+MANIFEST = {
+    "name": "tiny", "classification": "L2", "privacy_unit": "pid", "max_rows_per_unit": 2,
+    "columns": [
+        {"name": "pid", "type": "int64", "kind": "identifier"},
+        {"name": "region", "type": "string", "kind": "categorical", "categories": ["north", "south", "east"]},
+        {"name": "sex", "type": "string", "kind": "categorical", "categories": ["F", "M"]},
+        {"name": "amount", "type": "float64", "kind": "numeric", "bounds": [0, 100]},
+        {"name": "age", "type": "int64", "kind": "numeric", "bounds": [0, 10]},
+    ],
+}
+
+# pid 1 has 6 rows (k = 2). 'west' and a missing region are not public categories;
+# amounts 1e6 and -5000 lie outside [0, 100]; NaN / null amounts are left out.
+FILE_A = {"pid": [1, 1, 1, 2, 2, 3], "region": ["north"] * 4 + ["south"] * 2, "sex": ["F", "F", "F", "M", "F", "F"],
+          "amount": [1e6, 1e6, 1e6, 10.0, 20.0, -5000.0], "age": [3, 3, 3, 5, 7, 2]}
+FILE_B = {"pid": [1, 1, 1, 4, 5, 6, 7, 8, 8, 9, 9],
+          "region": ["north"] * 3 + ["west", None, "south", "south"] + ["west"] * 4,
+          "sex": ["F", "F", "F", "M", "F", "M", "M"] + ["M"] * 4,
+          "amount": [1e6, 1e6, 1e6, 30.0, 40.0, float("nan"), None] + [None] * 4,
+          "age": [3, 3, 3, 15, 1, 8, 10] + [99] * 4}
+
+# Exact answers, by hand. verified = all rows; truncated = pid 1 keeps 2 rows.
+COUNT_BY_REGION = {True: {"north": 7, "south": 4, "east": 0}, False: {"north": 3, "south": 4, "east": 0}}
+SUM_BY_REGION = {True: {"north": 610.0, "south": 20.0, "east": 0.0},
+                 False: {"north": 210.0, "south": 20.0, "east": 0.0}}
+# ages 15 and 99 clamp to 10 and land in the last, closed bin
+AGE_HIST_BY_SEX = {("F", 0.0, 5.0): 8, ("F", 5.0, 10.0): 1, ("M", 0.0, 5.0): 0, ("M", 5.0, 10.0): 8}
+
+
+def _spec(queries):
+    return {"mode": "query", "dataset": "tiny", "purpose": "unit test", "queries": queries}
+
+
+@pytest.fixture()
+def data_dir(tmp_path):
+    d = tmp_path / "data"
+    d.mkdir()
+    schema = {"pid": pl.Int64, "region": pl.String, "sex": pl.String, "amount": pl.Float64, "age": pl.Int64}
+    pl.DataFrame(FILE_A, schema=schema).write_parquet(d / "a.parquet")
+    pl.DataFrame(FILE_B, schema=schema).write_parquet(d / "b.parquet")
+    return d
+
+
+@pytest.fixture()
+def out_dir(tmp_path):
+    d = tmp_path / "out"
+    d.mkdir()
+    return d
+
+
+def _job(spec, data_dir, out_dir, bound_verified=True, manifest=MANIFEST):
+    return {"kind": "query", "spec": spec, "manifest": manifest, "data_dir": str(data_dir),
+            "bound_verified": bound_verified, "out_dir": str(out_dir)}
+
+
+def _as_dict(table):
+    return {tuple(row[:-1]): row[-1] for row in table["rows"]}
+
+
+# Epsilon 10 and k = 2: count noise has scale 0.2 (|noise| >= 3 has probability ~1e-6),
+# sum noise scale 20, so the tolerances below separate right from wrong answers.
+@pytest.mark.parametrize("bound_verified", [True, False])
+def test_counts_cover_every_public_cell_and_respect_the_bound(data_dir, out_dir, bound_verified):
+    spec = _spec([{"name": "n", "statistic": "count", "group_by": ["region"], "epsilon": 10}])
+    table = run_job(_job(spec, data_dir, out_dir, bound_verified))["tables"][0]
+    got = _as_dict(table)
+    assert list(got) == [("north",), ("south",), ("east",)]  # manifest order; 'west' never appears
+    for (region,), value in got.items():
+        assert isinstance(value, int)
+        assert abs(value - COUNT_BY_REGION[bound_verified][region]) <= 2
+
+
+@pytest.mark.parametrize("bound_verified", [True, False])
+def test_sums_are_clamped_to_public_bounds(data_dir, out_dir, bound_verified):
+    spec = _spec([{"name": "s", "statistic": "sum", "column": "amount", "group_by": ["region"], "epsilon": 10}])
+    got = _as_dict(run_job(_job(spec, data_dir, out_dir, bound_verified))["tables"][0])
+    for (region,), value in got.items():
+        assert abs(value - SUM_BY_REGION[bound_verified][region]) < 300, region
+
+
+def test_over_limit_units_are_found_across_files(data_dir):
+    over = over_limit_units(scan_dataset(data_dir), parse_manifest(MANIFEST))
+    assert over["__unit"].to_list() == [1]  # pid 1: 3 rows in each file, k = 2
+
+
+def test_truncation_keeps_exactly_k_rows_of_an_over_limit_unit(tmp_path, out_dir):
+    # one unit with 50 distinct rows; k = 2 so the exact count is 2 in the cell, whatever rows are kept
+    d = tmp_path / "one"
+    d.mkdir()
+    pl.DataFrame({"pid": [1] * 50 + [2], "region": ["north"] * 50 + ["south"], "sex": ["F"] * 51,
+                  "amount": [float(i) for i in range(51)], "age": [i % 11 for i in range(51)]}
+                 ).write_parquet(d / "x.parquet")
+    spec = _spec([{"name": "n", "statistic": "count", "group_by": ["region"], "epsilon": 10},
+                  {"name": "s", "statistic": "sum", "column": "amount", "epsilon": 10}])
+    for _ in range(3):
+        n, s = run_job(_job(spec, d, out_dir, bound_verified=False))["tables"]
+        got = _as_dict(n)
+        assert abs(got[("north",)] - 2) <= 2 and abs(got[("south",)] - 1) <= 2
+        assert s["rows"][0][0] < 2 * 49 + 50 + 300  # two of pid 1's amounts (<= 49 each) + pid 2's 50
+
+
+def test_histogram_clamps_and_closes_the_last_bin(data_dir, out_dir):
+    spec = _spec([{"name": "h", "statistic": "histogram", "column": "age", "bins": [0, 5, 10],
+                   "group_by": ["sex"], "epsilon": 10}])
+    table = run_job(_job(spec, data_dir, out_dir))["tables"][0]
+    assert table["columns"] == ["sex", "bin_lower", "bin_upper", "count"]
+    got = _as_dict(table)
+    assert list(got) == list(AGE_HIST_BY_SEX)
+    for cell, value in got.items():
+        assert abs(value - AGE_HIST_BY_SEX[cell]) <= 2, cell
+
+
+def test_mean_is_near_the_clamped_mean_and_always_inside_bounds(data_dir, out_dir):
+    spec = _spec([{"name": "m", "statistic": "mean", "column": "amount", "group_by": ["region"], "epsilon": 10}])
+    north, south = [], []
+    for _ in range(21):
+        got = _as_dict(run_job(_job(spec, data_dir, out_dir))["tables"][0])
+        assert all(0 <= v <= 100 for v in got.values())
+        north.append(got[("north",)])
+        south.append(got[("south",)])
+    # one release over 2-7 rows is noisy; the median of 21 is not. Unclamped input
+    # would put north at the upper bound 100, 13 away from the clamped mean.
+    assert abs(sorted(north)[10] - 610 / 7) < 8
+    assert abs(sorted(south)[10] - 10) < 20
+
+
+def test_quantile_scores_match_opendps_score_transformation(data_dir):
+    import opendp.prelude as dp
+
+    dp.enable_features("contrib")
+    manifest = parse_manifest(MANIFEST)
+    scan = scan_dataset(data_dir)
+    all_rows = pl.concat([pl.DataFrame(FILE_A), pl.DataFrame(FILE_B)], how="vertical_relaxed")
+    for column, q in [("age", 0.5), ("age", 0.25), ("amount", 0.5), ("amount", 0.3)]:
+        spec = parse_query_spec(_spec([{"name": "q", "statistic": "quantile", "column": column, "q": q,
+                                        "epsilon": 1}]), manifest)
+        query = spec.queries[0]
+        plan = acc.plan_query(query, manifest)
+        agg = aggregate_frame(scan, query, plan, manifest).collect()
+        (hist, eqs), = exact_cells(query, plan, agg, manifest)
+        ours = quantile_scores(hist, eqs, *plan.alpha)
+
+        lo, hi = plan.bounds
+        values = [min(hi, max(lo, float(v))) for v in all_rows[column].to_list()
+                  if v is not None and not math.isnan(v)]
+        score = dp.t.make_quantile_score_candidates(dp.vector_domain(dp.atom_domain(T=float, nan=False)),
+                                                    dp.symmetric_distance(), list(plan.candidates), alpha=q)
+        theirs = score(values)
+        # OpenDP may keep alpha on a finer grid (0.3 -> 3000/10000); scores are then proportional.
+        factor = theirs[0] // ours[0] if ours[0] else 1
+        assert [s * factor for s in ours] == theirs, (column, q)
+        # and OpenDP's stability map agrees with our score sensitivity (per row, same scaling)
+        assert score.map(2) == factor * acc.quantile_score_sensitivity(2, *plan.alpha)
+
+
+def test_quantile_release_finds_the_median(tmp_path, out_dir):
+    d = tmp_path / "big"
+    d.mkdir()
+    n = 4000
+    pl.DataFrame({"pid": list(range(n)), "region": ["north", "south"] * (n // 2), "sex": ["F"] * n,
+                  "amount": [i % 100 + 0.5 for i in range(n)], "age": [i % 11 for i in range(n)]}
+                 ).write_parquet(d / "x.parquet")
+    spec = _spec([{"name": "med", "statistic": "quantile", "column": "amount", "q": 0.5,
+                   "group_by": ["region"], "epsilon": 10},
+                  {"name": "p90", "statistic": "quantile", "column": "age", "q": 0.9, "epsilon": 10}])
+    med, p90 = run_job(_job(spec, d, out_dir))["tables"]
+    got = _as_dict(med)
+    assert list(got) == [("north",), ("south",), ("east",)]
+    assert abs(got[("north",)] - 50) < 5 and abs(got[("south",)] - 50) < 5
+    assert 0 <= got[("east",)] <= 100  # no data: still released, a candidate from the public grid
+    assert p90["rows"][0][0] in (9.0, 10.0)
+
+
+def test_result_json_has_exactly_the_documented_shape(data_dir, out_dir):
+    spec = _spec([
+        {"name": "n", "statistic": "count", "epsilon": 1},
+        {"name": "m", "statistic": "mean", "column": "amount", "group_by": ["region", "sex"], "epsilon": 1},
+        {"name": "h", "statistic": "histogram", "column": "age", "bins": [0, 2, 10], "epsilon": 1},
+        {"name": "q", "statistic": "quantile", "column": "age", "q": 0.5, "epsilon": 1},
+    ])
+    returned = run_job(_job(spec, data_dir, out_dir))
+    assert sorted(os.listdir(out_dir)) == ["result.json"]
+    result = json.loads((out_dir / "result.json").read_text(encoding="utf-8"))
+    assert result == returned
+    assert list(result) == ["tables"]
+    keys = {"name", "statistic", "column", "group_by", "columns", "rows", "epsilon", "mechanism", "noise_scale",
+            "sensitivity", "expected_abs_error", "parts"}
+    n, m, h, q = result["tables"]
+    assert set(n) == set(m) == set(h) == keys and set(q) == keys | {"q"}
+    assert (n["columns"], n["group_by"], n["column"], len(n["rows"])) == (["count"], [], None, 1)
+    assert n["mechanism"] == "discrete_laplace" and n["sensitivity"] == 2 and n["noise_scale"] == 2.0
+    assert n["expected_abs_error"] == pytest.approx(acc.discrete_laplace_expected_abs_error(2.0))
+    assert m["columns"] == ["region", "sex", "mean"] and len(m["rows"]) == 6
+    assert [r[:2] for r in m["rows"]] == [[r, s] for r in ("north", "south", "east") for s in ("F", "M")]
+    assert [p["name"] for p in m["parts"]] == ["shifted_sum", "count"]
+    assert sum(p["epsilon"] for p in m["parts"]) == m["epsilon"] == 1.0
+    assert h["rows"][0][:2] == [0.0, 2.0] and len(h["rows"]) == 2
+    assert q["mechanism"] == "exponential" and q["columns"] == ["quantile"]
+    assert q["rows"][0][0] in [float(i) for i in range(11)]
+
+
+def test_a_failing_job_writes_nothing(tmp_path, out_dir):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    spec = _spec([{"name": "n", "statistic": "count", "epsilon": 1}])
+    with pytest.raises(FileNotFoundError):
+        run_job(_job(spec, empty, out_dir))
+    assert os.listdir(out_dir) == []
+
+
+def test_runner_revalidates_the_spec(data_dir, out_dir):
+    spec = _spec([{"name": "n", "statistic": "count", "group_by": ["pid"], "epsilon": 1}])
+    with pytest.raises(ValueError):
+        run_job(_job(spec, data_dir, out_dir))
+    assert os.listdir(out_dir) == []
+
+
+def test_bound_verified_must_be_a_boolean(data_dir, out_dir):
+    spec = _spec([{"name": "n", "statistic": "count", "epsilon": 1}])
+    with pytest.raises(ValueError, match="bound_verified"):
+        run_job(_job(spec, data_dir, out_dir, bound_verified="yes"))
+
+
+def test_seeding_is_refused_rather_than_faked(data_dir, out_dir):
+    spec = _spec([{"name": "n", "statistic": "count", "epsilon": 1}])
+    with pytest.raises(ValueError, match="cannot be seeded"):
+        run_job(_job(spec, data_dir, out_dir), seed_for_tests=1)
+
+
+def _run_module(job_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-m", "sandbox.runner", str(job_path)], cwd=REPO, env=env,
+                          capture_output=True, timeout=120)
+
+
+def test_module_entry_point_writes_result_or_nothing(tmp_path, data_dir, out_dir):
+    spec = _spec([{"name": "n", "statistic": "count", "group_by": ["sex"], "epsilon": 1}])
+    job_path = tmp_path / "job.json"
+    job_path.write_text(json.dumps(_job(spec, data_dir, out_dir)), encoding="utf-8")
+    ok = _run_module(job_path)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout == b""
+    assert sorted(os.listdir(out_dir)) == ["result.json"]
+
+    failed_out = tmp_path / "out2"
+    failed_out.mkdir()
+    job_path.write_text(json.dumps(_job(spec, tmp_path / "missing", failed_out)), encoding="utf-8")
+    bad = _run_module(job_path)
+    assert bad.returncode != 0 and b"Traceback" in bad.stderr
+    assert os.listdir(failed_out) == []
+
+
+# ---- the noise itself
+
+def _released_noise(data_dir, query_dict, draws):
+    """Aggregate once, then release `draws` times through the runner's release path."""
+    manifest = parse_manifest(MANIFEST)
+    query = parse_query_spec(_spec([query_dict]), manifest).queries[0]
+    plan = acc.plan_query(query, manifest)
+    agg = aggregate_frame(scan_dataset(data_dir), query, plan, manifest).collect()
+    truth = exact_cells(query, plan, agg, manifest)
+    noise = []
+    for _ in range(draws):
+        table = release_table(query, plan, agg, manifest)
+        noise.extend(row[-1] - t for row, t in zip(table["rows"], truth))
+    return plan, noise
+
+
+def test_count_noise_follows_the_discrete_laplace_of_the_planned_scale(data_dir):
+    plan, noise = _released_noise(data_dir, {"name": "n", "statistic": "count", "group_by": ["region"],
+                                             "epsilon": 0.5}, 700)  # 3 cells x 700 = 2100 draws
+    b = plan.noise_scale
+    assert b == 4.0
+    assert all(isinstance(x, int) for x in noise)
+    # chi-square goodness of fit against the discrete Laplace pmf exp(-|x|/b), tails pooled
+    edges = list(range(-12, 13))
+    dist = stats.dlaplace(1 / b)
+    expected = [dist.cdf(-13)] + [dist.pmf(x) for x in edges] + [dist.sf(12)]
+    observed = [sum(x < -12 for x in noise)] + [noise.count(x) for x in edges] + [sum(x > 12 for x in noise)]
+    n = len(noise)
+    assert stats.chisquare(observed, [e * n for e in expected]).pvalue > 1e-4
+    # and a scale 1.5x too large is rejected by the same test (it has power)
+    wrong = stats.dlaplace(1 / (1.5 * b))
+    wrong_exp = [wrong.cdf(-13)] + [wrong.pmf(x) for x in edges] + [wrong.sf(12)]
+    assert stats.chisquare(observed, [e * n for e in wrong_exp]).pvalue < 1e-4
+    mean_abs = sum(abs(x) for x in noise) / n
+    assert mean_abs == pytest.approx(acc.discrete_laplace_expected_abs_error(b), rel=0.1)
+
+
+def test_sum_noise_follows_the_laplace_of_the_planned_scale(data_dir):
+    plan, noise = _released_noise(data_dir, {"name": "s", "statistic": "sum", "column": "amount",
+                                             "group_by": ["region"], "epsilon": 1.0}, 700)
+    b = plan.noise_scale
+    assert b == 200.0  # k * max(|0|, |100|) / 1
+    assert stats.kstest(noise, stats.laplace(scale=b).cdf).pvalue > 1e-4
+    assert stats.kstest(noise, stats.laplace(scale=1.3 * b).cdf).pvalue < 1e-4
