@@ -24,6 +24,8 @@ class Settings:
     manifests_dir: Path             # public dataset manifests
     policies_dir: Path              # data owners' policy files
     signing_key_path: Path
+    lease_margin_seconds: int = 60   # a running job's lease = policy wall time + this margin
+    sweep_seconds: float = 15.0      # how often each worker looks for lost jobs
 
     @property
     def jobs_dir(self) -> Path:
@@ -51,6 +53,8 @@ def load(environ: dict | None = None) -> Settings:
         manifests_dir=Path(env.get("SANDBOX_MANIFESTS_DIR", REPO_ROOT / "datasets")).resolve(),
         policies_dir=Path(env.get("SANDBOX_POLICIES_DIR", REPO_ROOT / "policies")).resolve(),
         signing_key_path=Path(env.get("SANDBOX_SIGNING_KEY", home / "keys" / "release_ed25519.pem")),
+        lease_margin_seconds=int(env.get("SANDBOX_LEASE_MARGIN_SECONDS", "60")),
+        sweep_seconds=float(env.get("SANDBOX_SWEEP_SECONDS", "15")),
     )
 
 

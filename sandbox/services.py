@@ -90,7 +90,6 @@ class Services:
     backend_factory: Callable[[], object]
     enqueue: Callable[[str], None]
     clock: Callable[[], datetime] = utcnow
-    lease_margin_seconds: int = 60
 
     # ----------------------------------------------------------------- audit
     def audit(self, s, actor: str, action: str, subject: str, payload: dict | None = None) -> None:
@@ -135,10 +134,11 @@ class Services:
         job.updated_at = self.clock()
 
     def _ledger_resolve(self, s, job: Job, kind: str) -> None:
-        exists = s.execute(select(LedgerEntry).where(LedgerEntry.job_id == job.id,
-                                                     LedgerEntry.resolution == "resolve")).scalar_one_or_none()
-        if exists is not None:
-            return  # idempotent: a retried task must not charge twice
+        entries = s.execute(select(LedgerEntry.resolution).where(LedgerEntry.job_id == job.id)).scalars().all()
+        if "reserve" not in entries or "resolve" in entries:
+            # Nothing reserved (refused at admission), or already resolved: a retried
+            # task must never charge twice.
+            return
         s.add(LedgerEntry(dataset=job.dataset, operator=job.operator, job_id=job.id, kind=kind,
                           resolution="resolve", epsilon=job.epsilon, delta=job.delta, at=self.clock()))
 
@@ -470,7 +470,7 @@ class Services:
             policy = self._job_policy(s, job)
             job.attempts += 1
             lim = policy.limits
-            job.lease_expires = self.clock() + timedelta(seconds=lim.wall_seconds + self.lease_margin_seconds)
+            job.lease_expires = self.clock() + timedelta(seconds=lim.wall_seconds + self.settings.lease_margin_seconds)
             self.transition(s, job, st.RUNNING, st.SYSTEM, "worker", f"attempt {job.attempts}")
             return {"job_id": job.id, "attempt": job.attempts, "spec": job.spec, "manifest": ds.manifest,
                     "data_dir": ds.data_dir, "bound_verified": ds.bound_verified,
@@ -556,9 +556,21 @@ class Services:
             for job in s.execute(select(Job).where(Job.state == st.QUEUED)).scalars().all():
                 if job.id not in requeued and _aware(job.updated_at) < now - timedelta(seconds=queued_grace_seconds):
                     resent.append(job.id)
+        if requeued:
+            # A lost worker may have left its box behind (a Docker container outlives its client).
+            backend = self._backend_or_none()
+            for job_id in requeued:
+                if backend is not None and hasattr(backend, "terminate"):
+                    backend.terminate(job_id)
         for job_id in requeued + resent:
             self._safe_enqueue(job_id)
         return {"requeued": requeued, "resent": resent}
+
+    def _backend_or_none(self):
+        try:
+            return self.backend_factory()
+        except Exception:  # noqa: BLE001 - no backend here means nothing of ours is running here
+            return None
 
     # ---------------------------------------------------------------- review
     def review_queue(self, user: User) -> list[dict]:

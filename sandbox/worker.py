@@ -63,9 +63,9 @@ def _services(settings: Settings):
     return bootstrap(settings)
 
 
-def run_worker(settings: Settings | None = None, concurrency: int = 1, sweep_every: float = 15.0,
-               loglevel: str = "INFO") -> None:
+def run_worker(settings: Settings | None = None, concurrency: int = 1, loglevel: str = "INFO") -> None:
     settings = settings or load()
+    sweep_every = settings.sweep_seconds
     app = celery_app(settings)
     stop = threading.Event()
 

@@ -76,6 +76,11 @@ class IsolationBackend(Protocol):
 
     def run(self, request: RunRequest) -> RunResult: ...
 
+    def terminate(self, label: str) -> None:
+        """Stop and remove whatever is left of runs with this label (a worker died
+        mid-run). Idempotent; a no-op when nothing is left."""
+        ...
+
 
 class BackendUnavailable(RuntimeError):
     pass

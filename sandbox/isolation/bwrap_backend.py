@@ -66,6 +66,9 @@ class BwrapBackend:
 
     # -- running ------------------------------------------------------------------------------
 
+    def terminate(self, label: str) -> None:
+        """Nothing to do: --die-with-parent ends a box when the worker that ran it dies."""
+
     def run(self, request: RunRequest) -> RunResult:
         if shutil.which(self.bwrap) is None:
             raise BackendUnavailable("bwrap not found")

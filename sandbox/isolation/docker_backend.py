@@ -72,6 +72,14 @@ class DockerBackend:
 
     # -- running ------------------------------------------------------------------------------
 
+    def terminate(self, label: str) -> None:
+        """Remove containers left by a worker that died mid-run (they outlive their client)."""
+        try:
+            for c in self._docker().containers.list(all=True, filters={"label": f"sandbox.label={label}"}):
+                c.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
     def run(self, request: RunRequest) -> RunResult:
         client = self._docker()
         limits = request.limits

@@ -61,6 +61,11 @@ class Harness:
             os.killpg(self.worker.pid, sig)
             self.worker.wait(timeout=30)
 
+    def sigkill_worker_process(self) -> None:
+        """SIGKILL the worker process alone, as a crash would (its children are not signalled)."""
+        os.kill(self.worker.pid, signal.SIGKILL)
+        self.worker.wait(timeout=30)
+
     def stop(self) -> None:
         self.kill_worker(signal.SIGTERM)
         if self.server:

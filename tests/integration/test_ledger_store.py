@@ -1,0 +1,130 @@
+"""The budget ledger in the real store: concurrency and idempotence, on SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select
+
+from sandbox.bootstrap import bootstrap
+from sandbox.config import REPO_ROOT, load
+from sandbox.domain import states as st
+from sandbox.store.models import Job, LedgerEntry, User
+from tests.conftest import make_env
+
+TIGHT_POLICY = """
+dataset: health_visits
+classification: L3
+modes: [query]
+release: one_reviewer
+run_approval: auto
+licences:
+  - operator: operator
+    expires: 2099-12-31
+    purposes: [public_health_planning]
+budget:
+  epsilon_per_period: 1.0
+  refresh: monthly
+  lifetime_epsilon: 1.5
+limits:
+  wall_seconds: 60
+"""
+
+
+def spec(epsilon: float = 0.1) -> dict:
+    return {"mode": "query", "dataset": "health_visits", "purpose": "public_health_planning",
+            "queries": [{"name": "n", "statistic": "count", "epsilon": epsilon}]}
+
+
+@pytest.fixture
+def services(database_url, demo_datasets_dir, tmp_path):
+    settings = load(make_env(tmp_path, database_url, demo_datasets_dir))
+    svc = bootstrap(settings, enqueue=lambda _job_id: None)
+    svc.register_dataset(REPO_ROOT / "datasets" / "health_visits.yaml", demo_datasets_dir / "health_visits")
+    svc.apply_policy(TIGHT_POLICY, "policies/health_visits.yaml", "owner")
+    svc.create_user("operator", "operator", "op-token")
+    yield svc
+    svc.store.dispose()
+
+
+def operator(svc) -> User:
+    return svc.authenticate("op-token")
+
+
+def test_200_concurrent_submissions_admit_exactly_what_the_budget_fits(services):
+    user = operator(services)
+    results, errors = [], []
+    barrier = threading.Barrier(50)
+
+    def submit_four():
+        barrier.wait()
+        for _ in range(4):
+            try:
+                results.append(services.submit(user, spec(0.1))["admitted"])
+            except Exception as e:  # noqa: BLE001 - collected and asserted below
+                errors.append(repr(e))
+
+    threads = [threading.Thread(target=submit_four) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(results) == 200 and results.count(True) == 10
+    bal = services.balance(user, "health_visits")
+    assert bal["period_available"] == 0.0 and bal["period_reserved"] == pytest.approx(1.0)
+    with services.store.transaction() as s:
+        reserves = s.execute(select(LedgerEntry).where(LedgerEntry.kind == "reserve")).scalars().all()
+        assert len(reserves) == 10
+        assert s.execute(select(Job).where(Job.state == st.QUEUED)).scalars().all().__len__() == 10
+    assert services.audit_verify()["ok"]
+
+
+def test_dry_run_reserves_nothing_and_shows_the_balance_after(services):
+    user = operator(services)
+    dry = services.submit(user, spec(0.4), dry_run=True)
+    assert dry["admitted"] and dry["balance_after"]["period_available"] == pytest.approx(0.6)
+    assert services.balance(user, "health_visits")["period_available"] == pytest.approx(1.0)
+    assert services.list_jobs(user) == []
+
+
+def test_cancel_before_running_releases_and_a_charge_is_recorded_once(services):
+    user = operator(services)
+    first = services.submit(user, spec(0.5))["job"]["id"]
+    second = services.submit(user, spec(0.5))["job"]["id"]
+    assert not services.submit(user, spec(0.1))["admitted"]
+    services.cancel(user, second)
+    assert services.balance(user, "health_visits")["period_available"] == pytest.approx(0.5)
+    # The worker claims the first job twice (a redelivered message): charged once.
+    assert services.claim(first) is not None
+    assert services.claim(first) is None
+    with services.store.transaction() as s:
+        kinds = sorted(e.kind for e in s.execute(select(LedgerEntry).where(LedgerEntry.job_id == first)).scalars())
+    assert kinds == ["charge", "reserve"]
+
+
+def test_period_refresh_and_lifetime_cap(services):
+    user = operator(services)
+    now = datetime(2026, 11, 30, 12, tzinfo=timezone.utc)
+    services.clock = lambda: now
+    assert services.submit(user, spec(1.0))["admitted"]
+    assert not services.submit(user, spec(0.1))["admitted"]       # period spent
+    now = datetime(2026, 12, 1, 0, 0, 1, tzinfo=timezone.utc)
+    services.clock = lambda: now
+    assert services.submit(user, spec(0.5))["admitted"]           # new month
+    refused = services.submit(user, spec(0.1))                     # lifetime 1.5 reached
+    assert not refused["admitted"] and any("lifetime" in r for r in refused["reasons"])
+
+
+def test_sweeper_requeues_a_job_whose_worker_vanished(services):
+    user = operator(services)
+    job_id = services.submit(user, spec(0.1))["job"]["id"]
+    assert services.claim(job_id) is not None          # running, then the worker "dies"
+    later = datetime.now(timezone.utc) + timedelta(seconds=60 + services.settings.lease_margin_seconds + 1)
+    services.clock = lambda: later
+    assert services.sweep()["requeued"] == [job_id]
+    assert services.claim(job_id)["attempt"] == 2
+    with services.store.transaction() as s:
+        entries = s.execute(select(LedgerEntry).where(LedgerEntry.job_id == job_id)).scalars().all()
+    assert sorted(e.kind for e in entries) == ["charge", "reserve"]
