@@ -297,6 +297,24 @@ def cmd_audit_verify(args) -> int:
     return 0 if result["ok"] else 1
 
 
+def cmd_audit_head(args) -> int:
+    _print(_client(args).audit_head())
+    return 0
+
+
+def cmd_consumption(args) -> int:
+    _print(_client(args).consumption(args.dataset))
+    return 0
+
+
+def cmd_metering(args) -> int:
+    if args.csv:
+        sys.stdout.write(_client(args).metering("csv"))
+    else:
+        _print(_client(args).metering())
+    return 0
+
+
 def _need(value, what):
     if not value:
         raise UsageError(f"missing {what}")
@@ -398,8 +416,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_verify_release)
     s = sub.add_parser("audit", help="audit log")
     asub = s.add_subparsers(dest="audit_command", required=True)
-    t = asub.add_parser("verify")
+    t = asub.add_parser("verify", help="verify the hash chain; says where it is broken")
     t.set_defaults(func=cmd_audit_verify)
+    t = asub.add_parser("head", help="print the chain head (seq, hash) for anchoring elsewhere")
+    t.set_defaults(func=cmd_audit_head)
+    s = sub.add_parser("consumption", help="owner/compliance: budget consumption per operator and period")
+    s.add_argument("dataset")
+    s.set_defaults(func=cmd_consumption)
+    s = sub.add_parser("metering", help="owner/compliance: jobs, run seconds, rows, budget, releases per month")
+    s.add_argument("--csv", action="store_true")
+    s.set_defaults(func=cmd_metering)
     return p
 
 

@@ -111,6 +111,16 @@ class Sandbox:
     def audit_verify(self) -> dict:
         return self._req("GET", "/audit/verify").json()
 
+    def audit_head(self) -> dict:
+        return self._req("GET", "/audit/head").json()
+
+    def consumption(self, dataset: str) -> dict:
+        return self._req("GET", f"/consumption/{dataset}").json()
+
+    def metering(self, fmt: str = "json"):
+        r = self._req("GET", "/metering", params={"format": fmt})
+        return r.text if fmt == "csv" else r.json()["metering"]
+
     # owner
     def run_approval(self, job_id: str, decision: str, reason: str = "") -> dict:
         return self._req("POST", f"/jobs/{job_id}/run-approval", json={"decision": decision, "reason": reason}).json()

@@ -86,3 +86,39 @@ def table_csv(table: dict) -> str:
     for r in table["rows"]:
         w.writerow(r)
     return buf.getvalue()
+
+
+def csv_summary(text: str) -> dict:
+    """Per-column summary for the reviewer: rows, and min/max/sum/decimals of numeric columns."""
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows:
+        return {"rows": 0, "columns": {}}
+    header, body = rows[0], rows[1:]
+    cols = {}
+    for i, name in enumerate(header):
+        values = [r[i] for r in body if i < len(r)]
+        nums = []
+        for v in values:
+            try:
+                nums.append(float(v))
+            except ValueError:
+                nums = None
+                break
+        if nums:
+            decimals = max((len(v.split(".")[1]) if "." in v else 0) for v in values)
+            cols[name] = {"kind": "numeric", "min": min(nums), "max": max(nums), "sum": sum(nums),
+                          "max_decimals": decimals}
+        else:
+            cols[name] = {"kind": "text", "distinct": len(set(values))}
+    return {"rows": len(body), "columns": cols}
+
+
+def spec_diff(previous: dict | None, current: dict, previous_id: str | None, current_id: str) -> str:
+    """Unified diff of the operator's previous job spec on this dataset against this one."""
+    import difflib
+    if previous is None:
+        return "(first job of this operator on this dataset)"
+    a = json.dumps(previous, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
+    b = json.dumps(current, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
+    return "\n".join(difflib.unified_diff(a, b, f"job {previous_id}", f"job {current_id}", lineterm="")) \
+        or "(identical to the previous job)"

@@ -181,6 +181,7 @@ class Services:
             ds.data_dir = str(Path(data_dir).resolve())
             ds.version_hash = version
             ds.bound_verified = bool(report.ok)
+            ds.rows = int(ingest.row_count(data_dir))
             self.audit(s, actor, "dataset.registered", manifest.name,
                        {"version": version, "bound_verified": bool(report.ok)})
         return {"name": manifest.name, "version": version, "bound_verified": bool(report.ok)}
@@ -430,13 +431,22 @@ class Services:
                 "spec_hash": job.spec_hash, "spec": job.spec, "policy_hash": job.policy_hash,
                 "created_at": _aware(job.created_at).isoformat(), "message": job.message}
         if user.role == st.OPERATOR:
-            # Operators see a coarse state and no run timings (timing side channel).
-            view["state"] = st.OPERATOR_VIEW[job.state]
+            # Operators see a coarse state and no run timings (timing side channel): the
+            # outcome of a run shows only after the time fixed when it started.
+            if self._hidden_outcome(job):
+                view["state"], view["message"] = "in_progress", ""
+            else:
+                view["state"] = st.OPERATOR_VIEW[job.state]
+            if job.visible_after is not None:
+                view["outcome_visible_after"] = _aware(job.visible_after).isoformat()
         else:
             view.update({"state": job.state, "updated_at": _aware(job.updated_at).isoformat(),
                          "attempts": job.attempts, "backend": job.backend,
                          "dataset_version": job.dataset_version, "reviewers_required": job.reviewers_required})
         return view
+
+    def _hidden_outcome(self, job: Job) -> bool:
+        return job.visible_after is not None and self.clock() < _aware(job.visible_after)
 
     def get_job(self, user: User, job_id: str) -> dict:
         with self.store.transaction() as s:
@@ -470,6 +480,8 @@ class Services:
             policy = self._job_policy(s, job)
             job.attempts += 1
             lim = policy.limits
+            if job.visible_after is None:
+                job.visible_after = self.clock() + timedelta(seconds=lim.wall_seconds)
             job.lease_expires = self.clock() + timedelta(seconds=lim.wall_seconds + self.settings.lease_margin_seconds)
             self.transition(s, job, st.RUNNING, st.SYSTEM, "worker", f"attempt {job.attempts}")
             return {"job_id": job.id, "attempt": job.attempts, "spec": job.spec, "manifest": ds.manifest,
@@ -572,6 +584,66 @@ class Services:
         except Exception:  # noqa: BLE001 - no backend here means nothing of ours is running here
             return None
 
+    # -------------------------------------------------------------- metering
+    def consumption(self, user: User, dataset: str) -> list[dict]:
+        """Budget consumption per operator and period (owners and compliance)."""
+        if user.role == st.OPERATOR:
+            raise Forbidden("operators see their own balance at /budget/<dataset>")
+        with self.store.transaction() as s:
+            _, policy = self._current_policy(s, dataset)
+            rows = s.execute(select(LedgerEntry).where(LedgerEntry.dataset == dataset)
+                             .order_by(LedgerEntry.id)).scalars().all()
+        reserved_at = {r.job_id: _aware(r.at) for r in rows if r.kind == "reserve"}
+        out: dict[tuple, dict] = {}
+        for r in rows:
+            start = led.period_start(policy.budget.refresh, reserved_at.get(r.job_id, _aware(r.at)))
+            key = (r.operator, start.isoformat() if start else "all")
+            row = out.setdefault(key, {"operator": r.operator, "period_start": key[1], "jobs": 0,
+                                       "epsilon_charged": 0.0, "epsilon_released": 0.0, "epsilon_reserved": 0.0})
+            if r.kind == "reserve":
+                row["jobs"] += 1
+                row["epsilon_reserved"] += r.epsilon
+            elif r.kind == "charge":
+                row["epsilon_charged"] += r.epsilon
+                row["epsilon_reserved"] -= r.epsilon
+            else:
+                row["epsilon_released"] += r.epsilon
+                row["epsilon_reserved"] -= r.epsilon
+        return [dict(v, epsilon_reserved=round(v["epsilon_reserved"], 12)) for v in out.values()]
+
+    def metering(self, user: User) -> list[dict]:
+        """Per operator, dataset and month: jobs, run seconds, rows scanned, budget, releases.
+        Run seconds and rows come from real-data runs, so operators never see this."""
+        if user.role == st.OPERATOR:
+            raise Forbidden("metering is for data owners and compliance")
+        with self.store.transaction() as s:
+            jobs = s.execute(select(Job)).scalars().all()
+            rows = {d.name: d.rows for d in s.execute(select(Dataset)).scalars()}
+            logs: dict[str, list] = {}
+            for log in s.execute(select(RunLog)).scalars():
+                logs.setdefault(log.job_id, []).append(log.wall_seconds)
+            charged = {e.job_id for e in s.execute(select(LedgerEntry).where(LedgerEntry.kind == "charge")).scalars()}
+        out: dict[tuple, dict] = {}
+        for j in jobs:
+            month = _aware(j.created_at).strftime("%Y-%m")
+            row = out.setdefault((j.operator, j.dataset, month), {
+                "operator": j.operator, "dataset": j.dataset, "period": month, "jobs": 0, "runs": 0,
+                "run_seconds": 0.0, "rows_scanned": 0, "epsilon_charged": 0.0, "releases": 0})
+            row["jobs"] += 1
+            runs = logs.get(j.id, [])
+            row["runs"] += len(runs)
+            row["run_seconds"] = round(row["run_seconds"] + sum(runs), 3)
+            row["rows_scanned"] += len(runs) * rows.get(j.dataset, 0)
+            if j.id in charged:
+                row["epsilon_charged"] = round(row["epsilon_charged"] + j.epsilon, 12)
+            row["releases"] += j.state == st.RELEASED
+        return sorted(out.values(), key=lambda r: (r["period"], r["operator"], r["dataset"]))
+
+    def audit_head(self) -> dict:
+        with self.store.transaction() as s:
+            head = s.execute(head_stmt()).scalar_one()
+            return {"seq": head.seq, "hash": head.hash}
+
     # ---------------------------------------------------------------- review
     def review_queue(self, user: User) -> list[dict]:
         if user.role != st.COMPLIANCE:
@@ -589,7 +661,15 @@ class Services:
             reviews = s.execute(select(Review).where(Review.job_id == job.id)).scalars().all()
             voted = any(r.reviewer == user.name for r in reviews)
             view["outputs"] = [{"name": o.name, "sha256": o.sha256, "size": o.size, "checks": o.checks,
-                                "preview": o.content[:4000]} for o in outputs]
+                                "preview": o.content[:4000],
+                                "summary": gate.csv_summary(o.content) if o.name.endswith(".csv") else None}
+                               for o in outputs]
+            previous = s.execute(select(Job).where(Job.operator == job.operator, Job.dataset == job.dataset,
+                                                   Job.created_at < job.created_at)
+                                 .order_by(Job.created_at.desc()).limit(1)).scalar_one_or_none()
+            view["spec_diff"] = gate.spec_diff(previous.spec if previous else None, job.spec,
+                                               previous.id if previous else None, job.id)
+            view["budget_charged"] = {"epsilon": job.epsilon, "delta": job.delta}
             view["run_logs"] = [{"attempt": l.attempt, "backend": l.backend, "exit_code": l.exit_code,
                                  "timed_out": l.timed_out, "oom_killed": l.oom_killed,
                                  "wall_seconds": l.wall_seconds, "stdout": l.stdout, "stderr": l.stderr,
@@ -636,7 +716,7 @@ class Services:
             job = self._job(s, job_id)
             if user.role == st.OPERATOR and job.operator != user.name:
                 raise NotFound("no such job")
-            if job.state != st.RELEASED:
+            if job.state != st.RELEASED or (user.role == st.OPERATOR and self._hidden_outcome(job)):
                 raise Conflict("nothing is released for this job")
             outputs = s.execute(select(Output).where(Output.job_id == job.id).order_by(Output.name)).scalars().all()
             reviews = s.execute(select(Review).where(Review.job_id == job.id)).scalars().all()

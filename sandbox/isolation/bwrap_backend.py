@@ -152,6 +152,9 @@ class BwrapBackend:
             "--setenv", "PYTHONHASHSEED", "0",
             "--setenv", "LANG", "C.UTF-8",
         ]
+        # /tmp first: the interpreter or the checkout may live under /tmp (CI clones do),
+        # and a tmpfs mounted after their binds would hide them.
+        args += ["--size", str(limits.tmp_mb * 1024 * 1024), "--tmpfs", "/tmp"]
         for d in SYSTEM_DIRS:
             args += ["--ro-bind", d, d]
         args += self._system_links()
@@ -163,7 +166,6 @@ class BwrapBackend:
             "--bind", str(Path(request.out_dir).resolve()), "/out",
             "--proc", "/proc",
             "--dev", "/dev",
-            "--size", str(limits.tmp_mb * 1024 * 1024), "--tmpfs", "/tmp",
             "--remount-ro", "/",
             "--chdir", "/tmp",
         ]

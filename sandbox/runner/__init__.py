@@ -14,4 +14,8 @@ def run_job(job: dict, *, seed_for_tests=None) -> dict:
         from .query import run_query_job
 
         return run_query_job(job, seed_for_tests=seed_for_tests)
+    if kind == "program_block":
+        from .program import run_program_block
+
+        return run_program_block(job)
     raise ValueError(f"unsupported job kind: {kind!r}")

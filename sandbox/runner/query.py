@@ -3,9 +3,18 @@ through OpenDP.
 
 Trusted code. The accounting (sensitivities, scales) comes from sandbox.domain.dp,
 computed from the spec and manifest only; every measurement is then checked with
-OpenDP's own privacy map before it sees a number. The data work per query is one
-lazy scan (projection pushdown) + row filters + clamp + one group-by; the output
-shape (every public cell, zeros filled) never depends on the data.
+OpenDP's own privacy map before it sees a number. The output shape (every public
+cell, zeros filled) never depends on the data.
+
+Two aggregation paths compute the same exact per-cell statistics:
+- the scan path (`cell_statistics`): one pass over the Parquet row groups for all
+  queries, reading only the needed columns, group columns as Parquet dictionary
+  indices (no string decoding), each public category mapped to its cell number once
+  per dictionary and the cells tallied with numpy.bincount. Memory is one batch per
+  thread whatever the dataset size. Used whenever no unit has to be truncated.
+- the Polars path (`aggregate_frame`): lazy scan + filters + clamp + group-by, with
+  the per-unit truncation windows. Used when ingest did not verify the bound and
+  some unit really has more than k rows, and for group columns of other types.
 """
 from __future__ import annotations
 
@@ -55,15 +64,29 @@ def compute_release(spec_data: dict, manifest_data: dict, data_dir: Path, *, bou
     manifest = parse_manifest(manifest_data)
     spec = parse_query_spec(spec_data, manifest)
     plans = dpacc.plan(spec, manifest)
-    scan = scan_dataset(data_dir)
-    over_limit = None if bound_verified else over_limit_units(scan, manifest)
-    frames = [aggregate_frame(scan, q, p, manifest, over_limit=over_limit) for q, p in zip(spec.queries, plans)]
-    if over_limit is not None and over_limit.height > 0:
-        # Truncation windows are memory-hungry: run them one query at a time.
-        aggregates = [f.collect(engine="streaming") for f in frames]
-    else:
-        aggregates = pl.collect_all(frames, engine="streaming")
-    tables = [release_table(q, p, agg, manifest) for q, p, agg in zip(spec.queries, plans, aggregates)]
+    files = dataset_files(data_dir)
+    over_limit = None if bound_verified else over_limit_units(pl.scan_parquet(files), manifest)
+    truncate = over_limit is not None and over_limit.height > 0
+    schema = _file_schema(files[0])
+    fast = [not truncate and scan_path_supports(q, manifest, schema) for q in spec.queries]
+    exact: list = [None] * len(spec.queries)
+    if any(fast):
+        idx = [i for i, ok in enumerate(fast) if ok]
+        cells = cell_statistics(files, [spec.queries[i] for i in idx], [plans[i] for i in idx], manifest)
+        for i, c in zip(idx, cells):
+            exact[i] = c
+    slow = [i for i, ok in enumerate(fast) if not ok]
+    if slow:
+        scan = pl.scan_parquet(files)
+        frames = [aggregate_frame(scan, spec.queries[i], plans[i], manifest, over_limit=over_limit) for i in slow]
+        if truncate:
+            # Truncation windows are memory-hungry: run them one query at a time.
+            aggregates = [f.collect(engine="streaming") for f in frames]
+        else:
+            aggregates = pl.collect_all(frames, engine="streaming")
+        for i, agg in zip(slow, aggregates):
+            exact[i] = exact_cells(spec.queries[i], plans[i], agg, manifest)
+    tables = [release_cells(q, p, e, manifest) for q, p, e in zip(spec.queries, plans, exact)]
     return {"tables": tables}
 
 
@@ -81,13 +104,301 @@ def write_result(out_dir: Path, result: dict) -> None:
         raise
 
 
-def scan_dataset(data_dir: Path):
-    import polars as pl
-
+def dataset_files(data_dir: Path) -> list[Path]:
     files = sorted(Path(data_dir).glob("*.parquet"))
     if not files:
         raise FileNotFoundError(f"no *.parquet files in {data_dir}")
-    return pl.scan_parquet(files)
+    return files
+
+
+def scan_dataset(data_dir: Path):
+    import polars as pl
+
+    return pl.scan_parquet(dataset_files(data_dir))
+
+
+def _file_schema(path: Path):
+    import pyarrow.parquet as pq
+
+    return pq.read_schema(path)
+
+
+# ------------------------------------------------------------------ scan path
+
+SCAN_BATCH_ROWS = 1 << 20
+
+
+def _is_text(typ) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(typ):
+        typ = typ.value_type
+    return pa.types.is_string(typ) or pa.types.is_large_string(typ)
+
+
+def _group_type_ok(typ) -> bool:
+    # Types whose pyarrow text form equals Polars' (and so _category_key's): text, integers, booleans.
+    import pyarrow as pa
+
+    return _is_text(typ) or pa.types.is_integer(typ) or pa.types.is_boolean(typ)
+
+
+def scan_path_supports(query: Query, manifest: Manifest, schema) -> bool:
+    """True when cell_statistics computes exactly what aggregate_frame would."""
+    import pyarrow as pa
+
+    names = set(schema.names)
+    for g in query.group_by:
+        if g not in names or not _group_type_ok(schema.field(g).type):
+            return False
+    if query.column is not None:
+        if query.column not in names:
+            return False
+        typ = schema.field(query.column).type
+        if not (pa.types.is_integer(typ) or pa.types.is_floating(typ)):
+            return False
+    return True
+
+
+# A batch is tallied in its own small "slot" space (products of dictionary indices),
+# then the slots are added to public cells; past this many slots, rows are mapped to
+# public cells one by one instead (large or dirty dictionaries).
+MAX_LOCAL_SLOTS = 1 << 16
+
+
+class _CellTally:
+    """Exact per-cell statistics of one query, accumulated batch by batch."""
+
+    def __init__(self, query: Query, plan: dpacc.QueryPlan, manifest: Manifest) -> None:
+        import numpy as np
+
+        self.query, self.plan = query, plan
+        self.sizes = [len(manifest.column(g).categories) for g in query.group_by]
+        self.n_cells = 1
+        for size in self.sizes:
+            self.n_cells *= size
+        stat = query.statistic
+        if stat == "histogram":
+            self.edges = np.array(query.bins, dtype=np.float64)
+            self.width = len(self.edges) - 1
+        elif stat == "quantile":
+            self.cands = np.array(plan.candidates, dtype=np.float64)
+            self.width = len(self.cands) + 1
+        else:
+            self.width = 1
+        self.counts = np.zeros(self.n_cells * self.width, dtype=np.int64)
+        self.sums = np.zeros(self.n_cells, dtype=np.float64) if stat in ("sum", "mean") else None
+        self.eqs = np.zeros(self.n_cells * (self.width - 1), dtype=np.int64) if stat == "quantile" else None
+
+    def _slots(self, n: int, column_of):
+        """Each row's slot, and slot -> public cell (-1: not released). Rows whose group
+        value is missing or not a public category land in a slot mapped to -1."""
+        import numpy as np
+
+        parts = [column_of(g) for g in self.query.group_by]
+        if not parts:
+            return np.zeros(n, dtype=np.int32), np.zeros(1, dtype=np.int64)
+        n_slots = 1
+        for _, gmap in parts:
+            n_slots *= len(gmap)
+        if n_slots * self.width <= max(MAX_LOCAL_SLOTS, self.n_cells * self.width):
+            slot, slot_cell = None, np.zeros(1, dtype=np.int64)
+            for (idx, gmap), size in zip(parts, self.sizes):
+                slot = idx if slot is None else slot * len(gmap) + idx
+                slot_cell = np.where((slot_cell[:, None] < 0) | (gmap[None, :] < 0), -1,
+                                     slot_cell[:, None] * size + gmap[None, :]).ravel()
+            return slot, slot_cell
+        cell = None
+        for (idx, gmap), size in zip(parts, self.sizes):
+            c = gmap[idx]
+            cell = c if cell is None else np.where((cell < 0) | (c < 0), -1, cell * size + c)
+        return np.where(cell < 0, self.n_cells, cell), np.append(np.arange(self.n_cells), -1)
+
+    @staticmethod
+    def _scatter(target, slot_cell, width, local) -> None:
+        """Add per-slot tallies (slot-major, `width` entries per slot) to public cells."""
+        import numpy as np
+
+        local = local.reshape(len(slot_cell), width)
+        keep = slot_cell >= 0
+        np.add.at(target.reshape(-1, width), slot_cell[keep], local[keep])
+
+    def add(self, batch, column_of) -> None:
+        """Tally one record batch. column_of(name) gives a group column as (per-row
+        index, index -> category number or -1); column_of(("value", name)) gives the
+        values as float64 (NaN: missing). Each is computed once per batch and shared."""
+        import numpy as np
+
+        q, n, w = self.query, batch.num_rows, self.width
+        slot, slot_cell = self._slots(n, column_of)
+        v = None
+        if q.column is not None:
+            lo, hi = self.plan.bounds
+            v = column_of(("value", q.column))
+            missing = np.isnan(v)
+            v = np.clip(v, lo, hi)
+            if missing.any():  # missing or NaN values leave the row out: an extra, dropped slot
+                slot = np.where(missing, len(slot_cell), slot)
+                slot_cell = np.append(slot_cell, -1)
+                v[missing] = 0.0
+        n_slots = len(slot_cell)
+        stat = q.statistic
+        if stat == "count":
+            self._scatter(self.counts, slot_cell, 1, np.bincount(slot, minlength=n_slots))
+        elif stat == "sum":
+            self._scatter(self.sums, slot_cell, 1, np.bincount(slot, weights=v, minlength=n_slots))
+        elif stat == "mean":
+            mid = (lo + hi) / 2
+            self._scatter(self.sums, slot_cell, 1, np.bincount(slot, weights=v - mid, minlength=n_slots))
+            self._scatter(self.counts, slot_cell, 1, np.bincount(slot, minlength=n_slots))
+        elif stat == "histogram":
+            edges = self.edges
+            inside = (v >= edges[0]) & (v <= edges[-1])
+            # bins are [e_i, e_i+1), the last one closed: [e_n-1, e_n]
+            b = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, w - 1)
+            slot = np.where(inside, slot, len(slot_cell))
+            slot_cell = np.append(slot_cell, -1)
+            self._scatter(self.counts, slot_cell, w, np.bincount(slot * w + b, minlength=len(slot_cell) * w))
+        elif stat == "quantile":
+            m = w - 1
+            # r = #(candidates <= x); when x is a candidate, it is candidates[r - 1].
+            r = np.searchsorted(self.cands, v, side="right")
+            self._scatter(self.counts, slot_cell, w, np.bincount(slot * w + r, minlength=n_slots * w))
+            eq = (r >= 1) & (self.cands[np.maximum(r - 1, 0)] == v)
+            self._scatter(self.eqs, slot_cell, m, np.bincount(slot[eq] * m + (r[eq] - 1), minlength=n_slots * m))
+        else:
+            raise ValueError(f"unknown statistic {stat!r}")
+
+    def merge(self, other: "_CellTally") -> None:
+        self.counts += other.counts
+        if self.sums is not None:
+            self.sums += other.sums
+        if self.eqs is not None:
+            self.eqs += other.eqs
+
+    def cells(self) -> list:
+        """Same shape as exact_cells."""
+        stat, nc, w = self.query.statistic, self.n_cells, self.width
+        if stat == "count":
+            return [int(x) for x in self.counts]
+        if stat == "sum":
+            return [float(x) for x in self.sums]
+        if stat == "mean":
+            return [[float(s), int(n)] for s, n in zip(self.sums, self.counts)]
+        if stat == "histogram":
+            return [[int(x) for x in self.counts[i * w:(i + 1) * w]] for i in range(nc)]
+        m = w - 1
+        return [([int(x) for x in self.counts[i * w:(i + 1) * w]], [int(x) for x in self.eqs[i * m:(i + 1) * m]])
+                for i in range(nc)]
+
+
+def _group_column(array, keys):
+    """A group column as (per-row index, index -> category number, -1 when missing or
+    not public). A dictionary-encoded column keeps its own indices and its (small)
+    dictionary is mapped once; other columns are matched row by row."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    value_set = pa.array(list(keys), type=pa.string())
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if pa.types.is_dictionary(array.type):
+        dict_codes = pc.index_in(pc.cast(array.dictionary, pa.string()), value_set=value_set)
+        gmap = np.append(dict_codes.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64), -1)
+        indices = array.indices
+        if indices.null_count:
+            indices = indices.fill_null(len(gmap) - 1)  # the appended -1
+        return indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False), gmap
+    codes = pc.index_in(pc.cast(array, pa.string()), value_set=value_set)
+    idx = codes.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32) + 1
+    return idx, np.arange(-1, len(keys), dtype=np.int64)
+
+
+def _values(array):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    # Nulls become NaN, which the tally leaves out, as the Polars path does.
+    v = pc.cast(array, pa.float64())
+    if isinstance(v, pa.ChunkedArray):
+        v = v.combine_chunks()
+    return v.to_numpy(zero_copy_only=False).astype(np.float64, copy=True)
+
+
+def _workers() -> int:
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8))
+
+
+def cell_statistics(files: list[Path], queries, plans, manifest: Manifest) -> list:
+    """Exact per-cell statistics of every query in one pass over the data (see the
+    module docstring). Row groups are read by a small thread pool; pyarrow decodes
+    and numpy tallies with the GIL released, each thread keeps its own tallies."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pyarrow.parquet as pq
+
+    group_cols = sorted({g for q in queries for g in q.group_by})
+    value_cols = sorted({q.column for q in queries if q.column is not None})
+    columns = sorted(set(group_cols) | set(value_cols))
+    if not columns:  # only ungrouped counts: the row count is in the Parquet footers
+        rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+        return [[rows] for _ in queries]
+
+    keys = {g: [_category_key(c) for c in manifest.column(g).categories] for g in group_cols}
+    schema = _file_schema(files[0])
+    text_cols = [g for g in group_cols if _is_text(schema.field(g).type)]
+    units = []
+    for f in files:
+        meta = pq.ParquetFile(f).metadata
+        units.extend((f, rg) for rg in range(meta.num_row_groups) if meta.row_group(rg).num_rows)
+    local = threading.local()
+    all_tallies: list[list[_CellTally]] = []
+    lock = threading.Lock()
+
+    def tallies() -> list[_CellTally]:
+        if not hasattr(local, "tallies"):
+            local.tallies = [_CellTally(q, p, manifest) for q, p in zip(queries, plans)]
+            with lock:
+                all_tallies.append(local.tallies)
+        return local.tallies
+
+    def work(unit) -> None:
+        path, rg = unit
+        mine = tallies()
+        # Text group columns come back as dictionary indices: no per-row string decoding.
+        pf = pq.ParquetFile(path, read_dictionary=text_cols)
+        for batch in pf.iter_batches(batch_size=SCAN_BATCH_ROWS, row_groups=[rg], columns=columns,
+                                     use_threads=False):
+            memo: dict = {}
+
+            def column_of(col):
+                if col not in memo:
+                    if isinstance(col, tuple):
+                        memo[col] = _values(batch.column(col[1]))
+                    else:
+                        memo[col] = _group_column(batch.column(col), keys[col])
+                return memo[col]
+
+            for t in mine:
+                t.add(batch, column_of)
+
+    with ThreadPoolExecutor(max_workers=min(_workers(), len(units) or 1)) as pool:
+        for _ in pool.map(work, units):
+            pass
+    if not all_tallies:  # no rows at all
+        all_tallies.append([_CellTally(q, p, manifest) for q, p in zip(queries, plans)])
+    first = all_tallies[0]
+    for other in all_tallies[1:]:
+        for a, b in zip(first, other):
+            a.merge(b)
+    return [t.cells() for t in first]
 
 
 # ------------------------------------------------------------------ aggregation
@@ -286,8 +597,13 @@ def exponential_selection(scale: float, score_sensitivity: int, epsilon: float):
 
 
 def release_table(query: Query, plan: dpacc.QueryPlan, agg, manifest: Manifest) -> dict:
+    """Release a query from its aggregated Polars frame (see aggregate_frame)."""
+    return release_cells(query, plan, exact_cells(query, plan, agg, manifest), manifest)
+
+
+def release_cells(query: Query, plan: dpacc.QueryPlan, exact: list, manifest: Manifest) -> dict:
+    """Release a query from its exact per-cell statistics (shape as exact_cells)."""
     cells = public_cells(query, manifest)
-    exact = exact_cells(query, plan, agg, manifest)
     stat = query.statistic
     group_cols = list(query.group_by)
 

@@ -37,6 +37,7 @@ class Dataset(Base):
     data_dir: Mapped[str] = mapped_column(Text)          # in-domain path, never shown to operators
     version_hash: Mapped[str] = mapped_column(String(64))
     bound_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    rows: Mapped[int] = mapped_column(BigInteger, default=0)  # owner/compliance metering only
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -71,6 +72,9 @@ class Job(Base):
     message: Mapped[str] = mapped_column(Text, default="")       # operator-safe text only
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_expires: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Fixed when the run starts (start + the policy's wall-time limit): operators see the
+    # outcome of a real-data run no earlier, so its timing cannot reveal the data.
+    visible_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     backend: Mapped[str] = mapped_column(String(32), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

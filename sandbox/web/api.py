@@ -203,6 +203,35 @@ def audit_verify():
     return jsonify(services().audit_verify())
 
 
+@bp.get("/consumption/<dataset>")
+@auth(OWNER, COMPLIANCE)
+def consumption(dataset):
+    return jsonify({"dataset": dataset, "periods": services().consumption(g.user, dataset)})
+
+
+@bp.get("/metering")
+@auth(OWNER, COMPLIANCE)
+def metering():
+    rows = services().metering(g.user)
+    if request.args.get("format") == "csv":
+        import csv
+        buf = io.StringIO()
+        fields = ["period", "operator", "dataset", "jobs", "runs", "run_seconds", "rows_scanned",
+                  "epsilon_charged", "releases"]
+        w = csv.DictWriter(buf, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+        return Response(buf.getvalue(), mimetype="text/csv",
+                        headers={"Content-Disposition": "attachment; filename=metering.csv"})
+    return jsonify({"metering": rows})
+
+
+@bp.get("/audit/head")
+@auth(COMPLIANCE, OWNER)
+def audit_head():
+    return jsonify(services().audit_head())
+
+
 @bp.post("/admin/sweep")
 @auth(OWNER, COMPLIANCE)
 def sweep():

@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -16,6 +17,7 @@ from tests.conftest import DEMO_ROWS, flush_redis, make_env, need_backend
 from tests.integration.harness import load_job, running
 
 GANSU = 14
+VISIBLE_AFTER = 6  # seconds: the test policies' wall-time limit
 
 def _csv(path) -> list[dict]:
     return list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
@@ -31,6 +33,7 @@ def test_operator_reviewer_operator_flow(backend, database_url, demo_datasets_di
     if not database_url.startswith("sqlite"):
         flush_redis()
     with running(env, DEMO_ROWS) as h:
+        h.apply_policy("health_visits", wall_seconds=VISIBLE_AFTER)
         op, rev, op2 = h.client("operator"), h.client("reviewer"), h.client("operator2")
 
         # Catalog: public metadata and schema, never row counts or paths.
@@ -78,7 +81,15 @@ def test_operator_reviewer_operator_flow(backend, database_url, demo_datasets_di
         assert all(c["status"] == "pass" for c in result_out["checks"])
         rev.review(job_id, "approve")
 
-        assert op.job(job_id)["state"] == "released"
+        # The outcome shows only at the time fixed when the run started (start + wall limit).
+        seen = op.job(job_id)
+        visible_after = datetime.fromisoformat(seen["outcome_visible_after"])
+        if datetime.now(timezone.utc) < visible_after - timedelta(seconds=0.5):
+            assert seen["state"] == "in_progress"
+            with pytest.raises(ApiError):
+                op.release(job_id)
+        assert op.wait(job_id, timeout=VISIBLE_AFTER + 30)["state"] == "released"
+        assert datetime.now(timezone.utc) >= visible_after
         out = tmp_path / "download"
         op.download(job_id, out)
         rows = _csv(out / "visits_by_district.csv")
@@ -96,6 +107,20 @@ def test_operator_reviewer_operator_flow(backend, database_url, demo_datasets_di
         assert subprocess.run(cli, capture_output=True).returncode == 1
 
         assert rev.audit_verify()["ok"]
+        head = rev.audit_head()
+        assert head["seq"] > 10 and len(head["hash"]) == 64
+
+        # Owners watch consumption and metering; operators cannot.
+        owner = h.client("owner")
+        periods = owner.consumption("health_visits")["periods"]
+        assert [(p["operator"], p["epsilon_charged"]) for p in periods] == [("operator", pytest.approx(1.0))]
+        meter = owner.metering()
+        assert meter[0]["jobs"] == 1 and meter[0]["runs"] == 1 and meter[0]["releases"] == 1
+        assert meter[0]["rows_scanned"] == DEMO_ROWS["health_visits"]
+        assert owner.metering("csv").startswith("period,operator,dataset,jobs")
+        with pytest.raises(ApiError) as e:
+            op.metering()
+        assert e.value.status == 403
 
 
 @pytest.mark.bwrap
@@ -105,10 +130,13 @@ def test_policy_auto_release_and_refusals(database_url, demo_datasets_dir, tmp_p
     if not database_url.startswith("sqlite"):
         flush_redis()
     with running(env, DEMO_ROWS) as h:
+        h.apply_policy("enterprise_registry", wall_seconds=VISIBLE_AFTER)
         op, op2 = h.client("operator"), h.client("operator2")
-        # enterprise_registry's policy releases DP query results automatically.
+        # enterprise_registry's policy releases DP query results automatically,
+        # visible to the operator at start + wall limit, whatever the run took.
         job_id = op.submit(load_job("enterprise_query.json"))["job"]["id"]
         assert h.wait_state(job_id, {"released", "failed"})["state"] == "released"
+        assert op.wait(job_id, timeout=VISIBLE_AFTER + 30)["state"] == "released"
         rel = op.release(job_id)
         assert len(rel["files"]["enterprises_by_district_industry.csv"].strip().splitlines()) == 1 + 14 * 19
 
