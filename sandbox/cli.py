@@ -207,12 +207,9 @@ def cmd_mock(args) -> int:
 
 def cmd_submit(args) -> int:
     c = _client(args)
-    text = _read(args.file)
-    try:
-        spec = json.loads(text)
-    except ValueError:
-        spec = text  # YAML: the server parses and validates it
-    result = c.submit(spec, dry_run=args.dry_run)
+    # The server parses and validates the text (JSON or YAML) with the same rules for
+    # every client, so the CLI sends it unchanged.
+    result = c.submit(_read(args.file), dry_run=args.dry_run)
     if args.dry_run or not args.wait or not result.get("admitted"):
         _print(result)
         return 0 if result.get("admitted", True) else 1
@@ -243,6 +240,25 @@ _started: dict = {}
 def _waited_long(job_id: str, limit: float = 900) -> bool:
     _started.setdefault(job_id, time.monotonic())
     return time.monotonic() - _started[job_id] > limit
+
+
+def cmd_run_mock(args) -> int:
+    """Run a job on mock data through the same runner and backend, showing everything."""
+    from .config import load
+    from .domain.manifest import parse_manifest
+    from .domain.spec import load_spec_text
+    from .isolation.select import get_backend
+    from .mockrun import run_on_mock
+    if not args.mock:
+        raise UsageError("only --mock runs are local; submit real-data jobs with `sandbox submit`")
+    raw = load_spec_text(_read(args.file))
+    if not isinstance(raw, dict) or not isinstance(raw.get("dataset"), str):
+        raise UsageError("the job spec must name its dataset")
+    public = _client(args).dataset(raw["dataset"])
+    manifest = parse_manifest(public)
+    report = run_on_mock(raw, manifest, get_backend(load()), rows=args.rows)
+    _print(report)
+    return 0 if report["exit_code"] == 0 and all(c["status"] == "pass" for c in report["checks"]) else 1
 
 
 def cmd_jobs(args) -> int:
@@ -370,6 +386,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dry-run", action="store_true", help="show cost and balance after, reserve nothing")
     s.add_argument("--wait", action="store_true", help="follow the job's state")
     s.set_defaults(func=cmd_submit)
+    s = sub.add_parser("run", help="run a job locally on mock data (--mock), showing outputs, stdout, errors")
+    s.add_argument("file")
+    s.add_argument("--mock", action="store_true", required=True)
+    s.add_argument("--rows", type=int, default=2000)
+    s.set_defaults(func=cmd_run_mock)
     s = sub.add_parser("jobs", help="list jobs")
     s.add_argument("--state")
     s.set_defaults(func=cmd_jobs)

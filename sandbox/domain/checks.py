@@ -507,7 +507,7 @@ _SUFFIXES = {"csv": (".csv",), "parquet": (".parquet", ".pq"), "png": (".png",),
              "text": (".txt", ".md")}
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _SVG_FORBIDDEN = [
-    
+    (re.compile(r"<\s*script", re.I), "a script element"),
     (re.compile(r"<[^>]*\son[a-z]+\s*=", re.I), "an event-handler attribute"),
     (re.compile(r"javascript\s*:", re.I), "a javascript: URL"),
     (re.compile(r"<\s*foreignObject", re.I), "a foreignObject element"),

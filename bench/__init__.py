@@ -1,0 +1,1 @@
+"""Benchmarks (make bench): DP query runner vs plain Parquet scans and peers."""
