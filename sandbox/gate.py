@@ -79,6 +79,30 @@ def check_query_result(raw: bytes, spec: dict, manifest: Manifest) -> tuple[list
     return checks, result
 
 
+GENERIC_RULES = ("table_size", "forbidden_columns", "direct_identifiers", "row_level")
+
+
+def disclosure_checks_for_query(result: dict, spec: dict, *, forbidden_columns, min_group: int) -> list[Check]:
+    """Statistical-disclosure checks on DP query tables.
+
+    Only the rules that still matter under DP run (size, forbidden columns, identifiers,
+    row-level shape): minimum cell counts and dominance protect exact aggregates, whereas a
+    DP table's cells are noised so that no person's presence is revealed, whatever the count.
+    """
+    import pandas as pd
+
+    from .domain.checks import check_table
+    out: list[Check] = []
+    for q, t in zip(spec["queries"], sorted(result["tables"], key=lambda t: [x["name"] for x in spec["queries"]].index(t["name"]))):
+        df = pd.DataFrame(t["rows"], columns=t["columns"])
+        keys = list(q.get("group_by") or []) + (["bin_lower", "bin_upper"] if q["statistic"] == "histogram" else [])
+        for c in check_table(df, kind="other", forbidden_columns=frozenset(forbidden_columns),
+                             policy_min_group=min_group, key_columns=keys, max_rows=10_000):
+            if c.name in GENERIC_RULES:
+                out.append(Check(f"{c.name}:{q['name']}", c.status, c.explanation))
+    return out
+
+
 def table_csv(table: dict) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)

@@ -535,11 +535,21 @@ class Services:
                 self.audit(s, "system", "gate.checks", job.id, {"checks": check_dicts})
                 self.transition(s, job, st.FAILED, st.SYSTEM, "gate", "output failed the release gate")
                 return job.state
+            policy = self._job_policy(s, job)
+            sdc = gate.disclosure_checks_for_query(parsed, job.spec, forbidden_columns=policy.forbidden_columns,
+                                                    min_group=policy.min_group_size)
+            check_dicts += [c.to_dict() for c in sdc]
+            if any(c.status == gate.FAIL for c in sdc):
+                job.message = "The output failed a disclosure check; compliance has the details."
+                self.audit(s, "system", "gate.checks", job.id, {"checks": check_dicts})
+                self.transition(s, job, st.FAILED, st.SYSTEM, "gate", "output failed a disclosure check")
+                return job.state
             self._store_output(s, job.id, "result.json", raw.decode(), check_dicts)
             for t in parsed["tables"]:
                 self._store_output(s, job.id, f"{t['name']}.csv", gate.table_csv(t), [])
             self.audit(s, "system", "gate.checks", job.id, {"checks": check_dicts})
-            if job.reviewers_required == 0:  # fixed at admission from the policy (auto: query mode only)
+            needs_human = any(c["status"] == gate.NEEDS_REVIEW for c in check_dicts)
+            if job.reviewers_required == 0 and not needs_human:  # fixed at admission (auto: query mode only)
                 self.transition(s, job, st.RELEASED, st.SYSTEM, "gate", "automatic release of a DP query")
             else:
                 self.transition(s, job, st.AWAITING_REVIEW, st.SYSTEM, "gate")

@@ -426,7 +426,7 @@ def id18_checksum_ok(number: str) -> bool:
     """GB 11643-1999: weighted sum of the first 17 digits mod 11 selects the check character."""
     if not re.fullmatch(r"\d{17}[\dXx]", number):
         return False
-    total = sum(int(d) * w for d, w in zip(number[:17], _ID18_WEIGHTS))
+    total = sum(int(d) * w for d, w in zip(number[:17], _ID18_WEIGHTS, strict=True))
     return _ID18_CHECK[total % 11] == number[17].upper()
 
 
@@ -642,7 +642,7 @@ def _cell_values(df: pd.DataFrame, keys: list[str], values: list[str]) -> Iterab
     columns the column name joins the key so the reviewer can find the cell."""
     row_keys = _row_keys(df, keys)
     for col in values:
-        for key, v in zip(row_keys, df[col].tolist()):
+        for key, v in zip(row_keys, df[col].tolist(), strict=True):
             if v is None or isinstance(v, bool):
                 continue
             try:

@@ -37,8 +37,8 @@ Accounting (m outputs, epsilon split evenly, eps_j = epsilon / m; basic composit
 
 How k, the ranges and epsilon trade accuracy (shown in the dry run)
     - Noise on a mean falls as 1 / (k * epsilon) and grows with the range width: halve
-      the range or double k and the noise halves. Outputs share epsilon, so each extra
-      output multiplies every output's noise by m / (m - 1)-ish.
+      the range or double k and the noise halves. With m outputs each gets epsilon / m,
+      so every output's noise grows in proportion to m: ask only for what you need.
     - Larger k means smaller blocks. For averages of per-person quantities the estimate
       barely changes, but statistics computed on few rows (regression slopes, ratios,
       rare categories) become noisier or biased per block, and more blocks fail and

@@ -437,6 +437,10 @@ def aggregate_frame(scan, query: Query, plan: dpacc.QueryPlan, manifest: Manifes
         exprs.append(pl.col(query.column).cast(pl.Float64, strict=False).alias("__v"))
         # Missing or NaN values leave the row out (a row-level rule, so stability holds).
         filters.append(pl.col("__v").is_not_null() & pl.col("__v").is_not_nan())
+    if not exprs:
+        # An ungrouped count reads no column, and a zero-column frame has no rows: keep one
+        # (it also gives the truncation's row hash something to hash).
+        exprs.append(pl.col(manifest.privacy_unit).alias("__row"))
     if truncate:
         exprs.append(pl.col(manifest.privacy_unit).alias("__unit"))
 

@@ -318,3 +318,245 @@ def test_sum_noise_follows_the_laplace_of_the_planned_scale(data_dir):
     assert b == 200.0  # k * max(|0|, |100|) / 1
     assert stats.kstest(noise, stats.laplace(scale=b).cdf).pvalue > 1e-4
     assert stats.kstest(noise, stats.laplace(scale=1.5 * b).cdf).pvalue < 1e-4
+
+
+# ---- the scan path (cell_statistics) computes exactly what the Polars path computes
+
+ALL_QUERIES = [
+    {"name": "n", "statistic": "count", "epsilon": 1},
+    {"name": "nr", "statistic": "count", "group_by": ["region"], "epsilon": 1},
+    {"name": "nrs", "statistic": "count", "group_by": ["region", "sex"], "epsilon": 1},
+    {"name": "s", "statistic": "sum", "column": "amount", "epsilon": 1},
+    {"name": "sr", "statistic": "sum", "column": "amount", "group_by": ["sex", "region"], "epsilon": 1},
+    {"name": "m", "statistic": "mean", "column": "amount", "group_by": ["region"], "epsilon": 1},
+    {"name": "ma", "statistic": "mean", "column": "age", "epsilon": 1},
+    {"name": "h", "statistic": "histogram", "column": "age", "bins": [1, 3, 8], "group_by": ["sex"], "epsilon": 1},
+    {"name": "q", "statistic": "quantile", "column": "age", "q": 0.5, "group_by": ["region"], "epsilon": 1},
+    {"name": "qa", "statistic": "quantile", "column": "amount", "q": 0.3, "epsilon": 1},
+]
+
+
+def _both_paths(data_dir, manifest_dict, queries):
+    from sandbox.runner.query import cell_statistics, dataset_files
+
+    manifest = parse_manifest(manifest_dict)
+    spec = parse_query_spec(_spec(queries), manifest)
+    plans = acc.plan(spec, manifest)
+    fast = cell_statistics(dataset_files(data_dir), list(spec.queries), plans, manifest)
+    scan = scan_dataset(data_dir)
+    slow = [exact_cells(q, p, aggregate_frame(scan, q, p, manifest).collect(), manifest)
+            for q, p in zip(spec.queries, plans)]
+    return fast, slow
+
+
+def _same(a, b):
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == pytest.approx(b, rel=1e-12, abs=1e-9) and type(a) is type(b)
+
+
+def test_scan_path_equals_the_polars_path_for_every_statistic(data_dir):
+    # data_dir has a non-public region, a null region, NaN/null amounts, out-of-bound values
+    fast, slow = _both_paths(data_dir, MANIFEST, ALL_QUERIES)
+    for q, f, s in zip(ALL_QUERIES, fast, slow):
+        assert _same(f, s), (q["name"], f, s)
+
+
+def test_scan_path_equals_the_polars_path_on_many_row_groups_and_other_column_types(tmp_path):
+    import random
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = random.Random(3)
+    manifest = {**MANIFEST, "columns": MANIFEST["columns"] + [
+        {"name": "zone", "type": "int64", "kind": "categorical", "categories": [1, 2, 3]},
+        {"name": "urban", "type": "bool", "kind": "categorical", "categories": [True, False]}]}
+    d = tmp_path / "many"
+    d.mkdir()
+    for part in range(3):
+        n = 3000
+        table = pa.table({
+            "pid": pa.array(range(part * n, (part + 1) * n), pa.int64()),
+            "region": pa.array([rng.choice(["north", "south", "east", "west", None]) for _ in range(n)]),
+            "sex": pa.array([rng.choice(["F", "M", "X"]) for _ in range(n)]),
+            "amount": pa.array([rng.choice([None, float("nan"), -3.0, 250.0, 100.0, 0.0, rng.uniform(0, 100)])
+                                for _ in range(n)], pa.float64()),
+            "age": pa.array([rng.choice([None, -1, 0, 5, 10, 12, rng.randint(0, 10)]) for _ in range(n)], pa.int64()),
+            "zone": pa.array([rng.choice([1, 2, 3, 4, None]) for _ in range(n)], pa.int64()),
+            "urban": pa.array([rng.choice([True, False, None]) for _ in range(n)], pa.bool_()),
+        })
+        pq.write_table(table, d / f"part-{part}.parquet", row_group_size=700)  # 5 row groups per file
+    queries = ALL_QUERIES + [
+        {"name": "nz", "statistic": "count", "group_by": ["zone", "urban"], "epsilon": 1},
+        {"name": "sz", "statistic": "sum", "column": "age", "group_by": ["urban", "region", "zone"], "epsilon": 1},
+    ]
+    fast, slow = _both_paths(d, manifest, queries)
+    for q, f, s in zip(queries, fast, slow):
+        assert _same(f, s), (q["name"], f, s)
+
+
+def test_scan_path_maps_large_dictionaries_row_by_row(tmp_path, monkeypatch):
+    from sandbox.runner import query as rq
+
+    d = tmp_path / "dirty"
+    d.mkdir()
+    n = 5000
+    pl.DataFrame({"pid": list(range(n)), "region": [["north", "south", f"junk{i}"][i % 3] for i in range(n)],
+                  "sex": ["F", "M"] * (n // 2), "amount": [float(i % 101) for i in range(n)],
+                  "age": [i % 11 for i in range(n)]}).write_parquet(d / "x.parquet")
+    queries = [q for q in ALL_QUERIES if q["statistic"] != "quantile"]
+    monkeypatch.setattr(rq, "MAX_LOCAL_SLOTS", 4)  # force the row-by-row mapping
+    fast, slow = _both_paths(d, MANIFEST, queries)
+    for q, f, s in zip(queries, fast, slow):
+        assert _same(f, s), (q["name"], f, s)
+
+
+def test_runner_uses_the_polars_path_when_a_unit_must_be_truncated(data_dir, monkeypatch):
+    from sandbox.runner import query as rq
+
+    def boom(*a, **k):
+        raise AssertionError("the scan path cannot truncate units")
+
+    monkeypatch.setattr(rq, "cell_statistics", boom)
+    spec = _spec([{"name": "n", "statistic": "count", "group_by": ["region"], "epsilon": 10}])
+    got = _as_dict(rq.compute_release(spec, MANIFEST, data_dir, bound_verified=False)["tables"][0])
+    assert abs(got[("north",)] - COUNT_BY_REGION[False]["north"]) <= 2
+    with pytest.raises(AssertionError, match="cannot truncate"):
+        rq.compute_release(spec, MANIFEST, data_dir, bound_verified=True)
+
+
+# ---- the accounting the runner releases is the closed form, for every statistic and bound
+
+@pytest.mark.parametrize("k", [1, 2, 5])
+@pytest.mark.parametrize("eps", [0.1, 1.0, 3.0])
+def test_released_noise_scales_equal_the_closed_form(data_dir, out_dir, k, eps):
+    manifest = {**MANIFEST, "max_rows_per_unit": k}
+    queries = [{"name": "c", "statistic": "count", "group_by": ["region"], "epsilon": eps},
+               {"name": "s", "statistic": "sum", "column": "amount", "epsilon": eps},
+               {"name": "m", "statistic": "mean", "column": "amount", "epsilon": eps},
+               {"name": "h", "statistic": "histogram", "column": "age", "bins": [0, 5, 10], "epsilon": eps},
+               {"name": "q", "statistic": "quantile", "column": "age", "q": 0.25, "epsilon": eps}]
+    c, s, m, h, q = run_job(_job(_spec(queries), data_dir, out_dir, manifest=manifest))["tables"]
+    # L = 0, U = 100 for amount; alpha = 1/4 so the score moves by max(1, 3) per row
+    assert (c["sensitivity"], c["noise_scale"]) == (k, pytest.approx(k / eps, rel=1e-12))
+    assert (h["sensitivity"], h["noise_scale"]) == (k, pytest.approx(k / eps, rel=1e-12))
+    assert (s["sensitivity"], s["noise_scale"]) == (100 * k, pytest.approx(100 * k / eps, rel=1e-12))
+    shifted, count = m["parts"]
+    assert shifted["sensitivity"] == 50 * k and shifted["noise_scale"] == pytest.approx(50 * k / (eps / 2), rel=1e-12)
+    assert count["sensitivity"] == k and count["noise_scale"] == pytest.approx(k / (eps / 2), rel=1e-12)
+    assert shifted["epsilon"] + count["epsilon"] == eps
+    assert q["sensitivity"] == 3 * k and q["noise_scale"] == pytest.approx(2 * 3 * k / eps, rel=1e-12)
+    for t in (c, s, h, q):
+        assert t["epsilon"] == eps
+
+
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_one_unit_moves_the_exact_cells_by_at_most_the_sensitivity(tmp_path, k):
+    # Neighbouring datasets: add one person with many rows of extreme values spread over cells.
+    # With the per-query enforcement (unverified path), the L1 change of every statistic's
+    # cell vector stays within the closed-form sensitivity.
+    import random
+
+    rng = random.Random(k)
+    manifest_dict = {**MANIFEST, "max_rows_per_unit": k}
+    manifest = parse_manifest(manifest_dict)
+    base = {"pid": [], "region": [], "sex": [], "amount": [], "age": []}
+    for pid in range(200):
+        for _ in range(rng.randint(1, k)):
+            base["pid"].append(pid)
+            base["region"].append(rng.choice(["north", "south", "east"]))
+            base["sex"].append(rng.choice(["F", "M"]))
+            base["amount"].append(rng.uniform(0, 100))
+            base["age"].append(rng.randint(0, 10))
+    queries = [{"name": "c", "statistic": "count", "group_by": ["region", "sex"], "epsilon": 1},
+               {"name": "h", "statistic": "histogram", "column": "age", "bins": [0, 3, 7, 10], "epsilon": 1},
+               {"name": "s", "statistic": "sum", "column": "amount", "group_by": ["region"], "epsilon": 1},
+               {"name": "m", "statistic": "mean", "column": "amount", "group_by": ["sex"], "epsilon": 1}]
+    spec = parse_query_spec(_spec(queries), manifest)
+    plans = acc.plan(spec, manifest)
+
+    def cells(frame_dict, d):
+        d.mkdir()
+        pl.DataFrame(frame_dict).write_parquet(d / "x.parquet")
+        scan = scan_dataset(d)
+        over = over_limit_units(scan, manifest)
+        return [exact_cells(q, p, aggregate_frame(scan, q, p, manifest, over_limit=over).collect(), manifest)
+                for q, p in zip(spec.queries, plans)]
+
+    before = cells(base, tmp_path / "before")
+    for trial in range(3):
+        extra = 3 * k + trial
+        neighbour = {key: list(v) for key, v in base.items()}
+        for i in range(extra):
+            neighbour["pid"].append(10_000)
+            neighbour["region"].append(["north", "south", "east"][i % 3])
+            neighbour["sex"].append(["F", "M"][i % 2])
+            neighbour["amount"].append([1e9, -1e9, 100.0][i % 3])
+            neighbour["age"].append(i % 11)
+        after = cells(neighbour, tmp_path / f"after{trial}")
+        c, h, s, m = (plan.sensitivity for plan in plans)
+        assert sum(abs(a - b) for a, b in zip(after[0], before[0])) <= c
+        assert sum(abs(x - y) for a, b in zip(after[1], before[1]) for x, y in zip(a, b)) <= h
+        assert sum(abs(a - b) for a, b in zip(after[2], before[2])) <= s + 1e-6
+        assert sum(abs(a[0] - b[0]) for a, b in zip(after[3], before[3])) <= m + 1e-6  # shifted sum
+        assert sum(abs(a[1] - b[1]) for a, b in zip(after[3], before[3])) <= k  # its count
+
+
+# ---- more of the noise itself: the mean's sum part and the quantile's selection
+
+def test_mean_noise_follows_the_laplace_of_the_planned_shifted_sum_scale():
+    from sandbox.runner.query import release_cells
+
+    manifest = parse_manifest(MANIFEST)
+    query = parse_query_spec(_spec([{"name": "m", "statistic": "mean", "column": "amount",
+                                     "group_by": ["region"], "epsilon": 10}]), manifest).queries[0]
+    plan = acc.plan_query(query, manifest)
+    n = 10_000  # values all at the midpoint: shifted sum 0, so (mean - 50) * count ~ Laplace(b)
+    exact = [[0.0, n]] * 3
+    b = plan.parts[0].scale
+    assert b == 2 * 50 / 5  # k (U - L) / 2 / (eps / 2)
+    draws = []
+    for _ in range(700):
+        table = release_cells(query, plan, exact, manifest)
+        draws.extend((row[-1] - 50.0) * n for row in table["rows"])
+    # the count's own noise (scale 0.4 here) changes n by < 0.1%, far below what KS can see
+    assert stats.kstest(draws, stats.laplace(scale=b).cdf).pvalue > 1e-4
+    assert stats.kstest(draws, stats.laplace(scale=1.3 * b).cdf).pvalue < 1e-4
+
+
+def test_quantile_selection_follows_the_exponential_mechanism():
+    from sandbox.runner.query import release_cells
+
+    manifest = parse_manifest(MANIFEST)
+    query = parse_query_spec(_spec([{"name": "q", "statistic": "quantile", "column": "age", "q": 0.5,
+                                     "epsilon": 1}]), manifest).queries[0]
+    plan = acc.plan_query(query, manifest)
+    m = len(plan.candidates)  # 0..10
+    # 6 rows at ages 4, 5, 5, 6, 6, 7: hist_by_rank[r] counts rows with r candidates <= x
+    hist, eqs = [0] * (m + 1), [0] * m
+    for x in (4, 5, 5, 6, 6, 7):
+        hist[x + 1] += 1
+        eqs[x] += 1
+    scores = quantile_scores(hist, eqs, *plan.alpha)
+    # OpenDP's Gumbel noisy min: P(i) proportional to exp(-score_i / scale)
+    weights = [math.exp(-s / plan.noise_scale) for s in scores]
+    probs = [w / sum(weights) for w in weights]
+    draws = 3000
+    counts = [0] * m
+    for _ in range(draws):
+        value = release_cells(query, plan, [(hist, eqs)], manifest)["rows"][0][0]
+        counts[int(value)] += 1
+    expected = [p * draws for p in probs]
+    assert stats.chisquare(counts, expected).pvalue > 1e-4
+    # a selection twice as sharp (half the scale) is rejected
+    sharp = [math.exp(-2 * s / plan.noise_scale) for s in scores]
+    assert stats.chisquare(counts, [w / sum(sharp) * draws for w in sharp]).pvalue < 1e-4
+
+
+@pytest.mark.parametrize("bound_verified", [True, False])
+def test_an_ungrouped_count_counts_every_row(data_dir, out_dir, bound_verified):
+    # 17 rows; unverified, pid 1's 6 rows are truncated to k = 2
+    spec = _spec([{"name": "n", "statistic": "count", "epsilon": 10}])
+    (value,), = run_job(_job(spec, data_dir, out_dir, bound_verified))["tables"][0]["rows"]
+    assert abs(value - (17 if bound_verified else 13)) <= 2

@@ -1,0 +1,38 @@
+"""The benchmark's smoke run (tiny sizes) still works end to end, so `make bench` cannot rot."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_smoke_benchmark_writes_a_complete_results_table(tmp_path):
+    out = tmp_path / "RESULTS.md"
+    done = subprocess.run([sys.executable, "-m", "bench.run", "--smoke", "--out", str(out),
+                           "--data-dir", str(tmp_path / "data")],
+                          cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = out.read_text(encoding="utf-8")
+
+    header = next(line for line in text.splitlines() if line.startswith("| rows | query |"))
+    engines = [c.strip() for c in header.strip("|").split("|")][2:]
+    assert {"polars", "sandbox_verified", "sandbox_unverified"} <= set(engines)
+    rows = [line for line in text.splitlines() if line.startswith("| 20k | Q")]
+    assert [r.split("|")[2].strip() for r in rows] == ["Q1", "Q2", "Q3", "Q4"]
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert len(cells) == len(engines) + 2
+        # every engine produced a median and the verified runner a ratio to the plain scan
+        assert all(c not in ("", "n/a") for c in cells[2:2 + 4 + ("duckdb" in engines)]), row
+        assert cells[engines.index("sandbox verified / best plain") + 2].endswith("x"), row
+
+    assert "## Peak memory" in text and "| 20k | " in text.split("## Peak memory")[1]
+    assert "## Registration-time check" in text
+    # accuracy: the count's MAE is the discrete Laplace's (scale 5) up to sampling error
+    q2 = next(line for line in text.splitlines() if line.startswith("| Q2 |"))
+    mae, expected = float(q2.split("|")[2]), float(q2.split("|")[-2])
+    assert abs(expected - 4.97) < 0.01 and 2.5 < mae < 8.0

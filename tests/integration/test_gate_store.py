@@ -1,0 +1,59 @@
+"""The release gate on real runs (bubblewrap): disclosure checks decide what can go on."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from sandbox.bootstrap import bootstrap
+from sandbox.config import REPO_ROOT, load
+from sandbox.store.models import AuditEvent
+from tests.conftest import make_env, need_backend
+from tests.integration.test_ledger_store import TIGHT_POLICY
+
+
+@pytest.fixture
+def services(demo_datasets_dir, tmp_path):
+    need_backend("bwrap")
+    settings = load(make_env(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", demo_datasets_dir, "bwrap"))
+    svc = bootstrap(settings, enqueue=lambda _job_id: None)
+    svc.register_dataset(REPO_ROOT / "datasets" / "health_visits.yaml", demo_datasets_dir / "health_visits")
+    svc.create_user("operator", "operator", "op-token")
+    yield svc
+    svc.store.dispose()
+
+
+def grouped(column: str) -> dict:
+    return {"mode": "query", "dataset": "health_visits", "purpose": "public_health_planning",
+            "queries": [{"name": "by", "statistic": "count", "group_by": [column], "epsilon": 0.1}]}
+
+
+@pytest.mark.bwrap
+def test_output_with_a_forbidden_column_never_reaches_review(services):
+    services.apply_policy(TIGHT_POLICY + "forbidden_columns: [person_id, sex]\n",
+                          "policies/health_visits.yaml", "owner")
+    user = services.authenticate("op-token")
+    job_id = services.submit(user, grouped("sex"))["job"]["id"]
+    assert services.execute(job_id) == "failed"
+    with services.store.transaction() as s:
+        events = s.execute(select(AuditEvent).where(AuditEvent.action == "gate.checks",
+                                                    AuditEvent.subject == job_id)).scalars().all()
+    failed = [c["name"] for c in events[-1].payload["checks"] if c["status"] == "fail"]
+    assert failed == ["forbidden_columns:by"]
+    view = services.get_job(user, job_id)
+    assert "sex" not in view["message"] and view["state"] in ("in_progress", "failed")
+
+
+@pytest.mark.bwrap
+def test_clean_dp_table_passes_every_check(services):
+    services.apply_policy(TIGHT_POLICY, "policies/health_visits.yaml", "owner")
+    user = services.authenticate("op-token")
+    job_id = services.submit(user, grouped("district"))["job"]["id"]
+    assert services.execute(job_id) == "awaiting_review"
+    reviewer = services.authenticate(services.create_user("rev", "compliance", "rev-token") and "rev-token")
+    detail = services.review_detail(reviewer, job_id)
+    checks = next(o for o in detail["outputs"] if o["name"] == "result.json")["checks"]
+    assert {c["name"] for c in checks} >= {"shape:by", "forbidden_columns:by", "direct_identifiers:by",
+                                           "row_level:by", "table_size:by"}
+    assert all(c["status"] == "pass" for c in checks)
+    summary = next(o for o in detail["outputs"] if o["name"] == "by.csv")["summary"]
+    assert summary["rows"] == 14 and summary["columns"]["count"]["kind"] == "numeric"
