@@ -12,7 +12,9 @@ from .store.db import Store
 
 
 def bootstrap(settings: Settings | None = None, *, enqueue=None, backend_factory=None,
-              create_schema: bool = True) -> Services:
+              create_schema: bool = True, enqueue_block=None) -> Services:
+    """Real parts by default. A caller that passes its own `enqueue` (tests, the CLI) runs
+    program blocks in-process unless it passes `enqueue_block` too."""
     settings = settings or load()
     settings.home.mkdir(parents=True, exist_ok=True)
     store = Store(settings.database_url)
@@ -25,7 +27,12 @@ def bootstrap(settings: Settings | None = None, *, enqueue=None, backend_factory
         def enqueue(job_id: str, _s=settings) -> None:
             from .worker import celery_app
             celery_app(_s).send_task("sandbox.run_job", args=[job_id])
-    return Services(settings=settings, store=store, backend_factory=backend_factory, enqueue=enqueue)
+
+        def enqueue_block(job_id: str, attempt: int, index: int, _s=settings) -> None:
+            from .worker import celery_app
+            celery_app(_s).send_task("sandbox.run_block", args=[job_id, attempt, index])
+    return Services(settings=settings, store=store, backend_factory=backend_factory, enqueue=enqueue,
+                    enqueue_block=enqueue_block)
 
 
 @lru_cache(maxsize=8)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -69,11 +70,22 @@ def setup(rows: int | None = None, quiet: bool = True, settings=None, only: set 
         tokens[name] = services.create_user(name, role, tokens.get(name))
     tokens_path.write_text(json.dumps(tokens, indent=2))
     tokens_path.chmod(0o600)
+    # Web UI passwords: random, kept across runs like the tokens; set again only
+    # when the store does not have them (a recreated database).
+    from .web.auth import password_is, set_password
+    passwords_path = settings.home / "passwords.json"
+    passwords = json.loads(passwords_path.read_text()) if passwords_path.exists() else {}
+    for name, _role in DEMO_USERS:
+        passwords.setdefault(name, secrets.token_urlsafe(12))
+        if not password_is(services, name, passwords[name]):
+            set_password(services, name, passwords[name])
+    passwords_path.write_text(json.dumps(passwords, indent=2))
+    passwords_path.chmod(0o600)
     if not quiet:
         for name, info in infos.items():
             print(f"dataset {name}: version {info['version'][:12]} ({info['seconds']} s)", file=sys.stderr)
     services.store.dispose()
-    return {"datasets": infos, "tokens": tokens}
+    return {"datasets": infos, "tokens": tokens, "passwords": passwords}
 
 
 def cmd_up(args) -> int:
@@ -95,7 +107,11 @@ def cmd_up(args) -> int:
     for name, token in info["tokens"].items():
         role = dict(DEMO_USERS).get(name, "?")
         print(f"  {role:<10} {name:<10} {token}")
-    print(f"Try:      SANDBOX_TOKEN={info['tokens']['operator']} sandbox submit jobs/health_query.json --wait")
+    print(f"Web UI:   {url}/ui   (sign in with a name and password below; kept in {settings.home / 'passwords.json'})")
+    for name, password in info["passwords"].items():
+        role = dict(DEMO_USERS).get(name, "?")
+        print(f"  {role:<10} {name:<10} {password}")
+    print(f"Try:      SANDBOX_TOKEN={info['tokens']['operator']} .venv/bin/sandbox submit jobs/health_query.json --wait")
     print("Ctrl-C to stop.\n", flush=True)
     try:
         from .web import create_app
@@ -208,8 +224,8 @@ def cmd_mock(args) -> int:
 def cmd_submit(args) -> int:
     c = _client(args)
     # The server parses and validates the text (JSON or YAML) with the same rules for
-    # every client, so the CLI sends it unchanged.
-    result = c.submit(_read(args.file), dry_run=args.dry_run)
+    # every client, so the CLI sends it unchanged; a program job also sends its code.
+    result = c.submit(_submission_text(args.file), dry_run=args.dry_run)
     if args.dry_run or not args.wait or not result.get("admitted"):
         _print(result)
         return 0 if result.get("admitted", True) else 1
@@ -218,6 +234,25 @@ def cmd_submit(args) -> int:
     job = _follow(c, job["id"])
     _print(job)
     return 0
+
+
+def _program_code(spec_path: str, spec: dict) -> str:
+    name = spec.get("program")
+    if not isinstance(name, str) or not name:
+        raise UsageError("a program job spec names its Python file in \"program\"")
+    return _read(str(Path(spec_path).parent / name))
+
+
+def _submission_text(path: str) -> str:
+    from .domain.spec import load_spec_text
+    text = _read(path)
+    try:
+        spec = load_spec_text(text)
+    except Exception:  # noqa: BLE001 - the server reports the parse error with what to fix
+        return text
+    if isinstance(spec, dict) and spec.get("mode") == "program":
+        return json.dumps({"spec": spec, "code": _program_code(path, spec)}, ensure_ascii=False)
+    return text
 
 
 def _follow(c, job_id: str) -> dict:
@@ -256,7 +291,8 @@ def cmd_run_mock(args) -> int:
         raise UsageError("the job spec must name its dataset")
     public = _client(args).dataset(raw["dataset"])
     manifest = parse_manifest(public)
-    report = run_on_mock(raw, manifest, get_backend(load()), rows=args.rows)
+    code = _program_code(args.file, raw) if raw.get("mode") == "program" else None
+    report = run_on_mock(raw, manifest, get_backend(load()), rows=args.rows, code=code)
     _print(report)
     return 0 if report["exit_code"] == 0 and all(c["status"] == "pass" for c in report["checks"]) else 1
 

@@ -146,3 +146,32 @@ def spec_diff(previous: dict | None, current: dict, previous_id: str | None, cur
     b = json.dumps(current, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
     return "\n".join(difflib.unified_diff(a, b, f"job {previous_id}", f"job {current_id}", lineterm="")) \
         or "(identical to the previous job)"
+
+
+def text_diff(previous: str | None, current: str, previous_id: str | None, current_id: str) -> str:
+    """Unified diff of the operator's previous program on this dataset against this one."""
+    import difflib
+    if previous is None:
+        return "(first program of this operator on this dataset)"
+    return "\n".join(difflib.unified_diff(previous.splitlines(), current.splitlines(), f"job {previous_id}",
+                                          f"job {current_id}", lineterm="")) or "(identical to the previous program)"
+
+
+def check_program_result(raw: bytes, spec) -> list[Check]:
+    """The aggregate is computed by trusted code; the gate still checks it has exactly the
+    contract's outputs, in order, with finite values, before anyone can review it."""
+    try:
+        result = json.loads(raw)
+        (table,) = result["tables"]
+        names = [r[0] for r in table["rows"]]
+        values = [r[1] for r in table["rows"]]
+    except (ValueError, KeyError, TypeError):
+        return [Check("result_format", FAIL, "the program result must be one table of (output, value) rows")]
+    wanted = [o.name for o in spec.outputs]
+    if names != wanted:
+        return [Check("declared_outputs", FAIL, f"expected exactly the outputs {wanted}, in that order")]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+        return [Check("finite_values", FAIL, "every released value must be a finite number")]
+    return [Check("declared_outputs", PASS, f"exactly the contract's outputs: {', '.join(wanted)}"),
+            Check("dp_aggregate", PASS, f"sample-and-aggregate over k={spec.k} blocks; noise from OpenDP "
+                                        f"({table.get('mechanism')}), epsilon {spec.epsilon}")]

@@ -16,8 +16,11 @@ from .domain.spec import parse_query_spec
 from .isolation import Limits, RunRequest
 
 
-def run_on_mock(raw_spec: dict, manifest: Manifest, backend, rows: int = 2000, seed: int = 0) -> dict:
+def run_on_mock(raw_spec: dict, manifest: Manifest, backend, rows: int = 2000, seed: int = 0,
+                code: str | None = None) -> dict:
     from . import datagen
+    if code is not None:
+        return _program_on_mock(raw_spec, manifest, backend, rows, seed, code)
     spec = parse_query_spec(raw_spec, manifest)
     with tempfile.TemporaryDirectory(prefix="sandbox-mock-") as tmp:
         root = Path(tmp)
@@ -39,3 +42,26 @@ def run_on_mock(raw_spec: dict, manifest: Manifest, backend, rows: int = 2000, s
             "timed_out": result.timed_out, "stdout": result.stdout.decode("utf-8", "replace"),
             "stderr": result.stderr.decode("utf-8", "replace"), "checks": [c.to_dict() for c in checks],
             "result": parsed}
+
+
+def _program_on_mock(raw_spec: dict, manifest: Manifest, backend, rows: int, seed: int, code: str) -> dict:
+    """Run the program on the whole mock dataset as one block, in the real block box,
+    and show its vector, the contract check and everything it printed."""
+    from . import datagen, saa
+    from .domain.program import expected_error, parse_program_spec
+    spec = parse_program_spec(raw_spec, manifest, code=code)
+    with tempfile.TemporaryDirectory(prefix="sandbox-mock-") as tmp:
+        block = Path(tmp) / "block"
+        block.mkdir()
+        block.chmod(0o755)
+        datagen.write_mock_parquet(manifest, block / "mock.parquet", rows=rows, seed=seed)
+        (block / "mock.parquet").chmod(0o644)
+        outcome = saa.run_block(backend, spec, block, Path(tmp) / "run",
+                                saa.block_limits(spec, Limits(memory_mb=2048)), label="mock")
+    return {"mock": True, "backend": getattr(backend, "name", ""), "exit_code": outcome.run.exit_code,
+            "timed_out": outcome.run.timed_out, "stdout": outcome.run.stdout.decode("utf-8", "replace"),
+            "stderr": outcome.run.stderr.decode("utf-8", "replace"),
+            "contract": "ok" if outcome.reason is None else f"violated: {outcome.reason} (the default vector would be used)",
+            "vector": outcome.vector, "expected_error": expected_error(spec),
+            "checks": [{"name": "contract", "status": "pass" if outcome.reason is None else "fail",
+                        "explanation": outcome.reason or "vector of the declared length, finite numbers"}]}

@@ -30,8 +30,8 @@ from .domain.policy import Policy, PolicyError, parse_policy
 from .domain.spec import load_spec_text, parse_query_spec
 from .isolation import Limits, RunRequest
 from .store.db import Store, head_stmt
-from .store.models import (AuditEvent, BudgetLock, Dataset, Job, LedgerEntry, Output, PolicyVersion, Review,
-                           RunLog, User, utcnow)
+from .store.models import (AuditEvent, BlockResult, BudgetLock, Dataset, Job, LedgerEntry, Output, PolicyVersion,
+                           Review, RunLog, User, utcnow)
 
 OPERATOR_FAILURE_MESSAGE = (
     "The job failed while running on the real data. For your protection and the data's, no "
@@ -90,6 +90,12 @@ class Services:
     backend_factory: Callable[[], object]
     enqueue: Callable[[str], None]
     clock: Callable[[], datetime] = utcnow
+    # Fans program blocks out as tasks; None runs them one after another in this process.
+    enqueue_block: Callable[[str, int, int], None] | None = None
+
+    def __post_init__(self):
+        if self.enqueue_block is None:
+            self.enqueue_block = self.run_block
 
     # ----------------------------------------------------------------- audit
     def audit(self, s, actor: str, action: str, subject: str, payload: dict | None = None) -> None:
@@ -289,39 +295,58 @@ class Services:
             return {"dataset": dataset, "operator": operator, **bal.to_dict()}
 
     # ------------------------------------------------------------ submission
-    def parse_submission(self, raw) -> tuple[Manifest, dict]:
+    def parse_submission(self, raw):
+        """Validate an untrusted submission. Query jobs are a spec; program jobs are
+        {"spec": {...}, "code": "<python source>"}. Returns (manifest, spec, code)."""
         if isinstance(raw, (bytes, str)):
             raw = load_spec_text(raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))
         if not isinstance(raw, dict):
             raise InvalidInput("the job spec must be a JSON object")
+        code = None
+        if "code" in raw or raw.get("mode") == "program":
+            if set(raw) != {"spec", "code"} or not isinstance(raw["spec"], dict) or not isinstance(raw["code"], str):
+                raise InvalidInput("a program job is {\"spec\": {...}, \"code\": \"<python source>\"}", "code")
+            raw, code = raw["spec"], raw["code"]
         name = raw.get("dataset")
         if not isinstance(name, str):
             raise InvalidInput("dataset: name the dataset to query (see GET /api/v1/datasets)", "dataset")
         mode = raw.get("mode", "query")
-        if mode != "query":
-            raise InvalidInput("mode: only 'query' jobs are supported by this version", "mode")
+        if mode not in ("query", "program"):
+            raise InvalidInput("mode: must be 'query' or 'program'", "mode")
+        if (mode == "program") != (code is not None):
+            raise InvalidInput("mode: program jobs send {spec, code}; query jobs send the spec alone", "mode")
         try:
             manifest = self.manifest(name)
         except NotFound:
             raise InvalidInput(f"dataset: unknown dataset '{name}' (see GET /api/v1/datasets)", "dataset")
-        spec = parse_query_spec(raw, manifest)
-        return manifest, spec
+        if mode == "program":
+            from .domain.program import parse_program_spec
+            return manifest, parse_program_spec(raw, manifest, code=code), code
+        return manifest, parse_query_spec(raw, manifest), None
 
     def submit(self, user: User, raw, dry_run: bool = False) -> dict:
         if user.role != st.OPERATOR:
             raise Forbidden("only operators submit jobs")
         from .domain import dp
-        manifest, spec = self.parse_submission(raw)
+        manifest, spec, code = self.parse_submission(raw)
+        mode = "query" if code is None else "program"
         spec_dict = spec.to_dict()
-        plans = _jsonable(dp.plan(spec, manifest))
-        epsilon = float(spec.total_epsilon)
+        if mode == "query":
+            plans = _jsonable(dp.plan(spec, manifest))
+            epsilon = float(spec.total_epsilon)
+        else:
+            from .domain.program import expected_error
+            plans = _jsonable(expected_error(spec))
+            epsilon = float(spec.epsilon)
+            if not dry_run:
+                self._check_program_on_mock(spec, manifest)
         now = self.clock()
         if dry_run:
             with self.store.transaction() as s:
                 _, policy = self._current_policy(s, manifest.name)
                 entries = self._ledger_entries(s, manifest.name, user.name)
             bal = led.balance(entries, policy.budget, now)
-            decision = adm.decide(policy, adm.JobRequest(operator=user.name, dataset=manifest.name, mode="query",
+            decision = adm.decide(policy, adm.JobRequest(operator=user.name, dataset=manifest.name, mode=mode,
                                                          purpose=spec_dict["purpose"], epsilon=epsilon, delta=0.0),
                                   bal, now.date())
             after = None
@@ -339,10 +364,10 @@ class Services:
             self.store.lock_for_update(s, select(BudgetLock).where(BudgetLock.dataset == manifest.name,
                                                                    BudgetLock.operator == user.name))
             bal = led.balance(self._ledger_entries(s, manifest.name, user.name), policy.budget, now)
-            request = adm.JobRequest(operator=user.name, dataset=manifest.name, mode="query",
+            request = adm.JobRequest(operator=user.name, dataset=manifest.name, mode=mode,
                                      purpose=spec_dict["purpose"], epsilon=epsilon, delta=0.0)
             decision = adm.decide(policy, request, bal, now.date())
-            job = Job(id=secrets.token_hex(8), operator=user.name, dataset=manifest.name, mode="query",
+            job = Job(id=secrets.token_hex(8), operator=user.name, dataset=manifest.name, mode=mode, code=code or "",
                       purpose=spec_dict["purpose"], spec=spec_dict, spec_hash=spec.content_hash, epsilon=epsilon,
                       delta=0.0, state=st.SUBMITTED, policy_version_id=prow.id, policy_hash=prow.content_hash,
                       dataset_version=ds.version_hash, reviewers_required=decision.reviewers_required,
@@ -369,6 +394,25 @@ class Services:
         if queued:
             self._safe_enqueue(view["id"])
         return {"job": view, "admitted": True, "reasons": []}
+
+    def _check_program_on_mock(self, spec, manifest: Manifest) -> None:
+        """A program that fails on mock data cannot be submitted: run it once on a mock
+        block in the same box the real run uses; its errors are about mock data only."""
+        import tempfile
+
+        from . import datagen, saa
+        backend = self.backend_factory()
+        with tempfile.TemporaryDirectory(prefix="sandbox-mockcheck-") as tmp:
+            block = Path(tmp) / "block"
+            block.mkdir()
+            block.chmod(0o755)
+            datagen.write_mock_parquet(manifest, block / "mock.parquet", rows=500)
+            (block / "mock.parquet").chmod(0o644)
+            outcome = saa.run_block(backend, spec, block, Path(tmp) / "run",
+                                    saa.block_limits(spec, Limits(memory_mb=2048)), label="mockcheck")
+        if outcome.reason is not None:
+            raise InvalidInput(f"code: the program fails on mock data ({outcome.reason}); run "
+                               "`sandbox run --mock SPEC` to see its output and errors, fix it, then submit", "code")
 
     def _ensure_budget_lock(self, dataset: str, operator: str) -> None:
         from sqlalchemy.exc import IntegrityError
@@ -485,6 +529,7 @@ class Services:
             job.lease_expires = self.clock() + timedelta(seconds=lim.wall_seconds + self.settings.lease_margin_seconds)
             self.transition(s, job, st.RUNNING, st.SYSTEM, "worker", f"attempt {job.attempts}")
             return {"job_id": job.id, "attempt": job.attempts, "spec": job.spec, "manifest": ds.manifest,
+                    "mode": job.mode, "code": job.code,
                     "data_dir": ds.data_dir, "bound_verified": ds.bound_verified,
                     "limits": Limits(memory_mb=lim.memory_mb, cpus=lim.cpus, wall_seconds=lim.wall_seconds,
                                      output_bytes=lim.output_bytes)}
@@ -495,9 +540,11 @@ class Services:
         work = self.claim(job_id)
         if work is None:
             return None
+        # Earlier attempts' work areas (a lost worker's) hold copies of raw data: remove them.
+        shutil.rmtree(self.settings.jobs_dir / job_id, ignore_errors=True)
         attempt_dir = self.settings.jobs_dir / job_id / f"attempt-{work['attempt']}"
-        if attempt_dir.exists():
-            shutil.rmtree(attempt_dir)
+        if work["mode"] == "program":
+            return self._start_program(work, attempt_dir)
         (attempt_dir / "job").mkdir(parents=True)
         (attempt_dir / "out").mkdir()
         (attempt_dir / "job" / "job.json").write_text(json.dumps({
@@ -555,6 +602,94 @@ class Services:
                 self.transition(s, job, st.AWAITING_REVIEW, st.SYSTEM, "gate")
             state = job.state
         shutil.rmtree(attempt_dir, ignore_errors=True)  # nothing of a run is kept outside the store
+        return state
+
+    # ------------------------------------------------------------ program mode
+    def _program_spec(self, spec: dict, manifest: dict, code: str):
+        from .domain.program import parse_program_spec
+        return parse_program_spec(spec, parse_manifest(manifest), code=code)
+
+    def _start_program(self, work: dict, attempt_dir: Path) -> str:
+        """Split the dataset into k blocks by a keyed hash of the privacy unit (secret
+        per-job seed, kept nowhere), then run every block in its own box."""
+        from . import blocks
+        spec = self._program_spec(work["spec"], work["manifest"], work["code"])
+        manifest = parse_manifest(work["manifest"])
+        seed = blocks.new_block_seed()
+        blocks.assign_blocks(Path(work["data_dir"]), manifest.privacy_unit, spec.k, seed, attempt_dir / "blocks")
+        with self.store.transaction() as s:
+            self.audit(s, "system", "program.blocks_assigned", work["job_id"],
+                       {"attempt": work["attempt"], "k": spec.k, "seed_sha256": hashlib.sha256(seed).hexdigest()})
+        del seed
+        for i in range(spec.k):
+            self.enqueue_block(work["job_id"], work["attempt"], i)
+        with self.store.transaction() as s:
+            return s.get(Job, work["job_id"]).state
+
+    def run_block(self, job_id: str, attempt: int, index: int) -> str | None:
+        """One block of a program job (a Celery task of its own; idempotent)."""
+        from sqlalchemy.exc import IntegrityError
+
+        from . import saa
+        with self.store.transaction() as s:
+            job = s.get(Job, job_id)
+            if job is None or job.state != st.RUNNING or job.attempts != attempt:
+                return None
+            done = s.execute(select(BlockResult).where(BlockResult.job_id == job_id, BlockResult.attempt == attempt,
+                                                       BlockResult.block == index)).scalar_one_or_none()
+            ds = self._dataset(s, job.dataset)
+            spec = self._program_spec(job.spec, ds.manifest, job.code)
+            lim = self._job_policy(s, job).limits
+        if done is None:
+            attempt_dir = self.settings.jobs_dir / job_id / f"attempt-{attempt}"
+            work_dir = attempt_dir / f"run-{index:04d}"
+            shutil.rmtree(work_dir, ignore_errors=True)
+            outcome = saa.run_block(self.backend_factory(), spec, attempt_dir / "blocks" / f"block-{index:04d}",
+                                    work_dir, saa.block_limits(spec, Limits(memory_mb=lim.memory_mb, cpus=lim.cpus)),
+                                    label=f"{job_id}-b{index}")
+            shutil.rmtree(work_dir, ignore_errors=True)
+            try:
+                with self.store.transaction() as s:
+                    s.add(BlockResult(job_id=job_id, attempt=attempt, block=index, vector=outcome.vector,
+                                      reason=outcome.reason or "", exit_code=outcome.run.exit_code,
+                                      wall_seconds=outcome.run.wall_seconds,
+                                      stderr=outcome.run.stderr.decode("utf-8", "replace")[-4000:]))
+            except IntegrityError:
+                pass  # a duplicate delivery of this block finished first
+        return self._maybe_finish_program(job_id, attempt, spec)
+
+    def _maybe_finish_program(self, job_id: str, attempt: int, spec) -> str | None:
+        from . import saa
+        with self.store.transaction() as s:
+            job = self.store.lock_for_update(s, select(Job).where(Job.id == job_id))
+            if job.state != st.RUNNING or job.attempts != attempt:
+                return job.state
+            results = s.execute(select(BlockResult).where(BlockResult.job_id == job_id,
+                                                          BlockResult.attempt == attempt)).scalars().all()
+            if len(results) < spec.k:
+                return job.state
+            by_block = {r.block: r for r in results}
+            vectors = [by_block[i].vector for i in range(spec.k)]
+            reasons = [by_block[i].reason or None for i in range(spec.k)]
+            summary = saa.compliance_summary(reasons, spec)
+            job.compliance = {"blocks": summary}
+            job.backend = getattr(self._backend_or_none(), "name", "")
+            self.transition(s, job, st.CHECKING, st.SYSTEM, "worker", f"{spec.k} blocks done")
+            result = saa.aggregate(vectors, spec)
+            raw = json.dumps(result, allow_nan=False)
+            checks = gate.check_program_result(raw.encode(), spec)
+            check_dicts = [c.to_dict() for c in checks]
+            self.audit(s, "system", "gate.checks", job.id, {"checks": check_dicts, "blocks": summary})
+            if any(c.status == gate.FAIL for c in checks):
+                job.message = OPERATOR_FAILURE_MESSAGE
+                self.transition(s, job, st.FAILED, st.SYSTEM, "gate", "output failed the release gate")
+                return job.state
+            self._store_output(s, job.id, "result.json", raw, check_dicts)
+            self._store_output(s, job.id, "program_output.csv", gate.table_csv(result["tables"][0]), [])
+            # Program outputs always go to a person (reviewers_for(program) >= 1).
+            self.transition(s, job, st.AWAITING_REVIEW, st.SYSTEM, "gate")
+            state = job.state
+        shutil.rmtree(self.settings.jobs_dir / job_id, ignore_errors=True)  # block copies of raw data
         return state
 
     def _store_output(self, s, job_id: str, name: str, text: str, checks: list) -> None:
@@ -680,6 +815,11 @@ class Services:
             view["spec_diff"] = gate.spec_diff(previous.spec if previous else None, job.spec,
                                                previous.id if previous else None, job.id)
             view["budget_charged"] = {"epsilon": job.epsilon, "delta": job.delta}
+            view["code"] = job.code
+            view["compliance"] = job.compliance or {}
+            if job.mode == "program":
+                view["code_diff"] = gate.text_diff(previous.code if previous else None, job.code,
+                                                   previous.id if previous else None, job.id)
             view["run_logs"] = [{"attempt": l.attempt, "backend": l.backend, "exit_code": l.exit_code,
                                  "timed_out": l.timed_out, "oom_killed": l.oom_killed,
                                  "wall_seconds": l.wall_seconds, "stdout": l.stdout, "stderr": l.stderr,
@@ -735,7 +875,10 @@ class Services:
                 "purpose": job.purpose, "spec_hash": job.spec_hash, "dataset_version": job.dataset_version,
                 "policy_hash": job.policy_hash, "backend": job.backend, "runner_image": self.settings.docker_image,
                 "privacy": {"epsilon": job.epsilon, "delta": job.delta, "accounting": "pure DP, basic composition",
-                            "mechanisms": sorted({q["statistic"] for q in job.spec["queries"]})},
+                            "mechanisms": (sorted({q["statistic"] for q in job.spec["queries"]}) if job.mode == "query"
+                                           else ["sample-and-aggregate", *sorted({o.get("aggregate") or
+                                                 job.spec.get("aggregate", "mean") for o in job.spec["outputs"]})])},
+                "code_sha256": hashlib.sha256(job.code.encode()).hexdigest() if job.code else None,
                 "checks": next((o.checks for o in outputs if o.name == "result.json"), []),
                 "reviews": [{"reviewer": r.reviewer, "decision": r.decision} for r in reviews],
                 "files": {o.name: o.sha256 for o in outputs},

@@ -50,6 +50,10 @@ def celery_app(settings: Settings) -> Celery:
     def run_job(job_id: str) -> str | None:
         return _services(settings).execute(job_id)
 
+    @app.task(name="sandbox.run_block", acks_late=True)
+    def run_block(job_id: str, attempt: int, index: int) -> str | None:
+        return _services(settings).run_block(job_id, attempt, index)
+
     @app.task(name="sandbox.sweep")
     def sweep() -> dict:
         return _services(settings).sweep()

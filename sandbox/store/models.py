@@ -23,6 +23,7 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     role: Mapped[str] = mapped_column(String(16))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255), default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -62,6 +63,8 @@ class Job(Base):
     purpose: Mapped[str] = mapped_column(String(128))
     spec: Mapped[dict] = mapped_column(JSON)
     spec_hash: Mapped[str] = mapped_column(String(64))
+    code: Mapped[str] = mapped_column(Text, default="")        # program mode: the analyst's Python file
+    compliance: Mapped[dict] = mapped_column(JSON, default=dict)  # compliance-only run facts (e.g. blocks)
     epsilon: Mapped[float] = mapped_column(Float)
     delta: Mapped[float] = mapped_column(Float, default=0.0)
     state: Mapped[str] = mapped_column(String(24), index=True)
@@ -95,6 +98,22 @@ class RunLog(Base):
     stderr: Mapped[str] = mapped_column(Text, default="")
     refused_outputs: Mapped[list] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class BlockResult(Base):
+    """One sample-and-aggregate block's (clamped) vector: in-domain, compliance-only.
+    Unique per attempt and block, so a redelivered block task never counts twice."""
+    __tablename__ = "block_results"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    block: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[list] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(String(16), default="")
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    wall_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    stderr: Mapped[str] = mapped_column(Text, default="")
+    __table_args__ = (UniqueConstraint("job_id", "attempt", "block"),)
 
 
 class Output(Base):

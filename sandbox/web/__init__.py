@@ -20,6 +20,12 @@ def create_app(settings=None, services=None) -> Flask:
     from .api import bp as api_bp
     app.register_blueprint(api_bp)
 
+    # Web UI (/ui): sessions signed with a per-installation secret, Chinese by default.
+    from . import auth, ui
+    auth.init_app(app, settings)
+    ui.init_babel(app)
+    app.register_blueprint(ui.bp)
+
     @app.errorhandler(InvalidInput)
     def _invalid(e: InvalidInput):
         return jsonify(e.to_dict()), 400

@@ -59,7 +59,11 @@ class Harness:
     def kill_worker(self, sig=signal.SIGKILL) -> None:
         if self.worker and self.worker.poll() is None:
             os.killpg(self.worker.pid, sig)
-            self.worker.wait(timeout=30)
+            try:
+                self.worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:  # a warm shutdown waits for running tasks
+                os.killpg(self.worker.pid, signal.SIGKILL)
+                self.worker.wait(timeout=15)
 
     def sigkill_worker_process(self) -> None:
         """SIGKILL the worker process alone, as a crash would (its children are not signalled)."""

@@ -1,0 +1,71 @@
+"""Program mode end to end: HTTP -> Celery (one task per block) -> real box per block ->
+OpenDP aggregate -> review -> release, on Docker and bubblewrap."""
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from sandbox.client import ApiError
+from sandbox.config import REPO_ROOT
+from tests.conftest import DEMO_ROWS, flush_redis, make_env, need_backend
+from tests.integration.harness import load_job, running
+
+BACKENDS = [pytest.param("docker", marks=pytest.mark.docker), pytest.param("bwrap", marks=pytest.mark.bwrap)]
+
+
+def program(name: str, k: int = 8) -> dict:
+    spec = load_job("program_mean_cost.json")
+    spec["blocks"] = k
+    return {"spec": spec, "code": (REPO_ROOT / "jobs" / name).read_text()}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_program_job_flow(backend, database_url, demo_datasets_dir, tmp_path):
+    need_backend(backend)
+    env = make_env(tmp_path, database_url, demo_datasets_dir, backend)
+    if not database_url.startswith("sqlite"):
+        flush_redis()
+    with running(env, DEMO_ROWS, workers=2) as h:
+        h.apply_policy("health_visits", wall_seconds=60)
+        op, rev = h.client("operator"), h.client("reviewer")
+
+        dry = op.submit(program("program_mean_cost.py"), dry_run=True)
+        assert dry["admitted"] and dry["cost"]["epsilon"] == pytest.approx(1.0)
+        assert len(dry["queries"]["outputs"]) == 3
+
+        job_id = op.submit(program("program_mean_cost.py"))["job"]["id"]
+        job = h.wait_state(job_id, {"awaiting_review", "failed"}, timeout=240)
+        assert job["state"] == "awaiting_review"
+
+        detail = rev.review_detail(job_id)
+        assert "def analyse" in detail["code"]
+        assert detail["compliance"]["blocks"]["blocks"] == 8
+        assert detail["compliance"]["blocks"]["defaults_used"] == 0
+        assert all(c["status"] == "pass" for c in detail["outputs"][0]["checks"])
+        # The operator sees none of the per-block facts.
+        assert "compliance" not in op.job(job_id) and "defaults_used" not in str(op.job(job_id))
+        rev.review(job_id, "approve")
+
+        rows = list(csv.DictReader(io.StringIO(op.wait(job_id, timeout=120) and
+                                               op.release(job_id)["files"]["program_output.csv"])))
+        assert [r["output"] for r in rows] == ["mean_cost", "cost_per_year_of_age", "share_visits_over_1000"]
+
+
+@pytest.mark.bwrap
+def test_programs_that_fail_on_mock_data_or_do_not_parse_are_refused(demo_datasets_dir, tmp_path):
+    need_backend("bwrap")
+    env = make_env(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", demo_datasets_dir, "bwrap")
+    with running(env, DEMO_ROWS) as h:
+        op = h.client("operator")
+        bad = program("program_mean_cost.py")
+        bad["code"] = "def analyse(df):\n    return [df['no_such_column'].mean(), 0, 0]\n"
+        with pytest.raises(ApiError) as e:
+            op.submit(bad)
+        assert e.value.status == 400 and "mock data" in e.value.body["message"]
+        bad["code"] = "def analyse(df)\n    return [1]\n"
+        with pytest.raises(ApiError) as e:
+            op.submit(bad)
+        assert e.value.status == 400 and e.value.body["field"].startswith("code")
+        assert op.jobs() == []

@@ -1,0 +1,241 @@
+"""End-to-end browser tests: every role's flow by clicking, in Chinese (the default)
+and English. Element ids are language-independent; visible text is checked where
+the language is the point."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+
+import pytest
+from playwright.sync_api import expect
+
+from sandbox.signing import verify_certificate
+from tests.integration.harness import load_job
+from tests.ui.conftest import VISIBLE_AFTER
+
+pytestmark = pytest.mark.bwrap
+
+
+def sign_in(page, h, name: str) -> None:
+    page.goto(f"{h.url}/ui/login")
+    page.fill("#name", name)
+    page.fill("#password", h.passwords[name])
+    page.click("#sign-in")
+    page.wait_for_selector("#whoami")
+    assert name in page.inner_text("#whoami")
+
+
+def sign_out(page) -> None:
+    page.click("#logout")
+    page.wait_for_selector("#sign-in")
+
+
+def assert_fits_1366(page) -> None:
+    """Usable at 1366x768: no page-level horizontal scrolling (wide tables scroll inside their box)."""
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 1366, f"{page.url} is {width}px wide"
+
+
+def test_operator_reviewer_operator_flow(page, sandbox_app):
+    h = sandbox_app
+    page.goto(f"{h.url}/ui/")
+    assert "/ui/login" in page.url and page.get_attribute("html", "lang") == "zh-CN"
+    sign_in(page, h, "operator")
+
+    # Catalog -> dataset: schema, public metadata, classification, mock download.
+    assert page.inner_text("h1") == "数据目录"
+    page.click("#ds-health_visits")
+    schema = page.inner_text("#schema")
+    assert "person_id" in schema and "district" in schema and "L3" in page.inner_text("h1")
+    assert_fits_1366(page)
+    with page.expect_download() as dl:
+        page.click("#mock-download")
+    header = next(csv.reader(io.StringIO(dl.value.path().read_text(encoding="utf-8"))))
+    assert header == [c["name"] for c in h.services.get_dataset("health_visits")["columns"]]
+
+    # Job builder: three queries; the live preview shows cost, balance and expected errors.
+    page.click("#new-job")
+    page.fill("#purpose", "public_health_planning")
+    page.fill("#q0_name", "visits_by_district")
+    page.check("#query-0 input[value=district]")
+    page.fill("#q0_epsilon", "0.3")
+    page.click("#add-query")
+    page.fill("#q1_name", "cost_by_district")
+    page.select_option("#q1_statistic", "sum")
+    page.select_option("#q1_column", "cost")
+    page.check("#query-1 input[value=district]")
+    page.fill("#q1_epsilon", "0.2")
+    page.click("#add-query")
+    page.fill("#q2_name", "age_histogram")
+    page.select_option("#q2_statistic", "histogram")
+    page.select_option("#q2_column", "age")
+    page.fill("#q2_bins", "0, 18, 40, 65, 100")
+    page.fill("#q2_epsilon", "0.1")
+    page.locator("#q2_epsilon").dispatch_event("change")
+    expect(page.locator("#cost-epsilon")).to_contain_text("0.6")
+    assert "4.4" in page.inner_text("#balance-after")
+    assert page.locator("#expected-errors tbody tr").count() == 3
+    assert "±" in page.inner_text("#expected-errors")
+    assert_fits_1366(page)
+    page.click("#submit-job")
+    page.wait_for_selector("#job-state")
+    job_id = page.url.rstrip("/").rsplit("/", 1)[1]
+    assert "已提交" in page.inner_text(".flash")
+
+    # The job list refreshes by itself; before release the operator sees only a coarse state.
+    page.click("#nav-jobs")
+    row = f"#job-{job_id}"
+    page.wait_for_selector(row)
+    internal = h.wait_state(job_id, {"awaiting_review", "failed"})
+    assert internal["state"] == "awaiting_review"
+    page.wait_for_selector(f"{row} [data-state=in_progress]")
+    assert page.locator(f"{row} .release-link").count() == 0  # nothing to open before release
+    sign_out(page)
+
+    # Compliance: queue -> review page with every check explained -> approve.
+    sign_in(page, h, "reviewer")
+    page.click("#nav-reviews")
+    page.click(f"#open-review-{job_id}")
+    checks = page.locator("#checks tr.check")
+    assert checks.count() >= 5
+    assert page.locator("#checks .badge.pass").count() == checks.count()
+    assert "first job" in page.inner_text("#spec-diff")
+    assert page.locator(".output").count() == 3  # one summary per released table
+    assert_fits_1366(page)
+    page.click("#approve")
+    page.wait_for_selector("#review-queue")
+    assert page.locator(f"#review-row-{job_id}").count() == 0
+    sign_out(page)
+
+    # Operator again: the list turns to "released" without a reload, at start + wall limit.
+    sign_in(page, h, "operator")
+    page.click("#nav-jobs")
+    page.evaluate("window.__no_reload = 1")
+    page.wait_for_selector(f"{row} [data-state=released]", timeout=(VISIBLE_AFTER + 30) * 1000)
+    assert page.evaluate("window.__no_reload") == 1
+    page.click(f"{row} .release-link")
+
+    # Release page: a chart per table, error bars for counts and sums, certificate download.
+    page.wait_for_selector("#downloads")
+    assert page.locator("svg.chart").count() == 3
+    assert page.locator("#table-visits_by_district g.errbar").count() == 14
+    assert page.locator("#table-cost_by_district g.errbar").count() == 14
+    with page.expect_download() as dl:
+        page.click("#download-certificate")
+    cert = json.loads(dl.value.path().read_text(encoding="utf-8"))
+    assert verify_certificate(cert, h.services.public_key())
+    assert cert["certificate"]["job"] == job_id
+    with page.expect_download() as dl:
+        page.click("#download-zip")
+    with zipfile.ZipFile(dl.value.path()) as z:
+        names = z.namelist()
+    assert {"visits_by_district.csv", "certificate.json", "release_public_key.pem"} <= set(names)
+    assert_fits_1366(page)
+
+
+def test_owner_changes_policy_and_approves_runs(page, sandbox_app):
+    h = sandbox_app
+    sign_in(page, h, "owner")
+    page.click("#nav-policies")
+    assert "operator2" in page.inner_text("#policy-health_visits")  # licences listed
+    page.click("#policy-enterprise_registry a")
+
+    # Validate a broken edit: the error names the line; nothing is applied.
+    original = page.input_value("#policy-text")
+    page.fill("#policy-text", original.replace("run_approval: auto", "run_approval: sometimes"))
+    page.click("#policy-validate")
+    assert "run_approval" in page.inner_text("#policy-errors")
+
+    # Diff, then apply: owners approve each run of this dataset from now on.
+    page.fill("#policy-text", original.replace("run_approval: auto", "run_approval: owner"))
+    page.click("#policy-diff")
+    assert "run_approval: auto -> owner" in page.inner_text("#policy-summary")
+    assert "+run_approval: owner" in page.inner_text("#policy-diff-text")
+    page.click("#policy-apply")
+    page.wait_for_selector(".flash")
+    assert "run_approval: owner" in page.input_value("#policy-text")
+    assert h.services.current_policy_text("enterprise_registry")["content"].count("run_approval: owner") == 1
+    assert_fits_1366(page)
+
+    # An operator's job now waits for the owner, who approves it in the browser.
+    job_id = h.client("operator").submit(load_job("enterprise_query.json"))["job"]["id"]
+    assert h.client("reviewer").job(job_id)["state"] == "awaiting_approval"
+    page.click("#nav-approvals")
+    card = page.locator(f"#approval-{job_id}")
+    assert "business_environment_analysis" in card.inner_text()
+    card.locator(".approve-run").click()
+    page.wait_for_selector(".flash")
+    assert page.locator(f"#approval-{job_id}").count() == 0
+    assert h.client("reviewer").job(job_id)["state"] != "awaiting_approval"
+
+    # Consumption chart per operator and the metering report.
+    page.click("#nav-consumption")
+    assert page.locator("#consumption-enterprise_registry svg.chart rect").count() >= 1
+    page.click("#nav-metering")
+    assert "enterprise_registry" in page.inner_text("#metering")
+    page.click("#nav-audit")
+    assert page.locator("#audit-ok").count() == 1
+    assert "policy.applied" in page.inner_text("#audit-log")
+    assert_fits_1366(page)
+
+
+def test_roles_are_separated(page, sandbox_app):
+    h = sandbox_app
+    page.allow_http_errors = True
+    page.goto(f"{h.url}/ui/reviews")
+    assert "/ui/login" in page.url  # signed out: sign in first
+    sign_in(page, h, "operator")
+    assert page.locator("#nav-reviews").count() == 0
+    for path in ("/ui/reviews", "/ui/approvals", "/ui/audit", "/ui/metering", "/ui/consumption"):
+        resp = page.goto(f"{h.url}{path}")
+        assert resp.status == 403, path
+        assert "无权访问" in page.inner_text("#error")
+    # A form post without the session's CSRF token is refused; the bearer API needs none.
+    resp = page.request.post(f"{h.url}/ui/jobs", form={"action": "submit", "dataset": "health_visits"})
+    assert resp.status == 400
+    api = page.request.post(f"{h.url}/api/v1/jobs?dry_run=1", data=json.dumps(load_job("health_query.json")),
+                            headers={"Authorization": f"Bearer {h.tokens['operator']}",
+                                     "Content-Type": "application/json"})
+    assert api.status == 200 and api.json()["dry_run"] is True
+    sign_out(page)
+    sign_in(page, h, "reviewer")
+    assert page.goto(f"{h.url}/ui/jobs/new").status == 403
+    sign_out(page)
+    # A wrong password is refused without saying which part was wrong.
+    page.fill("#name", "operator")
+    page.fill("#password", "not-the-password")
+    page.click("#sign-in")
+    assert page.inner_text("#login-error") == "用户名或密码错误。"
+    page.goto(f"{h.url}/ui/reviews")  # final page for the screenshot: still signed out
+    assert "/ui/login" in page.url
+
+
+def test_both_languages(page, sandbox_app):
+    h = sandbox_app
+    page.goto(f"{h.url}/ui/login")
+    assert page.get_attribute("html", "lang") == "zh-CN" and page.inner_text("h1") == "登录"
+    sign_in(page, h, "operator")
+    page.click("#nav-new")
+    page.wait_for_selector("#cost-epsilon")
+    zh_date = page.inner_text("#cost")
+    assert "年" in zh_date and "可用" in zh_date
+
+    page.click("#lang-en")
+    assert page.get_attribute("html", "lang") == "en"
+    page.wait_for_selector("#cost-epsilon")
+    en_text = page.inner_text("#cost")
+    assert "Available now" in en_text and "年" not in en_text
+    # The choice is kept in the session across pages and sign-out.
+    page.click("#nav-datasets")
+    assert page.inner_text("h1") == "Data catalog"
+    page.click("#nav-program")
+    assert "Coming soon" in page.inner_text("#program-placeholder")
+    sign_out(page)
+    assert page.inner_text("h1") == "Sign in"
+    sign_in(page, h, "owner")
+    page.click("#nav-metering")
+    assert page.inner_text("h1") == "Metering report"
+    page.click("#lang-zh_CN")
+    assert page.inner_text("h1") == "计量报告" and page.get_attribute("html", "lang") == "zh-CN"
