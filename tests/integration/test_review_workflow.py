@@ -1,0 +1,77 @@
+"""Review workflow on real runs (bubblewrap): two independent reviewers, reasons, roles."""
+from __future__ import annotations
+
+import pytest
+
+from sandbox.bootstrap import bootstrap
+from sandbox.config import REPO_ROOT, load
+from sandbox.services import Conflict, Forbidden
+from sandbox.domain.errors import InvalidInput
+from tests.conftest import make_env, need_backend
+from tests.integration.test_ledger_store import TIGHT_POLICY, spec
+
+TWO_REVIEWERS = TIGHT_POLICY.replace("release: one_reviewer", "release: two_reviewers")
+
+
+@pytest.fixture
+def services(demo_datasets_dir, tmp_path):
+    need_backend("bwrap")
+    settings = load(make_env(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", demo_datasets_dir, "bwrap"))
+    svc = bootstrap(settings, enqueue=lambda _job_id: None)
+    svc.register_dataset(REPO_ROOT / "datasets" / "health_visits.yaml", demo_datasets_dir / "health_visits")
+    svc.apply_policy(TWO_REVIEWERS, "policies/health_visits.yaml", "owner")
+    for name, role in (("operator", "operator"), ("owner", "owner"), ("rev1", "compliance"), ("rev2", "compliance")):
+        svc.create_user(name, role, f"{name}-token")
+    yield svc
+    svc.store.dispose()
+
+
+def user(svc, name):
+    return svc.authenticate(f"{name}-token")
+
+
+@pytest.mark.bwrap
+def test_two_independent_reviewers_are_needed_and_cannot_see_each_others_vote(services):
+    op, rev1, rev2 = user(services, "operator"), user(services, "rev1"), user(services, "rev2")
+    job_id = services.submit(op, spec(0.1))["job"]["id"]
+    assert services.execute(job_id) == "awaiting_review"
+    services.review(rev1, job_id, "approve")
+    assert services.get_job(rev1, job_id)["state"] == "awaiting_review"
+    # rev2 has not voted: sees only how many votes exist, not who voted what.
+    assert services.review_detail(rev2, job_id)["reviews"] == [{"count": 1}]
+    with pytest.raises(Conflict):
+        services.review(rev1, job_id, "approve")                  # one vote per reviewer
+    services.review(rev2, job_id, "approve")
+    assert services.get_job(rev2, job_id)["state"] == "released"
+    assert {r["reviewer"] for r in services.review_detail(rev2, job_id)["reviews"]} == {"rev1", "rev2"}
+
+
+@pytest.mark.bwrap
+def test_rejection_needs_a_reason_that_the_operator_reads(services):
+    op, rev1 = user(services, "operator"), user(services, "rev1")
+    job_id = services.submit(op, spec(0.1))["job"]["id"]
+    services.execute(job_id)
+    with pytest.raises(InvalidInput):
+        services.review(rev1, job_id, "reject", "  ")
+    services.review(rev1, job_id, "reject", "grouping too fine for this purpose")
+    with services.store.transaction() as s:  # the outcome becomes visible after start + wall limit
+        from sandbox.store.models import Job
+        s.get(Job, job_id).visible_after = None
+    view = services.get_job(op, job_id)
+    assert view["state"] == "rejected" and "grouping too fine" in view["message"]
+
+
+@pytest.mark.bwrap
+def test_only_compliance_reviews_and_never_outside_awaiting_review(services):
+    op, owner, rev1 = user(services, "operator"), user(services, "owner"), user(services, "rev1")
+    job_id = services.submit(op, spec(0.1))["job"]["id"]
+    with pytest.raises(Conflict):
+        services.review(rev1, job_id, "approve")                  # still queued
+    services.execute(job_id)
+    for who in (op, owner):
+        with pytest.raises(Forbidden):
+            services.review(who, job_id, "approve")
+        with pytest.raises(Forbidden):
+            services.review_queue(who)
+    with pytest.raises(Conflict):
+        services.release(op, job_id)                               # nothing released yet
