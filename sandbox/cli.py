@@ -250,7 +250,7 @@ def _submission_text(path: str) -> str:
         spec = load_spec_text(text)
     except Exception:  # noqa: BLE001 - the server reports the parse error with what to fix
         return text
-    if isinstance(spec, dict) and spec.get("mode") == "program":
+    if isinstance(spec, dict) and spec.get("mode") in ("program", "reviewed"):
         return json.dumps({"spec": spec, "code": _program_code(path, spec)}, ensure_ascii=False)
     return text
 
@@ -291,7 +291,7 @@ def cmd_run_mock(args) -> int:
         raise UsageError("the job spec must name its dataset")
     public = _client(args).dataset(raw["dataset"])
     manifest = parse_manifest(public)
-    code = _program_code(args.file, raw) if raw.get("mode") == "program" else None
+    code = _program_code(args.file, raw) if raw.get("mode") in ("program", "reviewed") else None
     report = run_on_mock(raw, manifest, get_backend(load()), rows=args.rows, code=code)
     _print(report)
     return 0 if report["exit_code"] == 0 and all(c["status"] == "pass" for c in report["checks"]) else 1

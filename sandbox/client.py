@@ -88,9 +88,14 @@ class Sandbox:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         written = []
+        encodings = rel.get("encodings", {})
         for name, content in rel["files"].items():
             p = out / Path(name).name
-            p.write_text(content, encoding="utf-8")
+            if encodings.get(name) == "base64":
+                import base64
+                p.write_bytes(base64.b64decode(content))
+            else:
+                p.write_text(content, encoding="utf-8")
             written.append(p)
         cert = out / "certificate.json"
         cert.write_text(json.dumps(rel["certificate"], ensure_ascii=False, indent=2), encoding="utf-8")

@@ -175,3 +175,69 @@ def check_program_result(raw: bytes, spec) -> list[Check]:
     return [Check("declared_outputs", PASS, f"exactly the contract's outputs: {', '.join(wanted)}"),
             Check("dp_aggregate", PASS, f"sample-and-aggregate over k={spec.k} blocks; noise from OpenDP "
                                         f"({table.get('mechanism')}), epsilon {spec.epsilon}")]
+
+
+def _read_table(declared_type: str, data: bytes):
+    import pandas as pd
+    if declared_type == "csv":
+        return pd.read_csv(io.BytesIO(data))
+    return pd.read_parquet(io.BytesIO(data))
+
+
+def _key_columns(df) -> list[str]:
+    import pandas as pd
+    return [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
+
+
+def frequency_aggregate(name: str, declared_type: str, content: str, encoding: str, version: str):
+    """A released frequency table as the differencing check's ReleasedAggregate: the key
+    columns are the non-numeric ones, the count is the first numeric column."""
+    import base64
+
+    from .domain.differencing import ReleasedAggregate
+    data = base64.b64decode(content) if encoding == "base64" else content.encode()
+    try:
+        df = _read_table(declared_type, data)
+    except Exception:  # noqa: BLE001 - an unreadable table was already refused by its checks
+        return None
+    keys = _key_columns(df)
+    values = [c for c in df.columns if c not in keys]
+    if not values:
+        return None
+    cells = {tuple(str(v) for v in row[:-1]): float(row[-1])
+             for row in df[keys + [values[0]]].itertuples(index=False, name=None)}
+    return ReleasedAggregate(version, tuple(keys), cells, label=name)
+
+
+def check_declared_file(declared, data: bytes | None, max_bytes: int, policy, previous: list, version: str) -> list[Check]:
+    """Every check a declared reviewed-mode file gets: type and size; for tables the
+    statistical-disclosure rules of its kind (ACRO's rules, sandbox.domain.checks) and,
+    for frequency tables, differencing against every earlier release of this dataset version."""
+    from .domain import checks as sdc
+    from .domain.differencing import check_differencing
+    name = declared.name
+    if data is None:
+        return [Check(f"present:{name}", FAIL, f"{name} was declared but not written by the program")]
+    kind = {"csv": "csv", "parquet": "parquet", "png": "png", "svg": "svg", "text": "text"}[declared.type]
+    file_check = sdc.check_file(name, data, kind, max_bytes)
+    out = [Check(f"file:{name}", file_check.status, file_check.explanation)]
+    if file_check.status != PASS or declared.type not in ("csv", "parquet"):
+        if declared.type in ("png", "svg", "text") and file_check.status == PASS:
+            out.append(Check(f"content:{name}", NEEDS_REVIEW,
+                             f"{name} is a {declared.type}: a reviewer must look at it (no machine check reads it)"))
+        return out
+    try:
+        df = _read_table(declared.type, data)
+    except Exception:  # noqa: BLE001 - what was wrong with it is for the reviewer, not the operator
+        return out + [Check(f"table:{name}", FAIL, f"{name} cannot be read as a {declared.type} table")]
+    for c in sdc.check_table(df, kind=declared.table_kind, forbidden_columns=frozenset(policy.forbidden_columns),
+                             policy_min_group=policy.min_group_size, model_df=declared.model_df):
+        out.append(Check(f"{c.name}:{name}", c.status, c.explanation))
+    if declared.table_kind == "frequency":
+        agg = frequency_aggregate(name, declared.type, data.decode("utf-8", "replace") if declared.type == "csv"
+                                  else __import__("base64").b64encode(data).decode(),
+                                  "utf-8" if declared.type == "csv" else "base64", version)
+        if agg is not None:
+            d = check_differencing(agg, previous, policy.min_group_size)
+            out.append(Check(f"differencing:{name}", d.status, d.explanation))
+    return out

@@ -19,6 +19,8 @@ from .isolation import Limits, RunRequest
 def run_on_mock(raw_spec: dict, manifest: Manifest, backend, rows: int = 2000, seed: int = 0,
                 code: str | None = None) -> dict:
     from . import datagen
+    if code is not None and raw_spec.get("mode") == "reviewed":
+        return _reviewed_on_mock(raw_spec, manifest, backend, rows, seed, code)
     if code is not None:
         return _program_on_mock(raw_spec, manifest, backend, rows, seed, code)
     spec = parse_query_spec(raw_spec, manifest)
@@ -65,3 +67,41 @@ def _program_on_mock(raw_spec: dict, manifest: Manifest, backend, rows: int, see
             "vector": outcome.vector, "expected_error": expected_error(spec),
             "checks": [{"name": "contract", "status": "pass" if outcome.reason is None else "fail",
                         "explanation": outcome.reason or "vector of the declared length, finite numbers"}]}
+
+
+def _reviewed_on_mock(raw_spec: dict, manifest: Manifest, backend, rows: int, seed: int, code: str) -> dict:
+    """Run a reviewed-mode program on mock data in the real box and show its files with
+    the checks they would get (default thresholds: the dataset's policy may be stricter)."""
+    from types import SimpleNamespace
+
+    from . import datagen
+    from .domain.reviewed import parse_reviewed_spec
+    from .isolation.outputs import collect_outputs
+    spec = parse_reviewed_spec(raw_spec, manifest, code=code)
+    with tempfile.TemporaryDirectory(prefix="sandbox-mock-") as tmp:
+        root = Path(tmp)
+        for d in ("job", "data", "out"):
+            (root / d).mkdir()
+            (root / d).chmod(0o755)
+        datagen.write_mock_parquet(manifest, root / "data" / "mock.parquet", rows=rows, seed=seed)
+        (root / "job" / "program.py").write_text(code, encoding="utf-8")
+        (root / "job" / "job.json").write_text(json.dumps({"kind": "reviewed", "entrypoint": spec.entrypoint,
+                                                           "program": "/job/program.py", "data_dir": "/data",
+                                                           "out_dir": "/out"}))
+        for f in (root / "data" / "mock.parquet", root / "job" / "program.py", root / "job" / "job.json"):
+            f.chmod(0o644)
+        result = backend.run(RunRequest(job_dir=root / "job", data_dir=root / "data", out_dir=root / "out",
+                                        python_args=("-m", "sandbox.runner", "/job/job.json"),
+                                        limits=Limits(wall_seconds=min(spec.timeout_seconds, 300)), label="mock"))
+        collected = collect_outputs(root / "out", None, max_files=32, max_total_bytes=10 << 20)
+    policy = SimpleNamespace(forbidden_columns=frozenset(), min_group_size=10)
+    checks = []
+    for o in spec.outputs:
+        checks += [c.to_dict() for c in gate.check_declared_file(o, collected.accepted.get(o.name), 10 << 20,
+                                                                 policy, [], "mock")]
+    return {"mock": True, "backend": getattr(backend, "name", ""), "exit_code": result.exit_code,
+            "timed_out": result.timed_out, "stdout": result.stdout.decode("utf-8", "replace"),
+            "stderr": result.stderr.decode("utf-8", "replace"),
+            "files": {n: len(b) for n, b in collected.accepted.items()},
+            "dropped": [n for n in collected.accepted if not spec.declared(n)] + [r[0] for r in collected.refused],
+            "checks": checks}

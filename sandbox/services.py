@@ -31,7 +31,7 @@ from .domain.spec import load_spec_text, parse_query_spec
 from .isolation import Limits, RunRequest
 from .store.db import Store, head_stmt
 from .store.models import (AuditEvent, BlockResult, BudgetLock, Dataset, Job, LedgerEntry, Output, PolicyVersion,
-                           Review, RunLog, User, utcnow)
+                           ReleasedAggregate, Review, RunLog, User, utcnow)
 
 OPERATOR_FAILURE_MESSAGE = (
     "The job failed while running on the real data. For your protection and the data's, no "
@@ -303,7 +303,7 @@ class Services:
         if not isinstance(raw, dict):
             raise InvalidInput("the job spec must be a JSON object")
         code = None
-        if "code" in raw or raw.get("mode") == "program":
+        if "code" in raw or raw.get("mode") in ("program", "reviewed"):
             if set(raw) != {"spec", "code"} or not isinstance(raw["spec"], dict) or not isinstance(raw["code"], str):
                 raise InvalidInput("a program job is {\"spec\": {...}, \"code\": \"<python source>\"}", "code")
             raw, code = raw["spec"], raw["code"]
@@ -311,10 +311,11 @@ class Services:
         if not isinstance(name, str):
             raise InvalidInput("dataset: name the dataset to query (see GET /api/v1/datasets)", "dataset")
         mode = raw.get("mode", "query")
-        if mode not in ("query", "program"):
-            raise InvalidInput("mode: must be 'query' or 'program'", "mode")
-        if (mode == "program") != (code is not None):
-            raise InvalidInput("mode: program jobs send {spec, code}; query jobs send the spec alone", "mode")
+        if mode not in ("query", "program", "reviewed"):
+            raise InvalidInput("mode: must be 'query', 'program' or 'reviewed'", "mode")
+        if (mode != "query") != (code is not None):
+            raise InvalidInput("mode: program and reviewed jobs send {spec, code}; query jobs send the spec alone",
+                               "mode")
         try:
             manifest = self.manifest(name)
         except NotFound:
@@ -322,6 +323,9 @@ class Services:
         if mode == "program":
             from .domain.program import parse_program_spec
             return manifest, parse_program_spec(raw, manifest, code=code), code
+        if mode == "reviewed":
+            from .domain.reviewed import parse_reviewed_spec
+            return manifest, parse_reviewed_spec(raw, manifest, code=code), code
         return manifest, parse_query_spec(raw, manifest), None
 
     def submit(self, user: User, raw, dry_run: bool = False) -> dict:
@@ -329,11 +333,18 @@ class Services:
             raise Forbidden("only operators submit jobs")
         from .domain import dp
         manifest, spec, code = self.parse_submission(raw)
-        mode = "query" if code is None else "program"
         spec_dict = spec.to_dict()
+        mode = spec_dict["mode"]
         if mode == "query":
             plans = _jsonable(dp.plan(spec, manifest))
             epsilon = float(spec.total_epsilon)
+        elif mode == "reviewed":
+            plans = {"privacy": "not differentially private: every declared file goes through the disclosure "
+                                "checks and human review; no privacy budget is spent",
+                     "outputs": [o.to_dict() for o in spec.outputs]}
+            epsilon = 0.0
+            if not dry_run:
+                self._check_reviewed_on_mock(spec, manifest)
         else:
             from .domain.program import expected_error
             plans = _jsonable(expected_error(spec))
@@ -413,6 +424,99 @@ class Services:
         if outcome.reason is not None:
             raise InvalidInput(f"code: the program fails on mock data ({outcome.reason}); run "
                                "`sandbox run --mock SPEC` to see its output and errors, fix it, then submit", "code")
+
+    def _check_reviewed_on_mock(self, spec, manifest: Manifest) -> None:
+        import tempfile
+
+        from . import datagen
+        with tempfile.TemporaryDirectory(prefix="sandbox-mockcheck-") as tmp:
+            data = Path(tmp) / "data"
+            data.mkdir()
+            data.chmod(0o755)
+            datagen.write_mock_parquet(manifest, data / "mock.parquet", rows=1000)
+            (data / "mock.parquet").chmod(0o644)
+            result, collected = self._run_reviewed(spec, data, Path(tmp) / "run",
+                                                   Limits(memory_mb=2048, wall_seconds=min(spec.timeout_seconds, 300)),
+                                                   "mockcheck")
+        missing = [o.name for o in spec.outputs if o.name not in collected.accepted]
+        if not result.ok or missing:
+            why = "it failed" if not result.ok else f"it did not write {', '.join(missing)}"
+            raise InvalidInput(f"code: the program fails on mock data ({why}); run `sandbox run --mock SPEC` "
+                               "to see its output and errors, fix it, then submit", "code")
+
+    def _run_reviewed(self, spec, data_dir: Path, work_dir: Path, limits: Limits, label: str):
+        from .isolation.outputs import collect_outputs
+        for d in ("job", "out"):
+            (work_dir / d).mkdir(parents=True)
+            (work_dir / d).chmod(0o755)
+        (work_dir / "job" / "program.py").write_text(spec.code, encoding="utf-8")
+        (work_dir / "job" / "job.json").write_text(json.dumps({
+            "kind": "reviewed", "program": "/job/program.py", "entrypoint": spec.entrypoint,
+            "data_dir": "/data", "out_dir": "/out"}))
+        for f in ("program.py", "job.json"):
+            (work_dir / "job" / f).chmod(0o644)
+        result = self.backend_factory().run(RunRequest(
+            job_dir=work_dir / "job", data_dir=data_dir, out_dir=work_dir / "out",
+            python_args=("-m", "sandbox.runner", "/job/job.json"), limits=limits, label=label))
+        # Collect everything (declared or not) so compliance sees what was dropped and why.
+        collected = collect_outputs(work_dir / "out", None, max_files=limits.output_files,
+                                    max_total_bytes=limits.output_bytes)
+        return result, collected
+
+    def _execute_reviewed(self, work: dict, attempt_dir: Path) -> str:
+        import base64
+
+        from .domain.reviewed import parse_reviewed_spec
+        manifest = parse_manifest(work["manifest"])
+        spec = parse_reviewed_spec(work["spec"], manifest, code=work["code"])
+        lim = work["limits"]
+        limits = Limits(memory_mb=lim.memory_mb, cpus=lim.cpus, wall_seconds=min(lim.wall_seconds, spec.timeout_seconds),
+                        output_bytes=lim.output_bytes, output_files=len(spec.outputs) + 8)
+        result, collected = self._run_reviewed(spec, Path(work["data_dir"]), attempt_dir, limits, work["job_id"])
+        job_id = work["job_id"]
+        with self.store.transaction() as s:
+            job = self.store.lock_for_update(s, select(Job).where(Job.id == job_id))
+            if job.state != st.RUNNING or job.attempts != work["attempt"]:
+                return job.state
+            job.backend = getattr(self._backend_or_none(), "name", "")
+            dropped = [[n, "not declared in the output contract"] for n in collected.accepted if not spec.declared(n)]
+            s.add(RunLog(job_id=job.id, attempt=work["attempt"], backend=job.backend, exit_code=result.exit_code,
+                         timed_out=result.timed_out, oom_killed=result.oom_killed, wall_seconds=result.wall_seconds,
+                         stdout=result.stdout.decode("utf-8", "replace"), stderr=result.stderr.decode("utf-8", "replace"),
+                         refused_outputs=[list(r) for r in collected.refused] + dropped))
+            job.compliance = {"dropped_files": dropped + [list(r) for r in collected.refused]}
+            if not result.ok:
+                job.message = OPERATOR_FAILURE_MESSAGE
+                self.transition(s, job, st.FAILED, st.SYSTEM, "worker", "run failed (details in run log)")
+                return job.state
+            self.transition(s, job, st.CHECKING, st.SYSTEM, "worker")
+            policy = self._job_policy(s, job)
+            previous = self._released_aggregates(s, job.dataset, job.dataset_version)
+            all_checks = []
+            for o in spec.outputs:
+                data = collected.accepted.get(o.name)
+                checks = gate.check_declared_file(o, data, lim.output_bytes, policy, previous, job.dataset_version)
+                all_checks += checks
+                if data is None:
+                    continue
+                binary = o.type in ("parquet", "png")
+                s.add(Output(job_id=job.id, name=o.name, sha256=hashlib.sha256(data).hexdigest(), size=len(data),
+                             content=base64.b64encode(data).decode() if binary else data.decode("utf-8", "replace"),
+                             encoding="base64" if binary else "utf-8", checks=[c.to_dict() for c in checks]))
+            self.audit(s, "system", "gate.checks", job.id, {"checks": [c.to_dict() for c in all_checks],
+                                                            "dropped": job.compliance["dropped_files"]})
+            # Non-DP output always goes to people; failed checks block approval (see review()).
+            self.transition(s, job, st.AWAITING_REVIEW, st.SYSTEM, "gate")
+            state = job.state
+        shutil.rmtree(self.settings.jobs_dir / job_id, ignore_errors=True)
+        return state
+
+    def _released_aggregates(self, s, dataset: str, version: str):
+        from .domain.differencing import ReleasedAggregate as Agg
+        rows = s.execute(select(ReleasedAggregate).where(ReleasedAggregate.dataset == dataset,
+                                                         ReleasedAggregate.dataset_version == version)).scalars()
+        return [Agg(r.dataset_version, tuple(r.grouping), {tuple(k): v for k, v in r.cells}, label=f"job {r.job_id}")
+                for r in rows]
 
     def _ensure_budget_lock(self, dataset: str, operator: str) -> None:
         from sqlalchemy.exc import IntegrityError
@@ -545,6 +649,8 @@ class Services:
         attempt_dir = self.settings.jobs_dir / job_id / f"attempt-{work['attempt']}"
         if work["mode"] == "program":
             return self._start_program(work, attempt_dir)
+        if work["mode"] == "reviewed":
+            return self._execute_reviewed(work, attempt_dir)
         (attempt_dir / "job").mkdir(parents=True)
         (attempt_dir / "out").mkdir()
         (attempt_dir / "job" / "job.json").write_text(json.dumps({
@@ -806,7 +912,7 @@ class Services:
             reviews = s.execute(select(Review).where(Review.job_id == job.id)).scalars().all()
             voted = any(r.reviewer == user.name for r in reviews)
             view["outputs"] = [{"name": o.name, "sha256": o.sha256, "size": o.size, "checks": o.checks,
-                                "preview": o.content[:4000],
+                                "preview": o.content[:4000], "encoding": o.encoding,
                                 "summary": gate.csv_summary(o.content) if o.name.endswith(".csv") else None}
                                for o in outputs]
             previous = s.execute(select(Job).where(Job.operator == job.operator, Job.dataset == job.dataset,
@@ -847,6 +953,11 @@ class Services:
                 raise Conflict(f"job is {job.state}, not awaiting review")
             if s.execute(select(Review).where(Review.job_id == job.id, Review.reviewer == user.name)).first():
                 raise Conflict("you have already reviewed this job")
+            if decision == "approve":
+                failed = [o.name for o in s.execute(select(Output).where(Output.job_id == job.id)).scalars()
+                          if any(c.get("status") == gate.FAIL for c in (o.checks or []))]
+                if failed:
+                    raise Conflict(f"cannot approve: disclosure checks failed for {', '.join(failed)}; reject with a reason")
             s.add(Review(job_id=job.id, reviewer=user.name, decision=decision, reason=reason or "", at=self.clock()))
             self.audit(s, user.name, "review.vote", job.id, {"decision": decision, "reason": reason or ""})
             s.flush()
@@ -856,7 +967,23 @@ class Services:
                 self.transition(s, job, st.REJECTED, st.COMPLIANCE, user.name, reason)
             elif sum(v.decision == "approve" for v in votes) >= max(1, job.reviewers_required):
                 self.transition(s, job, st.RELEASED, st.COMPLIANCE, user.name, "approved")
+                if job.mode == "reviewed":
+                    self._record_released_aggregates(s, job)
             return self._job_view(s, job, user)
+
+    def _record_released_aggregates(self, s, job: Job) -> None:
+        """Keep every released exact count table for differencing checks of later releases."""
+        from .domain.reviewed import parse_reviewed_spec
+        spec = parse_reviewed_spec(job.spec, parse_manifest(self._dataset(s, job.dataset).manifest), code=job.code)
+        for o in s.execute(select(Output).where(Output.job_id == job.id)).scalars():
+            declared = spec.declared(o.name)
+            if declared is None or declared.table_kind != "frequency":
+                continue
+            agg = gate.frequency_aggregate(o.name, declared.type, o.content, o.encoding, job.dataset_version)
+            if agg is not None:
+                s.add(ReleasedAggregate(dataset=job.dataset, dataset_version=job.dataset_version,
+                                        grouping=list(agg.grouping), job_id=job.id, name=o.name,
+                                        cells=[[list(k), v] for k, v in agg.cells.items()]))
 
     # --------------------------------------------------------------- release
     def release(self, user: User, job_id: str) -> dict:
@@ -877,7 +1004,8 @@ class Services:
                 "privacy": {"epsilon": job.epsilon, "delta": job.delta, "accounting": "pure DP, basic composition",
                             "mechanisms": (sorted({q["statistic"] for q in job.spec["queries"]}) if job.mode == "query"
                                            else ["sample-and-aggregate", *sorted({o.get("aggregate") or
-                                                 job.spec.get("aggregate", "mean") for o in job.spec["outputs"]})])},
+                                                 job.spec.get("aggregate", "mean") for o in job.spec["outputs"]})]
+                                           if job.mode == "program" else ["none (reviewed, non-DP)"])},
                 "code_sha256": hashlib.sha256(job.code.encode()).hexdigest() if job.code else None,
                 "checks": next((o.checks for o in outputs if o.name == "result.json"), []),
                 "reviews": [{"reviewer": r.reviewer, "decision": r.decision} for r in reviews],
@@ -885,6 +1013,7 @@ class Services:
             }
             key = load_or_create_key(self.settings.signing_key_path)
             return {"job": job.id, "files": {o.name: o.content for o in outputs},
+                    "encodings": {o.name: o.encoding for o in outputs},
                     "certificate": sign_certificate(body, key), "public_key": public_pem(key)}
 
     def public_key(self) -> str:

@@ -166,6 +166,11 @@ class BwrapBackend:
             "--bind", str(Path(request.out_dir).resolve()), "/out",
             "--proc", "/proc",
             "--dev", "/dev",
+            # --dev's tmpfs is writable and unbounded (half the host's RAM): a job could fill
+            # memory through /dev or /dev/shm around the /tmp size. Give /dev/shm the /tmp
+            # bound and make the rest of /dev read-only (device nodes still work).
+            "--size", str(limits.tmp_mb * 1024 * 1024), "--tmpfs", "/dev/shm",
+            "--remount-ro", "/dev",
             "--remount-ro", "/",
             "--chdir", "/tmp",
         ]

@@ -1,8 +1,8 @@
 """The trusted runner: executes inside the isolated container, next to raw data.
 
-Invoked as `python -m sandbox.runner /job/job.json`. It writes only DP releases
-to the job's out_dir, and on any error writes nothing and exits nonzero (the
-traceback on stderr goes to compliance only).
+Invoked as `python -m sandbox.runner /job/job.json`. Query jobs write DP releases;
+program blocks write an untrusted vector and reviewed jobs untrusted files, both
+checked by trusted host code. On error the traceback on stderr goes to compliance only.
 """
 from __future__ import annotations
 
@@ -18,4 +18,8 @@ def run_job(job: dict, *, seed_for_tests=None) -> dict:
         from .program import run_program_block
 
         return run_program_block(job)
+    if kind == "reviewed":
+        from .reviewed import run_reviewed_job
+
+        return run_reviewed_job(job)
     raise ValueError(f"unsupported job kind: {kind!r}")

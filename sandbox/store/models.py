@@ -124,9 +124,23 @@ class Output(Base):
     name: Mapped[str] = mapped_column(String(128))
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(Integer)
-    content: Mapped[str] = mapped_column(Text)  # utf-8 text (JSON/CSV)
+    content: Mapped[str] = mapped_column(Text)  # utf-8 text, or base64 for binary files
+    encoding: Mapped[str] = mapped_column(String(8), default="utf-8")
     checks: Mapped[list] = mapped_column(JSON, default=list)
     __table_args__ = (UniqueConstraint("job_id", "name"),)
+
+
+class ReleasedAggregate(Base):
+    """Every released exact count table (reviewed mode), keyed by dataset version and
+    grouping, so a later release can be checked for differencing against all of them."""
+    __tablename__ = "released_aggregates"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset: Mapped[str] = mapped_column(String(64), index=True)
+    dataset_version: Mapped[str] = mapped_column(String(64), index=True)
+    grouping: Mapped[list] = mapped_column(JSON)
+    cells: Mapped[list] = mapped_column(JSON)       # [[key values...], count]
+    job_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(128))
 
 
 class Review(Base):

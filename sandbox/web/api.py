@@ -1,6 +1,7 @@
 """REST API under /api/v1. Views parse the request, call one service, render JSON."""
 from __future__ import annotations
 
+import base64
 import io
 import json
 import zipfile
@@ -185,7 +186,7 @@ def release_zip(job_id):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         for name, content in rel["files"].items():
-            z.writestr(name, content)
+            z.writestr(name, base64.b64decode(content) if rel["encodings"].get(name) == "base64" else content)
         z.writestr("certificate.json", json.dumps(rel["certificate"], ensure_ascii=False, indent=2))
         z.writestr("release_public_key.pem", rel["public_key"])
     return Response(buf.getvalue(), mimetype="application/zip",

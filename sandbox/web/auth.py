@@ -17,7 +17,7 @@ from functools import wraps
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import abort, current_app, g, redirect, request, session, url_for
+from flask import Response, abort, current_app, g, redirect, request, session, url_for
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -150,6 +150,9 @@ def login_required(*roles):
         def wrapper(*args, **kwargs):
             user = current_user()
             if user is None:
+                if request.headers.get("HX-Request"):
+                    # A polling fragment after the session ended: send the whole page to sign-in.
+                    return Response(status=204, headers={"HX-Redirect": url_for("ui.login")})
                 return redirect(url_for("ui.login", next=request.full_path.rstrip("?")))
             if roles and user.role not in roles:
                 abort(403)

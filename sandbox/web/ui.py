@@ -564,7 +564,7 @@ def _chart_table(t: dict) -> dict:
     return {**t, "columns": cols, "bars": bars, "halfwidth": half, "chart": _bar_chart(bars)}
 
 
-def nice_ticks(lo: float, hi: float, target: int = 4) -> list[float]:
+def nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
     """Round axis ticks (1, 2 or 5 times a power of ten) inside [lo, hi]."""
     raw = (hi - lo) / target
     mag = 10 ** math.floor(math.log10(raw))

@@ -1,0 +1,144 @@
+"""Reviewed mode (non-DP): an operator's program writes declared files; every file goes
+through the disclosure checks of the release gate and then to human review.
+
+The contract declares each output file with its type (csv / parquet tables, png / svg
+figures, text) and, for tables, what they hold (frequency counts, magnitudes, model
+output, other), which decides the statistical-disclosure rules applied to them.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+from .errors import InvalidInput
+from .manifest import Manifest
+from .program import MAX_CODE_BYTES
+
+FILE_TYPES = ("csv", "parquet", "png", "svg", "text")
+TABLE_TYPES = ("csv", "parquet")
+TABLE_KINDS = ("frequency", "magnitude", "model", "other")
+SUFFIXES = {"csv": (".csv",), "parquet": (".parquet",), "png": (".png",), "svg": (".svg",), "text": (".txt", ".md")}
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_OUTPUTS = 16
+KEYS = {"mode", "dataset", "purpose", "program", "entrypoint", "outputs", "timeout_seconds"}
+
+
+@dataclass(frozen=True)
+class DeclaredOutput:
+    name: str
+    type: str
+    table_kind: str | None = None
+    model_df: int | None = None
+
+    def to_dict(self) -> dict:
+        d = {"name": self.name, "type": self.type}
+        if self.table_kind:
+            d["table_kind"] = self.table_kind
+        if self.model_df is not None:
+            d["model_df"] = self.model_df
+        return d
+
+
+@dataclass(frozen=True)
+class ReviewedSpec:
+    dataset: str
+    purpose: str
+    entrypoint: str
+    outputs: tuple[DeclaredOutput, ...]
+    timeout_seconds: int
+    code: str
+    program_file: str | None = None
+
+    @property
+    def code_sha256(self) -> str:
+        return hashlib.sha256(self.code.encode()).hexdigest()
+
+    def declared(self, name: str) -> DeclaredOutput | None:
+        return next((o for o in self.outputs if o.name == name), None)
+
+    def to_dict(self) -> dict:
+        d = {"mode": "reviewed", "dataset": self.dataset, "purpose": self.purpose, "entrypoint": self.entrypoint,
+             "outputs": [o.to_dict() for o in self.outputs], "timeout_seconds": self.timeout_seconds,
+             "code_sha256": self.code_sha256}
+        if self.program_file:
+            d["program"] = self.program_file
+        return d
+
+    @property
+    def content_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"),
+                                         ensure_ascii=False).encode()).hexdigest()
+
+
+def check_code(code: object, entrypoint: str) -> None:
+    """Size, syntax and a top-level `def <entrypoint>(df, out)`; parsed, never run here."""
+    if not isinstance(code, str) or not code.strip() or "\x00" in code:
+        raise InvalidInput(f"code: send your program as UTF-8 Python text defining {entrypoint}(df, out)", "code")
+    if len(code.encode("utf-8", "surrogatepass")) > MAX_CODE_BYTES:
+        raise InvalidInput(f"code: larger than {MAX_CODE_BYTES} bytes", "code")
+    try:
+        tree = ast.parse(code, filename="program.py")
+        compile(tree, "program.py", "exec", dont_inherit=True)
+    except SyntaxError as e:
+        raise InvalidInput(f"code: syntax error at line {e.lineno}: {e.msg}", "code") from None
+    except (ValueError, UnicodeError, RecursionError, MemoryError):
+        raise InvalidInput("code: cannot be parsed as Python", "code") from None
+    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == entrypoint), None)
+    if fn is None or len(fn.args.args) - len(fn.args.defaults) > 2 or len(fn.args.args) < 2:
+        raise InvalidInput(f"code: define a top-level function {entrypoint}(df, out) that writes files into out",
+                           "code")
+
+
+def parse_reviewed_spec(data: object, manifest: Manifest, *, code: str) -> ReviewedSpec:
+    if not isinstance(data, dict):
+        raise InvalidInput("the job spec must be an object")
+    unknown = sorted(set(data) - KEYS - {"code_sha256"})
+    if unknown:
+        raise InvalidInput(f"{unknown[0]}: unknown key; allowed: {', '.join(sorted(KEYS))}", unknown[0])
+    if data.get("mode") != "reviewed":
+        raise InvalidInput("mode: must be 'reviewed'", "mode")
+    if data.get("dataset") != manifest.name:
+        raise InvalidInput(f"dataset: must be '{manifest.name}'", "dataset")
+    purpose = data.get("purpose")
+    if not isinstance(purpose, str) or not purpose.strip() or len(purpose) > 128:
+        raise InvalidInput("purpose: state the licensed purpose of this job (1-128 characters)", "purpose")
+    entrypoint = data.get("entrypoint", "analyse")
+    if not isinstance(entrypoint, str) or not entrypoint.isidentifier():
+        raise InvalidInput("entrypoint: must be a Python function name", "entrypoint")
+    check_code(code, entrypoint)
+    timeout = data.get("timeout_seconds", 300)
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= 3600:
+        raise InvalidInput("timeout_seconds: an integer from 1 to 3600", "timeout_seconds")
+    raw_outputs = data.get("outputs")
+    if not isinstance(raw_outputs, list) or not 1 <= len(raw_outputs) <= MAX_OUTPUTS:
+        raise InvalidInput(f"outputs: declare 1 to {MAX_OUTPUTS} output files", "outputs")
+    outputs, seen = [], set()
+    for i, o in enumerate(raw_outputs):
+        where = f"outputs[{i}]"
+        if not isinstance(o, dict) or set(o) - {"name", "type", "table_kind", "model_df"}:
+            raise InvalidInput(f"{where}: an object with name, type and (for tables) table_kind", where)
+        name, typ = o.get("name"), o.get("type")
+        if not isinstance(name, str) or not NAME_RE.match(name) or name in seen:
+            raise InvalidInput(f"{where}.name: a unique plain file name (letters, digits, _.-; max 64)", where)
+        if typ not in FILE_TYPES:
+            raise InvalidInput(f"{where}.type: one of {', '.join(FILE_TYPES)}", where)
+        if not name.lower().endswith(SUFFIXES[typ]):
+            raise InvalidInput(f"{where}.name: a {typ} file must end with {' or '.join(SUFFIXES[typ])}", where)
+        kind = o.get("table_kind")
+        if typ in TABLE_TYPES:
+            if kind not in TABLE_KINDS:
+                raise InvalidInput(f"{where}.table_kind: one of {', '.join(TABLE_KINDS)} (decides the checks)", where)
+        elif kind is not None:
+            raise InvalidInput(f"{where}.table_kind: only tables have one", where)
+        df = o.get("model_df")
+        if df is not None and (isinstance(df, bool) or not isinstance(df, int) or df < 0 or kind != "model"):
+            raise InvalidInput(f"{where}.model_df: residual degrees of freedom of a model table (integer >= 0)", where)
+        seen.add(name)
+        outputs.append(DeclaredOutput(name, typ, kind, df))
+    program_file = data.get("program")
+    if program_file is not None and not isinstance(program_file, str):
+        raise InvalidInput("program: the file name of the code", "program")
+    return ReviewedSpec(manifest.name, purpose.strip(), entrypoint, tuple(outputs), timeout, code, program_file)
