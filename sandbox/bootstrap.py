@@ -21,7 +21,11 @@ def bootstrap(settings: Settings | None = None, *, enqueue=None, backend_factory
     if create_schema:
         store.create_all()
     if backend_factory is None:
-        def backend_factory(_s=settings):
+        def backend_factory(classification: str | None = None, _s=settings):
+            # Higher classification levels run only under gVisor; if runsc is not
+            # available the run fails rather than falling back to weaker isolation.
+            if classification in _s.runsc_levels:
+                return _backend(_s.with_(backend="docker", docker_runtime="runsc"))
             return _backend(_s)
     if enqueue is None:
         def enqueue(job_id: str, _s=settings) -> None:

@@ -26,6 +26,8 @@ class Settings:
     signing_key_path: Path
     lease_margin_seconds: int = 60   # a running job's lease = policy wall time + this margin
     sweep_seconds: float = 15.0      # how often each worker looks for lost jobs
+    # Classification levels whose real-data runs must use Docker under gVisor (runsc).
+    runsc_levels: tuple = ("L4",)
 
     @property
     def jobs_dir(self) -> Path:
@@ -55,6 +57,7 @@ def load(environ: dict | None = None) -> Settings:
         signing_key_path=Path(env.get("SANDBOX_SIGNING_KEY", home / "keys" / "release_ed25519.pem")),
         lease_margin_seconds=int(env.get("SANDBOX_LEASE_MARGIN_SECONDS", "60")),
         sweep_seconds=float(env.get("SANDBOX_SWEEP_SECONDS", "15")),
+        runsc_levels=tuple(x for x in env.get("SANDBOX_RUNSC_LEVELS", "L4").split(",") if x),
     )
 
 

@@ -87,7 +87,7 @@ def _aware(dt: datetime | None) -> datetime | None:
 class Services:
     settings: Settings
     store: Store
-    backend_factory: Callable[[], object]
+    backend_factory: Callable[..., object]   # (classification=None) -> IsolationBackend
     enqueue: Callable[[str], None]
     clock: Callable[[], datetime] = utcnow
     # Fans program blocks out as tasks; None runs them one after another in this process.
@@ -444,7 +444,7 @@ class Services:
             raise InvalidInput(f"code: the program fails on mock data ({why}); run `sandbox run --mock SPEC` "
                                "to see its output and errors, fix it, then submit", "code")
 
-    def _run_reviewed(self, spec, data_dir: Path, work_dir: Path, limits: Limits, label: str):
+    def _run_reviewed(self, spec, data_dir: Path, work_dir: Path, limits: Limits, label: str, backend=None):
         from .isolation.outputs import collect_outputs
         for d in ("job", "out"):
             (work_dir / d).mkdir(parents=True)
@@ -455,7 +455,7 @@ class Services:
             "data_dir": "/data", "out_dir": "/out"}))
         for f in ("program.py", "job.json"):
             (work_dir / "job" / f).chmod(0o644)
-        result = self.backend_factory().run(RunRequest(
+        result = (backend or self.backend_factory()).run(RunRequest(
             job_dir=work_dir / "job", data_dir=data_dir, out_dir=work_dir / "out",
             python_args=("-m", "sandbox.runner", "/job/job.json"), limits=limits, label=label))
         # Collect everything (declared or not) so compliance sees what was dropped and why.
@@ -472,7 +472,11 @@ class Services:
         lim = work["limits"]
         limits = Limits(memory_mb=lim.memory_mb, cpus=lim.cpus, wall_seconds=min(lim.wall_seconds, spec.timeout_seconds),
                         output_bytes=lim.output_bytes, output_files=len(spec.outputs) + 8)
-        result, collected = self._run_reviewed(spec, Path(work["data_dir"]), attempt_dir, limits, work["job_id"])
+        backend = self._real_backend(work)
+        if backend is None:
+            return st.FAILED
+        result, collected = self._run_reviewed(spec, Path(work["data_dir"]), attempt_dir, limits, work["job_id"],
+                                               backend)
         job_id = work["job_id"]
         with self.store.transaction() as s:
             job = self.store.lock_for_update(s, select(Job).where(Job.id == job_id))
@@ -656,7 +660,9 @@ class Services:
         (attempt_dir / "job" / "job.json").write_text(json.dumps({
             "kind": "query", "spec": work["spec"], "manifest": work["manifest"], "data_dir": "/data",
             "bound_verified": work["bound_verified"], "out_dir": "/out"}))
-        backend = self.backend_factory()
+        backend = self._real_backend(work)
+        if backend is None:
+            return st.FAILED
         result = backend.run(RunRequest(job_dir=attempt_dir / "job", data_dir=Path(work["data_dir"]),
                                         out_dir=attempt_dir / "out",
                                         python_args=("-m", "sandbox.runner", "/job/job.json"),
@@ -719,6 +725,8 @@ class Services:
         """Split the dataset into k blocks by a keyed hash of the privacy unit (secret
         per-job seed, kept nowhere), then run every block in its own box."""
         from . import blocks
+        if self._real_backend(work) is None:
+            return st.FAILED
         spec = self._program_spec(work["spec"], work["manifest"], work["code"])
         manifest = parse_manifest(work["manifest"])
         seed = blocks.new_block_seed()
@@ -746,11 +754,13 @@ class Services:
             ds = self._dataset(s, job.dataset)
             spec = self._program_spec(job.spec, ds.manifest, job.code)
             lim = self._job_policy(s, job).limits
+            classification = ds.classification
         if done is None:
             attempt_dir = self.settings.jobs_dir / job_id / f"attempt-{attempt}"
             work_dir = attempt_dir / f"run-{index:04d}"
             shutil.rmtree(work_dir, ignore_errors=True)
-            outcome = saa.run_block(self.backend_factory(), spec, attempt_dir / "blocks" / f"block-{index:04d}",
+            outcome = saa.run_block(self.backend_factory(classification), spec,
+                                    attempt_dir / "blocks" / f"block-{index:04d}",
                                     work_dir, saa.block_limits(spec, Limits(memory_mb=lim.memory_mb, cpus=lim.cpus)),
                                     label=f"{job_id}-b{index}")
             shutil.rmtree(work_dir, ignore_errors=True)
@@ -828,6 +838,22 @@ class Services:
         for job_id in requeued + resent:
             self._safe_enqueue(job_id)
         return {"requeued": requeued, "resent": resent}
+
+    def _real_backend(self, work: dict):
+        """The backend for a real-data run, chosen by the dataset's classification; when
+        it cannot run here the job fails (never a weaker box), and compliance learns why."""
+        from .isolation import BackendUnavailable
+        try:
+            return self.backend_factory(work["manifest"]["classification"])
+        except BackendUnavailable as e:
+            with self.store.transaction() as s:
+                job = self.store.lock_for_update(s, select(Job).where(Job.id == work["job_id"]))
+                if job.state == st.RUNNING and job.attempts == work["attempt"]:
+                    s.add(RunLog(job_id=job.id, attempt=work["attempt"], backend="none", exit_code=None,
+                                 stderr=f"isolation backend unavailable: {e}"))
+                    job.message = OPERATOR_FAILURE_MESSAGE
+                    self.transition(s, job, st.FAILED, st.SYSTEM, "worker", "isolation backend unavailable")
+            return None
 
     def _backend_or_none(self):
         try:

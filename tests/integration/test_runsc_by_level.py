@@ -1,0 +1,42 @@
+"""Higher classification levels run only under gVisor, never on a weaker box."""
+from __future__ import annotations
+
+import pytest
+
+from sandbox.bootstrap import bootstrap
+from sandbox.config import REPO_ROOT, load
+from tests.conftest import make_env, need_backend
+from tests.integration.test_ledger_store import TIGHT_POLICY, spec
+
+
+def services_for(tmp_path, datasets_dir, **env_extra):
+    env = make_env(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", datasets_dir, "bwrap")
+    env.update(env_extra)
+    svc = bootstrap(load(env), enqueue=lambda _job_id: None)
+    svc.register_dataset(REPO_ROOT / "datasets" / "health_visits.yaml", datasets_dir / "health_visits")
+    svc.apply_policy(TIGHT_POLICY, "policies/health_visits.yaml", "owner")
+    svc.create_user("operator", "operator", "op-token")
+    svc.create_user("rev", "compliance", "rev-token")
+    return svc
+
+
+@pytest.mark.docker
+def test_a_level_listed_for_runsc_runs_under_gvisor(demo_datasets_dir, tmp_path):
+    need_backend("docker-runsc")
+    svc = services_for(tmp_path, demo_datasets_dir, SANDBOX_RUNSC_LEVELS="L3")
+    job_id = svc.submit(svc.authenticate("op-token"), spec(0.1))["job"]["id"]
+    assert svc.execute(job_id) == "awaiting_review"
+    assert svc.get_job(svc.authenticate("rev-token"), job_id)["backend"] == "docker-runsc"
+    svc.store.dispose()
+
+
+@pytest.mark.bwrap
+def test_without_the_required_runtime_the_job_fails_instead_of_running_weaker(demo_datasets_dir, tmp_path):
+    need_backend("bwrap")
+    svc = services_for(tmp_path, demo_datasets_dir, SANDBOX_RUNSC_LEVELS="L3", SANDBOX_IMAGE="no-such-image:none")
+    op = svc.authenticate("op-token")
+    job_id = svc.submit(op, spec(0.1))["job"]["id"]
+    assert svc.execute(job_id) == "failed"
+    detail = svc.review_detail(svc.authenticate("rev-token"), job_id)
+    assert "isolation backend unavailable" in detail["run_logs"][0]["stderr"]
+    svc.store.dispose()
