@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test install system image bench bench-smoke clean
+.PHONY: run test install system image bench bench-smoke migration clean
 
 run: install system
 	$(VENV)/bin/sandbox up $(if $(ROWS),--rows $(ROWS))
@@ -35,6 +35,12 @@ bench: install
 
 bench-smoke: install
 	$(PY) -m bench.run --smoke
+
+# New Alembic revision from the difference between the models and the migrated schema.
+migration: install
+	rm -f var/migration-scratch.db
+	$(PY) -c "from alembic import command; from sandbox.store.db import Store; s = Store('sqlite:///var/migration-scratch.db'); s.migrate(); c = s.alembic_config(); conn = s.engine.connect(); c.attributes['connection'] = conn; command.revision(c, message='$(MSG)', autogenerate=True); conn.close()"
+	rm -f var/migration-scratch.db
 
 clean:
 	rm -rf var build test-artifacts

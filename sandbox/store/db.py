@@ -52,14 +52,31 @@ class Store:
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
+    def alembic_config(self):
+        from alembic.config import Config
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        return cfg
+
+    def migrate(self) -> None:
+        """Bring the schema to the latest Alembic revision (creates it on a new store)."""
+        from alembic import command
+        cfg = self.alembic_config()
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
     def create_all(self) -> None:
-        Base.metadata.create_all(self.engine)
+        self.migrate()
         with self.transaction() as s:
             if s.get(AuditHead, 1) is None:
                 s.add(AuditHead(id=1, seq=0, hash=GENESIS))
 
     def drop_all(self) -> None:
+        from sqlalchemy import text
         Base.metadata.drop_all(self.engine)
+        with self.engine.begin() as conn:
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
 
     @contextmanager
     def transaction(self):
