@@ -16,9 +16,19 @@ from .domain.spec import parse_query_spec
 from .isolation import Limits, RunRequest
 
 
+def mock_data_dir(manifest: Manifest, folder: Path, rows: int, seed: int = 0) -> Path:
+    """A dataset folder of mock data (from the public manifest alone), readable by the
+    unprivileged user of the box."""
+    from . import datagen
+    folder.mkdir(parents=True)
+    folder.chmod(0o755)
+    datagen.write_mock_parquet(manifest, folder / "mock.parquet", rows=rows, seed=seed)
+    (folder / "mock.parquet").chmod(0o644)
+    return folder
+
+
 def run_on_mock(raw_spec: dict, manifest: Manifest, backend, rows: int = 2000, seed: int = 0,
                 code: str | None = None) -> dict:
-    from . import datagen
     if code is not None and raw_spec.get("mode") == "reviewed":
         return _reviewed_on_mock(raw_spec, manifest, backend, rows, seed, code)
     if code is not None:
@@ -26,11 +36,10 @@ def run_on_mock(raw_spec: dict, manifest: Manifest, backend, rows: int = 2000, s
     spec = parse_query_spec(raw_spec, manifest)
     with tempfile.TemporaryDirectory(prefix="sandbox-mock-") as tmp:
         root = Path(tmp)
-        for d in ("job", "data", "out"):
+        for d in ("job", "out"):
             (root / d).mkdir()
             (root / d).chmod(0o755)
-        datagen.write_mock_parquet(manifest, root / "data" / "mock.parquet", rows=rows, seed=seed)
-        (root / "data" / "mock.parquet").chmod(0o644)
+        mock_data_dir(manifest, root / "data", rows, seed)
         job = {"kind": "query", "spec": spec.to_dict(), "manifest": manifest.to_dict(), "data_dir": "/data",
                "bound_verified": False, "out_dir": "/out"}
         (root / "job" / "job.json").write_text(json.dumps(job))
@@ -49,15 +58,11 @@ def run_on_mock(raw_spec: dict, manifest: Manifest, backend, rows: int = 2000, s
 def _program_on_mock(raw_spec: dict, manifest: Manifest, backend, rows: int, seed: int, code: str) -> dict:
     """Run the program on the whole mock dataset as one block, in the real block box,
     and show its vector, the contract check and everything it printed."""
-    from . import datagen, saa
+    from . import saa
     from .domain.program import expected_error, parse_program_spec
     spec = parse_program_spec(raw_spec, manifest, code=code)
     with tempfile.TemporaryDirectory(prefix="sandbox-mock-") as tmp:
-        block = Path(tmp) / "block"
-        block.mkdir()
-        block.chmod(0o755)
-        datagen.write_mock_parquet(manifest, block / "mock.parquet", rows=rows, seed=seed)
-        (block / "mock.parquet").chmod(0o644)
+        block = mock_data_dir(manifest, Path(tmp) / "block", rows, seed)
         outcome = saa.run_block(backend, spec, block, Path(tmp) / "run",
                                 saa.block_limits(spec, Limits(memory_mb=2048)), label="mock")
     return {"mock": True, "backend": getattr(backend, "name", ""), "exit_code": outcome.run.exit_code,
@@ -74,21 +79,20 @@ def _reviewed_on_mock(raw_spec: dict, manifest: Manifest, backend, rows: int, se
     the checks they would get (default thresholds: the dataset's policy may be stricter)."""
     from types import SimpleNamespace
 
-    from . import datagen
     from .domain.reviewed import parse_reviewed_spec
     from .isolation.outputs import collect_outputs
     spec = parse_reviewed_spec(raw_spec, manifest, code=code)
     with tempfile.TemporaryDirectory(prefix="sandbox-mock-") as tmp:
         root = Path(tmp)
-        for d in ("job", "data", "out"):
+        for d in ("job", "out"):
             (root / d).mkdir()
             (root / d).chmod(0o755)
-        datagen.write_mock_parquet(manifest, root / "data" / "mock.parquet", rows=rows, seed=seed)
+        mock_data_dir(manifest, root / "data", rows, seed)
         (root / "job" / "program.py").write_text(code, encoding="utf-8")
         (root / "job" / "job.json").write_text(json.dumps({"kind": "reviewed", "entrypoint": spec.entrypoint,
                                                            "program": "/job/program.py", "data_dir": "/data",
                                                            "out_dir": "/out"}))
-        for f in (root / "data" / "mock.parquet", root / "job" / "program.py", root / "job" / "job.json"):
+        for f in (root / "job" / "program.py", root / "job" / "job.json"):
             f.chmod(0o644)
         result = backend.run(RunRequest(job_dir=root / "job", data_dir=root / "data", out_dir=root / "out",
                                         python_args=("-m", "sandbox.runner", "/job/job.json"),

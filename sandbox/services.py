@@ -411,14 +411,11 @@ class Services:
         block in the same box the real run uses; its errors are about mock data only."""
         import tempfile
 
-        from . import datagen, saa
+        from . import saa
+        from .mockrun import mock_data_dir
         backend = self.backend_factory()
         with tempfile.TemporaryDirectory(prefix="sandbox-mockcheck-") as tmp:
-            block = Path(tmp) / "block"
-            block.mkdir()
-            block.chmod(0o755)
-            datagen.write_mock_parquet(manifest, block / "mock.parquet", rows=500)
-            (block / "mock.parquet").chmod(0o644)
+            block = mock_data_dir(manifest, Path(tmp) / "block", rows=500)
             outcome = saa.run_block(backend, spec, block, Path(tmp) / "run",
                                     saa.block_limits(spec, Limits(memory_mb=2048)), label="mockcheck")
         if outcome.reason is not None:
@@ -428,13 +425,9 @@ class Services:
     def _check_reviewed_on_mock(self, spec, manifest: Manifest) -> None:
         import tempfile
 
-        from . import datagen
+        from .mockrun import mock_data_dir
         with tempfile.TemporaryDirectory(prefix="sandbox-mockcheck-") as tmp:
-            data = Path(tmp) / "data"
-            data.mkdir()
-            data.chmod(0o755)
-            datagen.write_mock_parquet(manifest, data / "mock.parquet", rows=1000)
-            (data / "mock.parquet").chmod(0o644)
+            data = mock_data_dir(manifest, Path(tmp) / "data", rows=1000)
             result, collected = self._run_reviewed(spec, data, Path(tmp) / "run",
                                                    Limits(memory_mb=2048, wall_seconds=min(spec.timeout_seconds, 300)),
                                                    "mockcheck")

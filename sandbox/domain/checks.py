@@ -40,7 +40,7 @@ MAX_LISTED = 10                 # cells/columns named per explanation; the rest 
 
 @dataclass(frozen=True)
 class Check:
-    """Same fields as gate.Check; kept local so the domain imports nothing from the gate."""
+    """One rule's verdict: pass / fail / needs_review, with an explanation a person can act on."""
     name: str
     status: str
     explanation: str
