@@ -627,7 +627,11 @@ class Services:
             lim = policy.limits
             if job.visible_after is None:
                 job.visible_after = self.clock() + timedelta(seconds=lim.wall_seconds)
-            job.lease_expires = self.clock() + timedelta(seconds=lim.wall_seconds + self.settings.lease_margin_seconds)
+            lease = lim.wall_seconds + self.settings.lease_margin_seconds
+            if job.mode == "program":
+                # Blocks may queue behind each other on one worker: the lease covers all of them.
+                lease += int(job.spec["blocks"]) * (int(job.spec["block_timeout_seconds"]) + 40)
+            job.lease_expires = self.clock() + timedelta(seconds=lease)
             self.transition(s, job, st.RUNNING, st.SYSTEM, "worker", f"attempt {job.attempts}")
             return {"job_id": job.id, "attempt": job.attempts, "spec": job.spec, "manifest": ds.manifest,
                     "mode": job.mode, "code": job.code,

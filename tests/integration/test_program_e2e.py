@@ -28,7 +28,7 @@ def test_program_job_flow(backend, database_url, demo_datasets_dir, tmp_path):
     if not database_url.startswith("sqlite"):
         flush_redis()
     with running(env, DEMO_ROWS, workers=2) as h:
-        h.apply_policy("health_visits", wall_seconds=60)
+        h.apply_policy("health_visits", wall_seconds=25)
         op, rev = h.client("operator"), h.client("reviewer")
 
         dry = op.submit(program("program_mean_cost.py"), dry_run=True)
