@@ -11,7 +11,9 @@ RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels \
         opendp polars pyarrow numpy pandas \
  && /opt/venv/bin/pip uninstall -y pip setuptools \
- && find /opt/venv -name __pycache__ -prune -exec rm -rf {} +
+ && /opt/venv/bin/python -m compileall -q /opt/venv/lib
+# Bytecode is compiled into the image: the root filesystem is read-only at run time, so
+# without it every job would recompile pandas/pyarrow/opendp imports (~0.5 s per run).
 
 FROM ${BASE}
 # uid 10001 owns nothing in the image; the backend runs every job as this user.
@@ -24,6 +26,7 @@ ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
     LANG=C.UTF-8
 # Last, so a change to the code rebuilds in seconds on top of the cached deps layers.
 COPY sandbox /opt/runner/sandbox
+RUN /opt/venv/bin/python -m compileall -q /opt/runner
 USER 10001:10001
 WORKDIR /tmp
 CMD ["/opt/venv/bin/python", "-m", "sandbox.runner", "/job/job.json"]

@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_smoke_benchmark_writes_a_complete_results_table(tmp_path):
     out = tmp_path / "RESULTS.md"
     done = subprocess.run([sys.executable, "-m", "bench.run", "--smoke", "--out", str(out),

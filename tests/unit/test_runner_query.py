@@ -313,7 +313,7 @@ def test_count_noise_follows_the_discrete_laplace_of_the_planned_scale(data_dir)
 
 def test_sum_noise_follows_the_laplace_of_the_planned_scale(data_dir):
     plan, noise = _released_noise(data_dir, {"name": "s", "statistic": "sum", "column": "amount",
-                                             "group_by": ["region"], "epsilon": 1.0}, 700)
+                                             "group_by": ["region"], "epsilon": 1.0}, 2000)
     b = plan.noise_scale
     assert b == 200.0  # k * max(|0|, |100|) / 1
     assert stats.kstest(noise, stats.laplace(scale=b).cdf).pvalue > 1e-4
@@ -517,7 +517,7 @@ def test_mean_noise_follows_the_laplace_of_the_planned_shifted_sum_scale():
     b = plan.parts[0].scale
     assert b == 2 * 50 / 5  # k (U - L) / 2 / (eps / 2)
     draws = []
-    for _ in range(700):
+    for _ in range(2000):  # 6000 draws: KS then rejects a 1.3x scale with near certainty
         table = release_cells(query, plan, exact, manifest)
         draws.extend((row[-1] - 50.0) * n for row in table["rows"])
     # the count's own noise (scale 0.4 here) changes n by < 0.1%, far below what KS can see
@@ -525,7 +525,24 @@ def test_mean_noise_follows_the_laplace_of_the_planned_shifted_sum_scale():
     assert stats.kstest(draws, stats.laplace(scale=1.3 * b).cdf).pvalue < 1e-4
 
 
-def test_quantile_selection_follows_the_exponential_mechanism():
+def _noisy_min_probabilities(scores, scale):
+    """P(candidate i is selected) by report-noisy-min with exponential noise (OpenDP's
+    make_noisy_max for pure DP, i.e. permute-and-flip): argmax_i(-s_i + E_i), E_i ~ Exp(scale)."""
+    from scipy import integrate
+
+    lo = -min(scores)
+
+    def density(x, i):
+        p = math.exp(-(x + scores[i]) / scale) / scale
+        for j, sj in enumerate(scores):
+            if j != i:
+                p *= 1 - math.exp(-(x + sj) / scale) if x + sj > 0 else 0.0
+        return p
+
+    return [integrate.quad(density, lo, lo + 60 * scale, args=(i,), limit=200)[0] for i in range(len(scores))]
+
+
+def test_quantile_selection_follows_opendps_noisy_min_distribution():
     from sandbox.runner.query import release_cells
 
     manifest = parse_manifest(MANIFEST)
@@ -539,19 +556,16 @@ def test_quantile_selection_follows_the_exponential_mechanism():
         hist[x + 1] += 1
         eqs[x] += 1
     scores = quantile_scores(hist, eqs, *plan.alpha)
-    # OpenDP's Gumbel noisy min: P(i) proportional to exp(-score_i / scale)
-    weights = [math.exp(-s / plan.noise_scale) for s in scores]
-    probs = [w / sum(weights) for w in weights]
+    probs = _noisy_min_probabilities(scores, plan.noise_scale)
+    assert sum(probs) == pytest.approx(1, abs=1e-6)
     draws = 3000
     counts = [0] * m
     for _ in range(draws):
-        value = release_cells(query, plan, [(hist, eqs)], manifest)["rows"][0][0]
-        counts[int(value)] += 1
-    expected = [p * draws for p in probs]
-    assert stats.chisquare(counts, expected).pvalue > 1e-4
-    # a selection twice as sharp (half the scale) is rejected
-    sharp = [math.exp(-2 * s / plan.noise_scale) for s in scores]
-    assert stats.chisquare(counts, [w / sum(sharp) * draws for w in sharp]).pvalue < 1e-4
+        counts[int(release_cells(query, plan, [(hist, eqs)], manifest)["rows"][0][0])] += 1
+    assert stats.chisquare(counts, [p * draws / sum(probs) for p in probs]).pvalue > 1e-4
+    # the same selection at half the scale (twice the epsilon) is rejected
+    sharp = _noisy_min_probabilities(scores, plan.noise_scale / 2)
+    assert stats.chisquare(counts, [p * draws / sum(sharp) for p in sharp]).pvalue < 1e-4
 
 
 @pytest.mark.parametrize("bound_verified", [True, False])
