@@ -52,6 +52,21 @@ class Sandbox:
     def mock(self, name: str, fmt: str = "csv", rows: int = 1000) -> bytes:
         return self._req("GET", f"/datasets/{name}/mock", params={"format": fmt, "rows": rows}).content
 
+    def run_mock(self, spec: dict, code: str | None = None, rows: int = 2000) -> dict:
+        """Run a job on mock data locally, through the same runner, box and checks as a
+        real run, and return everything (outputs, stdout, errors). Needs an isolation
+        backend on this machine (Docker or bubblewrap)."""
+        from .config import load
+        from .domain.manifest import parse_manifest
+        from .isolation.select import get_backend
+        from .mockrun import run_on_mock
+        manifest = parse_manifest(self.dataset(spec["dataset"]))
+        return run_on_mock(spec, manifest, get_backend(load()), rows=rows, code=code)
+
+    def submit_program(self, spec: dict, code: str, dry_run: bool = False) -> dict:
+        """Submit a program or reviewed job: the contract plus the Python source."""
+        return self.submit({"spec": spec, "code": code}, dry_run=dry_run)
+
     def submit(self, spec: dict | str, dry_run: bool = False) -> dict:
         params = {"dry_run": "1"} if dry_run else {}
         if isinstance(spec, str):

@@ -76,6 +76,13 @@ def _grant_runner_read(data_dir: Path) -> None:
         p.chmod(0o644)
 
 
+def _image_digest(backend) -> str:
+    # Docker runs name their image by content digest; bubblewrap runs use the host's
+    # interpreter, which the certificate says instead.
+    digest = getattr(backend, "image_digest", None)
+    return digest() if digest else ""
+
+
 def _aware(dt: datetime | None) -> datetime | None:
     # SQLite drops tzinfo; everything is stored in UTC.
     if dt is not None and dt.tzinfo is None:
@@ -475,13 +482,14 @@ class Services:
             job = self.store.lock_for_update(s, select(Job).where(Job.id == job_id))
             if job.state != st.RUNNING or job.attempts != work["attempt"]:
                 return job.state
-            job.backend = getattr(self._backend_or_none(), "name", "")
+            job.backend = getattr(backend, "name", "")
             dropped = [[n, "not declared in the output contract"] for n in collected.accepted if not spec.declared(n)]
             s.add(RunLog(job_id=job.id, attempt=work["attempt"], backend=job.backend, exit_code=result.exit_code,
                          timed_out=result.timed_out, oom_killed=result.oom_killed, wall_seconds=result.wall_seconds,
                          stdout=result.stdout.decode("utf-8", "replace"), stderr=result.stderr.decode("utf-8", "replace"),
                          refused_outputs=[list(r) for r in collected.refused] + dropped))
-            job.compliance = {"dropped_files": dropped + [list(r) for r in collected.refused]}
+            job.compliance = {"dropped_files": dropped + [list(r) for r in collected.refused],
+                              "runner_image": _image_digest(backend)}
             if not result.ok:
                 job.message = OPERATOR_FAILURE_MESSAGE
                 self.transition(s, job, st.FAILED, st.SYSTEM, "worker", "run failed (details in run log)")
@@ -672,6 +680,7 @@ class Services:
             if job.state != st.RUNNING or job.attempts != work["attempt"]:
                 return job.state  # the sweeper moved it on; this attempt's outputs are dropped
             job.backend = getattr(backend, "name", "")
+            job.compliance = {**(job.compliance or {}), "runner_image": _image_digest(backend)}
             s.add(RunLog(job_id=job.id, attempt=work["attempt"], backend=job.backend, exit_code=result.exit_code,
                          timed_out=result.timed_out, oom_killed=result.oom_killed,
                          wall_seconds=result.wall_seconds,
@@ -786,7 +795,9 @@ class Services:
             reasons = [by_block[i].reason or None for i in range(spec.k)]
             summary = saa.compliance_summary(reasons, spec)
             job.compliance = {"blocks": summary}
-            job.backend = getattr(self._backend_or_none(), "name", "")
+            backend = self._backend_or_none(self._dataset(s, job.dataset).classification)
+            job.backend = getattr(backend, "name", "")
+            job.compliance = {**job.compliance, "runner_image": _image_digest(backend)}
             self.transition(s, job, st.CHECKING, st.SYSTEM, "worker", f"{spec.k} blocks done")
             result = saa.aggregate(vectors, spec)
             raw = json.dumps(result, allow_nan=False)
@@ -852,9 +863,9 @@ class Services:
                     self.transition(s, job, st.FAILED, st.SYSTEM, "worker", "isolation backend unavailable")
             return None
 
-    def _backend_or_none(self):
+    def _backend_or_none(self, classification: str | None = None):
         try:
-            return self.backend_factory()
+            return self.backend_factory(classification)
         except Exception:  # noqa: BLE001 - no backend here means nothing of ours is running here
             return None
 
@@ -1023,7 +1034,8 @@ class Services:
             body = {
                 "job": job.id, "operator": job.operator, "dataset": job.dataset, "mode": job.mode,
                 "purpose": job.purpose, "spec_hash": job.spec_hash, "dataset_version": job.dataset_version,
-                "policy_hash": job.policy_hash, "backend": job.backend, "runner_image": self.settings.docker_image,
+                "policy_hash": job.policy_hash, "backend": job.backend,
+                "runner_image": (job.compliance or {}).get("runner_image") or f"host interpreter ({job.backend})",
                 "privacy": {"epsilon": job.epsilon, "delta": job.delta, "accounting": "pure DP, basic composition",
                             "mechanisms": (sorted({q["statistic"] for q in job.spec["queries"]}) if job.mode == "query"
                                            else ["sample-and-aggregate", *sorted({o.get("aggregate") or

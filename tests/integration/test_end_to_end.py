@@ -98,6 +98,8 @@ def test_operator_reviewer_operator_flow(backend, database_url, demo_datasets_di
         cert = json.loads((out / "certificate.json").read_text())
         assert verify_certificate(cert, (out / "release_public_key.pem").read_text())
         assert cert["certificate"]["dataset_version"] == review["dataset_version"]
+        if backend == "docker":  # the runner image is named by its content digest
+            assert cert["certificate"]["runner_image"].startswith("sha256:")
         # The certificate verifies offline with the CLI, and a changed byte is detected.
         cli = [sys.executable, "-m", "sandbox.cli", "verify-release", str(out / "certificate.json"),
                "--public-key", str(out / "release_public_key.pem"), "--files-dir", str(out)]

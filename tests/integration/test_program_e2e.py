@@ -59,6 +59,12 @@ def test_programs_that_fail_on_mock_data_or_do_not_parse_are_refused(demo_datase
     env = make_env(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", demo_datasets_dir, "bwrap")
     with running(env, DEMO_ROWS) as h:
         op = h.client("operator")
+        # The notebook client runs the same pipeline on mock data and shows everything.
+        good = program("program_mean_cost.py", k=4)
+        report = op.run_mock(good["spec"], good["code"], rows=400)
+        assert report["contract"] == "ok" and len(report["vector"]) == 3
+        noisy = op.run_mock(good["spec"], "def analyse(df):\n    print('hello from mock')\n    return [1, 2]\n", rows=50)
+        assert noisy["contract"].startswith("violated") and "hello from mock" in noisy["stderr"]
         bad = program("program_mean_cost.py")
         bad["code"] = "def analyse(df):\n    return [df['no_such_column'].mean(), 0, 0]\n"
         with pytest.raises(ApiError) as e:
