@@ -76,6 +76,17 @@ def _grant_runner_read(data_dir: Path) -> None:
         p.chmod(0o644)
 
 
+def outcome_delay_seconds(mode: str, spec: dict, wall_seconds: int) -> int:
+    """How long after a run starts its outcome becomes visible to the operator: the
+    policy's wall time, and for programs at least the time all k blocks could take one
+    after another (each its timeout plus start-up), so it never depends on the data."""
+    if mode != "program":
+        return wall_seconds
+    from .saa import BOX_MARGIN_SECONDS, STARTUP_ALLOWANCE_SECONDS
+    per_block = int(spec["block_timeout_seconds"]) + STARTUP_ALLOWANCE_SECONDS + BOX_MARGIN_SECONDS
+    return max(wall_seconds, int(spec["blocks"]) * per_block + 30)
+
+
 def _image_digest(backend) -> str:
     # Docker runs name their image by content digest; bubblewrap runs use the host's
     # interpreter, which the certificate says instead.
@@ -633,12 +644,10 @@ class Services:
             policy = self._job_policy(s, job)
             job.attempts += 1
             lim = policy.limits
+            run_bound = outcome_delay_seconds(job.mode, job.spec, lim.wall_seconds)
             if job.visible_after is None:
-                job.visible_after = self.clock() + timedelta(seconds=lim.wall_seconds)
-            lease = lim.wall_seconds + self.settings.lease_margin_seconds
-            if job.mode == "program":
-                # Blocks may queue behind each other on one worker: the lease covers all of them.
-                lease += int(job.spec["blocks"]) * (int(job.spec["block_timeout_seconds"]) + 40)
+                job.visible_after = self.clock() + timedelta(seconds=run_bound)
+            lease = run_bound + self.settings.lease_margin_seconds
             job.lease_expires = self.clock() + timedelta(seconds=lease)
             self.transition(s, job, st.RUNNING, st.SYSTEM, "worker", f"attempt {job.attempts}")
             return {"job_id": job.id, "attempt": job.attempts, "spec": job.spec, "manifest": ds.manifest,
@@ -957,6 +966,12 @@ class Services:
             view["budget_charged"] = {"epsilon": job.epsilon, "delta": job.delta}
             view["code"] = job.code
             view["compliance"] = job.compliance or {}
+            if job.mode == "program":
+                # Per-block diagnostics of the real run: compliance only, capped per block.
+                view["blocks"] = [{"attempt": b.attempt, "block": b.block, "reason": b.reason or "ok",
+                                   "exit_code": b.exit_code, "wall_seconds": b.wall_seconds, "stderr": b.stderr}
+                                  for b in s.execute(select(BlockResult).where(BlockResult.job_id == job.id)
+                                                     .order_by(BlockResult.attempt, BlockResult.block)).scalars()]
             if job.mode == "program":
                 view["code_diff"] = gate.text_diff(previous.code if previous else None, job.code,
                                                    previous.id if previous else None, job.id)

@@ -6,8 +6,9 @@ new pid/net/ipc/uts/user/cgroup namespaces. Limits come from cgroup v1 (pids, me
 where the host lets us create groups, and from rlimits (prlimit) always.
 
 Caveat: run as root, bwrap maps the box's uid 65534 to host uid 0 (without capabilities).
-The mounts are then the only file-access barrier, and RLIMIT_NPROC does not bind host
-root, which is why the pids cgroup matters. Prefer the Docker backend where it is available.
+The mounts are then the only file-access barrier (hence the read-only covers over the
+host-wide parts of /proc, see _proc_covers), and RLIMIT_NPROC does not bind host root,
+which is why the pids cgroup matters. Prefer the Docker backend where it is available.
 """
 from __future__ import annotations
 
@@ -28,6 +29,9 @@ CGROUP_V1_ROOT = Path("/sys/fs/cgroup")
 CGROUP_PARENT = "sandbox-bwrap"
 SYSTEM_DIRS = ("/usr",)          # merged-/usr Debian; /bin, /lib, /lib64, /sbin are symlinks
 SYSTEM_LINKS = ("/bin", "/lib", "/lib64", "/sbin")
+# /proc directories that act on or describe the host rather than the box (as Docker's
+# masked and read-only paths): hidden behind an empty read-only tmpfs.
+PROC_COVERED_DIRS = ("sys", "irq", "bus", "fs", "acpi", "driver", "scsi", "asound", "sysvipc", "tty")
 
 
 class BwrapBackend:
@@ -171,9 +175,23 @@ class BwrapBackend:
             # bound and make the rest of /dev read-only (device nodes still work).
             "--size", str(limits.tmp_mb * 1024 * 1024), "--tmpfs", "/dev/shm",
             "--remount-ro", "/dev",
-            "--remount-ro", "/",
-            "--chdir", "/tmp",
         ]
+        args += self._proc_covers()
+        args += ["--remount-ro", "/", "--chdir", "/tmp"]
+        return args
+
+    @staticmethod
+    def _proc_covers() -> list[str]:
+        """Empty read-only tmpfs over the parts of /proc that reach the whole host.
+
+        Run as root, bwrap maps the box's uid to host uid 0, and many of these files
+        check only file modes, not capabilities: /proc/sys/kernel/core_pattern written
+        from a box runs any host program as root on the next crash, /proc/irq moves
+        host interrupts. Docker mounts the same paths read-only or masks them."""
+        args = []
+        for d in PROC_COVERED_DIRS:
+            if os.path.isdir(f"/proc/{d}"):
+                args += ["--tmpfs", f"/proc/{d}", "--remount-ro", f"/proc/{d}"]
         return args
 
     @staticmethod

@@ -72,6 +72,13 @@ class DockerBackend:
 
     # -- running ------------------------------------------------------------------------------
 
+    def image_digest(self) -> str:
+        """The runner image's content-addressed id, named in release certificates."""
+        try:
+            return self._docker().images.get(self.image).id
+        except (docker.errors.DockerException, BackendUnavailable):
+            return ""
+
     def terminate(self, label: str) -> None:
         """Remove containers left by a worker that died mid-run (they outlive their client)."""
         try:
@@ -158,6 +165,7 @@ class DockerBackend:
             nano_cpus=int(limits.cpus * 1e9),
             ulimits=self._ulimits(request),
             tmpfs={"/tmp": f"rw,nosuid,nodev,noexec,size={limits.tmp_mb}m,mode=1777"},
+            shm_size=f"{limits.tmp_mb}m",   # /dev/shm is the other writable tmpfs: same bound
             mounts=[
                 Mount("/job", str(Path(request.job_dir).resolve()), type="bind", read_only=True),
                 Mount("/data", str(Path(request.data_dir).resolve()), type="bind", read_only=True),
