@@ -618,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"e2e {backend} failed: {e}")
                 row = {"skipped": f"failed: {str(e).splitlines()[0][:200]}"}
             name = backend if backend == "bwrap" else ("docker, image + bytecode (proposal)" if image else "docker")
-            row.update(backend=name, polling="default (1 s)" if polling is None else f"{polling} s (patched)",
+            row.update(backend=name, polling="worker default" if polling is None else f"{polling} s (patched)",
                        workers=workers)
             report["e2e"].append(row)
             if "latencies" in row:
