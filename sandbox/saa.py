@@ -240,16 +240,17 @@ def run_block(backend, spec: ProgramSpec, block_dir: Path, work_dir: Path, limit
 
     work_dir gets job/ and out/ (fresh); block_dir is mounted at /data, nothing else."""
     from sandbox.isolation import RunRequest
-    from sandbox.isolation.outputs import collect_outputs
+    from sandbox.isolation.outputs import bounded_output_area, collect_outputs
 
     work_dir = Path(work_dir)
     job_dir, out_dir = work_dir / "job", work_dir / "out"
     write_block_job(job_dir, spec, memory_mb=limits.memory_mb, startup_allowance_seconds=startup_allowance_seconds)
     out_dir.mkdir(parents=True, exist_ok=False)
-    result = backend.run(RunRequest(job_dir=job_dir, data_dir=Path(block_dir), out_dir=out_dir,
-                                    python_args=("-m", "sandbox.runner", "/job/job.json"),
-                                    limits=limits, label=label))
-    collected = collect_outputs(out_dir, {VECTOR_FILE}, max_files=1, max_total_bytes=MAX_VECTOR_BYTES)
+    with bounded_output_area(out_dir, MAX_VECTOR_BYTES, 1):
+        result = backend.run(RunRequest(job_dir=job_dir, data_dir=Path(block_dir), out_dir=out_dir,
+                                        python_args=("-m", "sandbox.runner", "/job/job.json"),
+                                        limits=limits, label=label))
+        collected = collect_outputs(out_dir, {VECTOR_FILE}, max_files=1, max_total_bytes=MAX_VECTOR_BYTES)
     vec, reason = validate_vector(collected.accepted.get(VECTOR_FILE), spec, timed_out=result.timed_out,
                                   failed=not result.ok and not result.timed_out)
     return BlockOutcome(vector=clamp(vec, spec), reason=reason, run=result,

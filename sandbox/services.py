@@ -456,7 +456,7 @@ class Services:
                                "to see its output and errors, fix it, then submit", "code")
 
     def _run_reviewed(self, spec, data_dir: Path, work_dir: Path, limits: Limits, label: str, backend=None):
-        from .isolation.outputs import collect_outputs
+        from .isolation.outputs import bounded_output_area, collect_outputs
         for d in ("job", "out"):
             (work_dir / d).mkdir(parents=True)
             (work_dir / d).chmod(0o755)
@@ -466,12 +466,13 @@ class Services:
             "data_dir": "/data", "out_dir": "/out"}))
         for f in ("program.py", "job.json"):
             (work_dir / "job" / f).chmod(0o644)
-        result = (backend or self.backend_factory()).run(RunRequest(
-            job_dir=work_dir / "job", data_dir=data_dir, out_dir=work_dir / "out",
-            python_args=("-m", "sandbox.runner", "/job/job.json"), limits=limits, label=label))
-        # Collect everything (declared or not) so compliance sees what was dropped and why.
-        collected = collect_outputs(work_dir / "out", None, max_files=limits.output_files,
-                                    max_total_bytes=limits.output_bytes)
+        with bounded_output_area(work_dir / "out", limits.output_bytes, limits.output_files):
+            result = (backend or self.backend_factory()).run(RunRequest(
+                job_dir=work_dir / "job", data_dir=data_dir, out_dir=work_dir / "out",
+                python_args=("-m", "sandbox.runner", "/job/job.json"), limits=limits, label=label))
+            # Collect everything (declared or not) so compliance sees what was dropped and why.
+            collected = collect_outputs(work_dir / "out", None, max_files=limits.output_files,
+                                        max_total_bytes=limits.output_bytes)
         return result, collected
 
     def _execute_reviewed(self, work: dict, attempt_dir: Path) -> str:
@@ -658,7 +659,7 @@ class Services:
 
     def execute(self, job_id: str) -> str | None:
         """Run one job end to end on the real data. Safe to call twice."""
-        from .isolation.outputs import collect_outputs
+        from .isolation.outputs import bounded_output_area, collect_outputs
         work = self.claim(job_id)
         if work is None:
             return None
@@ -677,12 +678,13 @@ class Services:
         backend = self._real_backend(work)
         if backend is None:
             return st.FAILED
-        result = backend.run(RunRequest(job_dir=attempt_dir / "job", data_dir=Path(work["data_dir"]),
-                                        out_dir=attempt_dir / "out",
-                                        python_args=("-m", "sandbox.runner", "/job/job.json"),
-                                        limits=work["limits"], label=job_id))
-        collected = collect_outputs(attempt_dir / "out", {"result.json"}, max_files=4,
-                                    max_total_bytes=work["limits"].output_bytes)
+        with bounded_output_area(attempt_dir / "out", work["limits"].output_bytes, 4):
+            result = backend.run(RunRequest(job_dir=attempt_dir / "job", data_dir=Path(work["data_dir"]),
+                                            out_dir=attempt_dir / "out",
+                                            python_args=("-m", "sandbox.runner", "/job/job.json"),
+                                            limits=work["limits"], label=job_id))
+            collected = collect_outputs(attempt_dir / "out", {"result.json"}, max_files=4,
+                                        max_total_bytes=work["limits"].output_bytes)
         manifest = parse_manifest(work["manifest"])
         with self.store.transaction() as s:
             job = self.store.lock_for_update(s, select(Job).where(Job.id == job_id))

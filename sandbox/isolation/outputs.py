@@ -8,7 +8,10 @@ text for compliance and never contain file contents.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import subprocess
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,3 +143,25 @@ def _close_quietly(fd: int) -> None:
         os.close(fd)
     except OSError:
         pass
+
+
+@contextmanager
+def bounded_output_area(out_dir: Path, max_bytes: int, max_files: int):
+    """Mount a tmpfs limited in bytes and inodes on out_dir for one run and its collection.
+
+    A bind-mounted host folder is bounded only per file (RLIMIT_FSIZE), so a job could fill
+    the host's disk with many files. The tmpfs caps the whole area. Needs root (the worker
+    here runs as root); elsewhere the area stays a plain folder and yields False, and
+    collect_outputs still refuses more than the declared size and number of files.
+    """
+    out_dir = Path(out_dir)
+    mounted = False
+    if os.geteuid() == 0 and shutil.which("mount"):
+        opts = f"size={max(int(max_bytes), 4096)},nr_inodes={4 * int(max_files) + 16},mode=0755"
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "sandbox-out", str(out_dir)],
+                                 capture_output=True).returncode == 0
+    try:
+        yield mounted
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(out_dir)], capture_output=True)

@@ -79,11 +79,8 @@ def test_hostile_program_gets_only_a_clamped_noised_aggregate(kind, manifest, da
     dirs = assign_blocks(dataset, "person_id", spec.k, new_block_seed(), tmp_path / "blocks")
     outcomes = _run_all(backend, spec, dirs, tmp_path / "work")
 
-    # Inside the domain we can see what the program tried: one block returned the raw cost...
-    raw_vectors = [json.loads((tmp_path / "work" / f"block-{i}" / "out" / "vector.json").read_bytes())["vector"]
-                   for i in range(spec.k)]
-    assert sorted(v[0] for v in raw_vectors) == [0.0] * 5 + [pytest.approx(true_cost)]
-    # ...and trusted code clamped it before anything else saw it.
+    # One block returned the raw cost (> 100; the output area itself is gone after the run:
+    # a per-run tmpfs), and trusted code clamped it before anything else saw it.
     assert [o.reason for o in outcomes] == [None] * spec.k
     assert sorted(o.vector[0] for o in outcomes) == [0.0] * 5 + [100.0]
 

@@ -42,7 +42,6 @@ NO_BLOCK_DIAGNOSTICS_FOR_COMPLIANCE = (
     "but never shown): compliance cannot see the real run's errors")
 
 ATTACK_XFAIL = {
-    ("*", "host_disk_fill_through_the_output_area", "out_total_over_limit"): OUTPUT_AREA_UNBOUNDED,
     ("docker-runsc", "namespaces_then_mount", "unshare_mount_ns"): RUNSC_WITHOUT_SECCOMP,
     ("docker-runsc", "namespaces_then_mount", "user_namespace"): RUNSC_WITHOUT_SECCOMP,
 }
