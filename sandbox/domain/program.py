@@ -60,7 +60,8 @@ from fractions import Fraction
 
 from .errors import InvalidInput
 from .manifest import Manifest
-from .spec import MAX_PURPOSE_CHARS, _check_size, _parse_epsilon, _refuse_unknown, _show
+from .spec import (MAX_PURPOSE_CHARS, _check_name, _check_size, _parse_epsilon, _refuse_unknown,
+                   _require_keys, _show)
 
 MAX_SPEC_BYTES = 64 * 1024
 MAX_CODE_BYTES = 256 * 1024
@@ -231,14 +232,8 @@ def _parse_outputs(raw: object, default_agg: str) -> tuple[OutputSpec, ...]:
         if not isinstance(item, dict):
             raise InvalidInput(f"{where}: each output is a mapping {{name, lower, upper}}", where)
         _refuse_unknown(item, OUTPUT_KEYS, where, "an output")
-        for key in ("name", "lower", "upper"):
-            if key not in item:
-                raise InvalidInput(f"{where}.{key}: missing; every output needs name, lower and upper",
-                                   f"{where}.{key}")
-        name = item["name"]
-        if not isinstance(name, str) or not _NAME_RE.match(name):
-            raise InvalidInput(f"{where}.name: use letters, digits and _ (start with a letter or _), at most 64 "
-                               f"characters (got {_show(name)})", f"{where}.name")
+        _require_keys(item, ("name", "lower", "upper"), where, "every output")
+        name = _check_name(item["name"], where)
         if name in names:
             raise InvalidInput(f"{where}.name: '{name}' is used by an earlier output; names must be unique",
                                f"{where}.name")

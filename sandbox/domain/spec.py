@@ -205,14 +205,8 @@ def _parse_query(raw: object, where: str, manifest: Manifest) -> Query:
     if not isinstance(raw, dict):
         raise InvalidInput(f"{where}: each query must be a mapping with keys like name, statistic, epsilon", where)
     _refuse_unknown(raw, QUERY_KEYS, where, "a query")
-    for key in ("name", "statistic", "epsilon"):
-        if key not in raw:
-            raise InvalidInput(f"{where}.{key}: missing; every query needs name, statistic and epsilon",
-                               f"{where}.{key}")
-    name = raw["name"]
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise InvalidInput(f"{where}.name: use letters, digits and _ (start with a letter or _), "
-                           f"at most 64 characters (got {_show(name)})", f"{where}.name")
+    _require_keys(raw, ("name", "statistic", "epsilon"), where, "every query")
+    name = _check_name(raw["name"], where)
     stat = raw["statistic"]
     if stat not in STATISTICS:
         raise InvalidInput(f"{where}.statistic: {_show(stat)} is not supported; use one of "
@@ -255,6 +249,22 @@ def _parse_query(raw: object, where: str, manifest: Manifest) -> Query:
         raise InvalidInput(f"{where}.group_by: this query releases {cells} cells; the limit is {MAX_CELLS}. "
                            "Group by fewer columns or use fewer bins", f"{where}.group_by")
     return Query(name=name, statistic=stat, epsilon=epsilon, column=column, group_by=group_by, bins=bins, q=q)
+
+
+def _require_keys(raw: dict, keys: tuple, where: str, who: str) -> None:
+    """Refuse a mapping missing one of `keys`, naming all of them ("every query needs ...")."""
+    listed = ", ".join(keys[:-1]) + " and " + keys[-1]
+    for key in keys:
+        if key not in raw:
+            raise InvalidInput(f"{where}.{key}: missing; {who} needs {listed}", f"{where}.{key}")
+
+
+def _check_name(name: object, where: str) -> str:
+    """An output or query name: an identifier of at most 64 characters."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise InvalidInput(f"{where}.name: use letters, digits and _ (start with a letter or _), "
+                           f"at most 64 characters (got {_show(name)})", f"{where}.name")
+    return name
 
 
 def _parse_epsilon(value: object, where: str) -> float:
