@@ -51,13 +51,23 @@ if docker info >/dev/null 2>&1; then
         sleep 1
     fi
 else
-    echo "starting dockerd (log: $LOG)"
-    nohup dockerd >"$LOG" 2>&1 &
+    if ! pidof dockerd >/dev/null; then
+        # A dockerd killed with the session that started it leaves its pid files behind. In a
+        # new process tree that pid may belong to anything, and dockerd then refuses to start
+        # ("pid file found, ensure docker is not running"), which is how a CI run lost Docker.
+        rm -f /var/run/docker.pid /var/run/docker/containerd/containerd.pid
+        echo "starting dockerd (log: $LOG)"
+        nohup dockerd >"$LOG" 2>&1 &
+    fi
     for _ in $(seq 1 60); do
         docker info >/dev/null 2>&1 && break
         sleep 1
     done
-    docker info >/dev/null 2>&1 || { echo "dockerd did not answer within 60 s; see $LOG" >&2; exit 1; }
+    if ! docker info >/dev/null 2>&1; then
+        echo "dockerd did not answer within 60 s; the end of $LOG:" >&2
+        tail -n 30 "$LOG" >&2 || true
+        exit 1
+    fi
 fi
 
 [ "$changed" = yes ] && echo "registered runsc in $DAEMON_JSON"

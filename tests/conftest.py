@@ -35,8 +35,17 @@ def need_backend(kind: str) -> None:
         msg = f"{kind} backend unavailable: {e}"
         # gVisor is required in CI by its own flag: a machine may run Docker without it.
         if require("runsc" if kind == "docker-runsc" else kind.split("-")[0]):
-            pytest.fail(msg + " (required in CI)")
+            pytest.fail(msg + " (required in CI)" + _dockerd_log_tail(kind))
         pytest.skip(msg)
+
+
+def _dockerd_log_tail(kind: str) -> str:
+    """The end of the engine's own log, so a CI failure says why the daemon is gone."""
+    log = os.environ.get("DOCKERD_LOG", "/tmp/dockerd.log")
+    if not kind.startswith("docker") or not os.path.exists(log):
+        return ""
+    with open(log, errors="replace") as f:
+        return "\nend of " + log + ":\n" + "".join(f.readlines()[-8:])
 
 
 # ------------------------------------------------------------------ datasets

@@ -39,10 +39,13 @@ class DockerBackend:
 
     def _docker(self):
         if self._client is None:
+            client = None
             try:
                 client = docker.from_env(timeout=30)
                 client.ping()
             except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+                if client is not None:
+                    client.close()  # else its socket is left for the garbage collector
                 raise BackendUnavailable(f"docker daemon not reachable: {exc}") from exc
             self._client = client
         return self._client
