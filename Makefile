@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 # Isolation where the machine allows: bubblewrap, the Docker engine and the runner image.
 # A machine without them still runs (bubblewrap or nothing); CI demands Docker (SANDBOX_REQUIRE_DOCKER=1).
 system:
-	-command -v chromium >/dev/null || apt-get install -y chromium fonts-wqy-microhei
+	-command -v chromium >/dev/null || apt-get -o DPkg::Lock::Timeout=600 install -y chromium fonts-wqy-microhei
 	-bash scripts/start-docker.sh
 	-bash scripts/build-image.sh
 

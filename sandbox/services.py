@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 import yaml
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
 from . import gate
 from .config import Settings
@@ -627,6 +627,16 @@ class Services:
                 q = q.where(Job.operator == user.name)
             if state and user.role != st.OPERATOR:
                 q = q.where(Job.state == state)
+            elif state:
+                # Filter in SQL before the limit, on what the operator would see: a coarse
+                # state, and "in_progress" for any outcome not yet visible.
+                shown = [k for k, v in st.OPERATOR_VIEW.items() if v == state]
+                now = self.clock()
+                settled = or_(Job.visible_after.is_(None), Job.visible_after <= now)
+                cond = and_(Job.state.in_(shown), settled)
+                if state == "in_progress":
+                    cond = or_(cond, Job.visible_after > now)
+                q = q.where(cond)
             jobs = s.execute(q.limit(500)).scalars().all()
             views = [self._job_view(s, j, user) for j in jobs]
             if state and user.role == st.OPERATOR:

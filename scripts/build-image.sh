@@ -30,13 +30,14 @@ docker info >/dev/null 2>&1 || { echo "docker daemon not reachable; run scripts/
 # --- 1. base image ---------------------------------------------------------------------------
 t=$(now)
 if [ "${REBUILD_BASE:-0}" = 1 ] || ! docker image inspect "$BASE" >/dev/null 2>&1; then
-    command -v debootstrap >/dev/null || apt-get install -y debootstrap
+    command -v debootstrap >/dev/null || apt-get -o DPkg::Lock::Timeout=600 install -y debootstrap
+    mkdir -p "$REPO/build"
     ROOTFS=$(mktemp -d /var/tmp/sandbox-rootfs.XXXXXX)
     trap 'rm -rf "$ROOTFS"' EXIT
     echo "debootstrap bookworm from $DEBIAN_MIRROR ..."
     debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
         bookworm "$ROOTFS" "$DEBIAN_MIRROR" >"$REPO/build/debootstrap.log" 2>&1 \
-        || { mkdir -p "$REPO/build"; tail -20 "$REPO/build/debootstrap.log" >&2; exit 1; }
+        || { tail -20 "$REPO/build/debootstrap.log" >&2; exit 1; }
     # Package caches are dead weight in the image.
     rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/tmp/*
     tar -C "$ROOTFS" -c . | docker import \

@@ -60,8 +60,8 @@ from fractions import Fraction
 
 from .errors import InvalidInput
 from .manifest import Manifest
-from .spec import (MAX_PURPOSE_CHARS, _check_name, _check_size, _parse_epsilon, _refuse_unknown,
-                   _require_keys, _show)
+from .spec import (_check_name, _check_size, _parse_epsilon, _refuse_unknown, _require_keys, _show,
+                   parse_purpose)
 
 MAX_SPEC_BYTES = 64 * 1024
 MAX_CODE_BYTES = 256 * 1024
@@ -167,15 +167,12 @@ def parse_program_spec(data: object, manifest: Manifest, *, code: str, auto_k: i
     if data["dataset"] != manifest.name:
         raise InvalidInput(f"dataset: {_show(data['dataset'])} is not this dataset; use \"{manifest.name}\"",
                            "dataset")
-    purpose = _parse_purpose(data["purpose"])
+    purpose = parse_purpose(data["purpose"])
     program_file = data.get("program")
     if program_file is not None and (not isinstance(program_file, str) or not _PROGRAM_FILE_RE.match(program_file)):
         raise InvalidInput("program: the code file's name, e.g. \"my_analysis.py\" (letters, digits, _ . -)",
                            "program")
-    entrypoint = data.get("entrypoint", "analyse")
-    if not isinstance(entrypoint, str) or not _NAME_RE.match(entrypoint) or entrypoint.startswith("__"):
-        raise InvalidInput(f"entrypoint: the name of a function in your code, e.g. \"analyse\" "
-                           f"(got {_show(entrypoint)})", "entrypoint")
+    entrypoint = parse_entrypoint(data.get("entrypoint", "analyse"))
     default_agg = data.get("aggregate", "mean")
     if default_agg not in AGGREGATES:
         raise InvalidInput(f"aggregate: use one of {', '.join(AGGREGATES)} (got {_show(default_agg)})", "aggregate")
@@ -197,17 +194,6 @@ def _without_code_sha(data: object) -> object:
     if isinstance(data, dict) and "code_sha256" in data:
         return {k: v for k, v in data.items() if k != "code_sha256"}
     return data
-
-
-def _parse_purpose(purpose: object) -> str:
-    if not isinstance(purpose, str) or not purpose.strip():
-        raise InvalidInput("purpose: give a non-empty text saying why you need this analysis", "purpose")
-    purpose = purpose.strip()
-    if len(purpose) > MAX_PURPOSE_CHARS:
-        raise InvalidInput(f"purpose: at most {MAX_PURPOSE_CHARS} characters (got {len(purpose)})", "purpose")
-    if any(ord(ch) < 32 for ch in purpose):
-        raise InvalidInput("purpose: remove control characters (newlines, tabs)", "purpose")
-    return purpose
 
 
 def _number(value: object, where: str, what: str) -> float:
@@ -276,16 +262,38 @@ def _parse_blocks(raw: object, manifest: Manifest, auto_k: int | None) -> int:
     return raw
 
 
+def parse_entrypoint(entrypoint: object) -> str:
+    """The function of the operator's code that the box calls (program and reviewed modes)."""
+    if not isinstance(entrypoint, str) or not _NAME_RE.match(entrypoint) or entrypoint.startswith("__"):
+        raise InvalidInput(f"entrypoint: the name of a function in your code, e.g. \"analyse\" "
+                           f"(got {_show(entrypoint)})", "entrypoint")
+    return entrypoint
+
+
 def check_code(code: object, entrypoint: str = "analyse") -> None:
     """Size, syntax and a top-level `def <entrypoint>(df)`. Parsed and compiled only:
     nothing of the operator's code ever runs on the host."""
+    args = parse_source(code, entrypoint, "df").args
+    positional = len(args.posonlyargs) + len(args.args)
+    if positional < 1 and args.vararg is None:
+        raise InvalidInput(f"code: {entrypoint} must take the block's DataFrame as its first argument", "code")
+    required = positional - len(args.defaults)
+    kw_required = sum(d is None for d in args.kw_defaults)
+    if required > 1 or kw_required:
+        raise InvalidInput(f"code: {entrypoint} is called with one argument (the DataFrame); give any other "
+                           "parameters defaults", "code")
+
+
+def parse_source(code: object, entrypoint: str, params: str) -> ast.FunctionDef:
+    """Size and syntax of an operator's Python file, and its top-level `def <entrypoint>(<params>)`
+    (the last one, as Python would bind it). The caller checks the parameters it will pass."""
     if not isinstance(code, str):
         raise InvalidInput("code: send your program as UTF-8 Python text", "code")
     size = len(code.encode("utf-8", "surrogatepass"))
     if size > MAX_CODE_BYTES:
         raise InvalidInput(f"code: {size} bytes; the limit is {MAX_CODE_BYTES} bytes", "code")
     if not code.strip():
-        raise InvalidInput("code: empty; define a function " + entrypoint + "(df)", "code")
+        raise InvalidInput(f"code: empty; define a function {entrypoint}({params})", "code")
     if "\x00" in code:
         raise InvalidInput("code: must be UTF-8 text without NUL characters", "code")
     try:
@@ -302,17 +310,9 @@ def check_code(code: object, entrypoint: str = "analyse") -> None:
         raise InvalidInput("code: nested too deeply to compile", "code") from None
     defs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == entrypoint]
     if not defs:
-        raise InvalidInput(f"code: define a top-level function `def {entrypoint}(df):` (entrypoint "
+        raise InvalidInput(f"code: define a top-level function `def {entrypoint}({params}):` (entrypoint "
                            f"'{entrypoint}'); async functions and lambdas are not called", "code")
-    args = defs[-1].args
-    positional = len(args.posonlyargs) + len(args.args)
-    if positional < 1 and args.vararg is None:
-        raise InvalidInput(f"code: {entrypoint} must take the block's DataFrame as its first argument", "code")
-    required = positional - len(args.defaults)
-    kw_required = sum(d is None for d in args.kw_defaults)
-    if required > 1 or kw_required:
-        raise InvalidInput(f"code: {entrypoint} is called with one argument (the DataFrame); give any other "
-                           "parameters defaults", "code")
+    return defs[-1]
 
 
 # ------------------------------------------------------------------ choosing k

@@ -7,7 +7,6 @@ output, other), which decides the statistical-disclosure rules applied to them.
 """
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import re
@@ -15,7 +14,8 @@ from dataclasses import dataclass
 
 from .errors import InvalidInput
 from .manifest import Manifest
-from .program import MAX_CODE_BYTES
+from .program import parse_entrypoint, parse_source
+from .spec import parse_purpose
 
 FILE_TYPES = ("csv", "parquet", "png", "svg", "text")
 TABLE_TYPES = ("csv", "parquet")
@@ -75,19 +75,8 @@ class ReviewedSpec:
 
 def check_code(code: object, entrypoint: str) -> None:
     """Size, syntax and a top-level `def <entrypoint>(df, out)`; parsed, never run here."""
-    if not isinstance(code, str) or not code.strip() or "\x00" in code:
-        raise InvalidInput(f"code: send your program as UTF-8 Python text defining {entrypoint}(df, out)", "code")
-    if len(code.encode("utf-8", "surrogatepass")) > MAX_CODE_BYTES:
-        raise InvalidInput(f"code: larger than {MAX_CODE_BYTES} bytes", "code")
-    try:
-        tree = ast.parse(code, filename="program.py")
-        compile(tree, "program.py", "exec", dont_inherit=True)
-    except SyntaxError as e:
-        raise InvalidInput(f"code: syntax error at line {e.lineno}: {e.msg}", "code") from None
-    except (ValueError, UnicodeError, RecursionError, MemoryError):
-        raise InvalidInput("code: cannot be parsed as Python", "code") from None
-    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == entrypoint), None)
-    if fn is None or len(fn.args.args) - len(fn.args.defaults) > 2 or len(fn.args.args) < 2:
+    args = parse_source(code, entrypoint, "df, out").args
+    if len(args.args) < 2 or len(args.args) - len(args.defaults) > 2:
         raise InvalidInput(f"code: define a top-level function {entrypoint}(df, out) that writes files into out",
                            "code")
 
@@ -102,12 +91,8 @@ def parse_reviewed_spec(data: object, manifest: Manifest, *, code: str) -> Revie
         raise InvalidInput("mode: must be 'reviewed'", "mode")
     if data.get("dataset") != manifest.name:
         raise InvalidInput(f"dataset: must be '{manifest.name}'", "dataset")
-    purpose = data.get("purpose")
-    if not isinstance(purpose, str) or not purpose.strip() or len(purpose) > 128:
-        raise InvalidInput("purpose: state the licensed purpose of this job (1-128 characters)", "purpose")
-    entrypoint = data.get("entrypoint", "analyse")
-    if not isinstance(entrypoint, str) or not entrypoint.isidentifier():
-        raise InvalidInput("entrypoint: must be a Python function name", "entrypoint")
+    purpose = parse_purpose(data.get("purpose"))
+    entrypoint = parse_entrypoint(data.get("entrypoint", "analyse"))
     check_code(code, entrypoint)
     timeout = data.get("timeout_seconds", 300)
     if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= 3600:
@@ -141,4 +126,4 @@ def parse_reviewed_spec(data: object, manifest: Manifest, *, code: str) -> Revie
     program_file = data.get("program")
     if program_file is not None and not isinstance(program_file, str):
         raise InvalidInput("program: the file name of the code", "program")
-    return ReviewedSpec(manifest.name, purpose.strip(), entrypoint, tuple(outputs), timeout, code, program_file)
+    return ReviewedSpec(manifest.name, purpose, entrypoint, tuple(outputs), timeout, code, program_file)

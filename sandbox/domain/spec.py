@@ -174,14 +174,7 @@ def parse_query_spec(data: object, manifest: Manifest, *, max_bytes: int = MAX_S
     if data["dataset"] != manifest.name:
         raise InvalidInput(f"dataset: {_show(data['dataset'])} is not this dataset; use \"{manifest.name}\"",
                            "dataset")
-    purpose = data["purpose"]
-    if not isinstance(purpose, str) or not purpose.strip():
-        raise InvalidInput("purpose: give a non-empty text saying why you need these statistics", "purpose")
-    purpose = purpose.strip()
-    if len(purpose) > MAX_PURPOSE_CHARS:
-        raise InvalidInput(f"purpose: at most {MAX_PURPOSE_CHARS} characters (got {len(purpose)})", "purpose")
-    if any(ord(ch) < 32 for ch in purpose):
-        raise InvalidInput("purpose: remove control characters (newlines, tabs)", "purpose")
+    purpose = parse_purpose(data["purpose"], "these statistics")
 
     raw_queries = data["queries"]
     if not isinstance(raw_queries, list):
@@ -249,6 +242,18 @@ def _parse_query(raw: object, where: str, manifest: Manifest) -> Query:
         raise InvalidInput(f"{where}.group_by: this query releases {cells} cells; the limit is {MAX_CELLS}. "
                            "Group by fewer columns or use fewer bins", f"{where}.group_by")
     return Query(name=name, statistic=stat, epsilon=epsilon, column=column, group_by=group_by, bins=bins, q=q)
+
+
+def parse_purpose(purpose: object, what: str = "this analysis") -> str:
+    """The licensed purpose a job states (every mode): one line, stripped."""
+    if not isinstance(purpose, str) or not purpose.strip():
+        raise InvalidInput(f"purpose: give a non-empty text saying why you need {what}", "purpose")
+    purpose = purpose.strip()
+    if len(purpose) > MAX_PURPOSE_CHARS:
+        raise InvalidInput(f"purpose: at most {MAX_PURPOSE_CHARS} characters (got {len(purpose)})", "purpose")
+    if any(ord(ch) < 32 for ch in purpose):
+        raise InvalidInput("purpose: remove control characters (newlines, tabs)", "purpose")
+    return purpose
 
 
 def _require_keys(raw: dict, keys: tuple, where: str, who: str) -> None:

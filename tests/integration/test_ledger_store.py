@@ -128,3 +128,28 @@ def test_sweeper_requeues_a_job_whose_worker_vanished(services):
     with services.store.transaction() as s:
         entries = s.execute(select(LedgerEntry).where(LedgerEntry.job_id == job_id)).scalars().all()
     assert sorted(e.kind for e in entries) == ["charge", "reserve"]
+
+
+def test_an_operators_state_filter_is_what_they_see_and_applies_before_the_limit(services):
+    user = operator(services)
+    now = datetime.now(timezone.utc)
+    old_released = services.submit(user, spec(0.1))["job"]["id"]
+    running = services.submit(user, spec(0.1))["job"]["id"]
+    assert services.claim(running) is not None  # its outcome shows only after visible_after
+    with services.store.transaction() as s:
+        job = s.get(Job, old_released)
+        job.state, job.visible_after, job.created_at = st.RELEASED, now - timedelta(hours=1), now - timedelta(days=9)
+        early = s.get(Job, running)
+        early.state = st.RELEASED  # released, but not yet visible to the operator
+        # 500 newer jobs in another state: filtering after a 500-row limit would miss the old one.
+        for i in range(500):
+            s.add(Job(id=f"filler{i:04d}", operator="operator", dataset="health_visits", mode="query",
+                      purpose="public_health_planning", spec={}, spec_hash="", epsilon=0.0,
+                      state=st.CANCELLED, created_at=now))
+
+    def ids(state):
+        return [v["id"] for v in services.list_jobs(user, state)]
+
+    assert ids("released") == [old_released]
+    assert ids("in_progress") == [running]
+    assert ids("cancelled") and running not in ids("cancelled")
