@@ -10,7 +10,7 @@ export DEBIAN_FRONTEND=noninteractive
 need_pkg() {  # need_pkg <command> <debian package>
     command -v "$1" >/dev/null 2>&1 && return 0
     echo "installing $2 ..."
-    apt-get install -y "$2" >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y "$2" >/dev/null; }
+    apt-get -o DPkg::Lock::Timeout=600 install -y "$2" >/dev/null 2>&1 || { apt-get -o DPkg::Lock::Timeout=600 update >/dev/null && apt-get -o DPkg::Lock::Timeout=600 install -y "$2" >/dev/null; }
 }
 
 need_pkg dockerd docker.io
@@ -20,7 +20,10 @@ need_pkg bwrap bubblewrap
 # Register runsc. --network=none: the box never has a network anyway, and gVisor's own netstack
 # is then not even started; --ignore-cgroups: runsc fails to start containers with this
 # machine's cgroup v1 setup. Docker's cgroup limits then do not apply under runsc; the backend
-# sets rlimits (nproc, as) that gVisor's kernel enforces instead.
+# sets rlimits (nproc, as) that gVisor's kernel enforces instead. --oci-seccomp: without it
+# gVisor ignores the container's seccomp profile, and a job could create user and mount
+# namespaces inside the sandbox kernel (tests/security found this); with it Docker's default
+# profile applies inside gVisor as it does under runc.
 mkdir -p /etc/docker
 changed=$(DAEMON_JSON=$DAEMON_JSON /usr/bin/python3 - <<'EOF'
 import json, os
@@ -30,7 +33,7 @@ try:
         cfg = json.load(f)
 except FileNotFoundError:
     cfg = {}
-want = {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=none", "--ignore-cgroups"]}
+want = {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=none", "--ignore-cgroups", "--oci-seccomp"]}
 if cfg.get("runtimes", {}).get("runsc") != want:
     cfg.setdefault("runtimes", {})["runsc"] = want
     with open(path + ".tmp", "w") as f:
@@ -44,7 +47,7 @@ EOF
 )
 
 if docker info >/dev/null 2>&1; then
-    if ! docker info --format '{{json .Runtimes}}' | grep -q '"runsc"'; then
+    if [ "$changed" = yes ] || ! docker info --format '{{json .Runtimes}}' | grep -q '"runsc"'; then
         # dockerd reloads the "runtimes" section of daemon.json on SIGHUP, no restart needed.
         echo "reloading dockerd to register runsc"
         kill -HUP "$(pidof dockerd)"

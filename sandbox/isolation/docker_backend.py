@@ -18,6 +18,7 @@ import requests.exceptions
 from docker.types import LogConfig, Mount, Ulimit
 
 from sandbox.isolation import LOG_CAP_BYTES, BackendUnavailable, RunRequest, RunResult
+from sandbox.isolation.seccomp import gvisor_security_opt
 
 IMAGE_PYTHON = "/opt/venv/bin/python"   # set up by ./Dockerfile
 CONTAINER_UID = 10001                   # created in ./Dockerfile, owns nothing in the image
@@ -159,8 +160,9 @@ class DockerBackend:
             network_mode="none",
             read_only=True,
             cap_drop=["ALL"],
-            # Docker's default seccomp profile stays on (we pass no seccomp= option).
-            security_opt=["no-new-privileges"],
+            # runc: Docker's default seccomp profile stays on (no seccomp= option). gVisor
+            # needs its own profile (see isolation/seccomp.py for why).
+            security_opt=["no-new-privileges"] + ([gvisor_security_opt()] if self.runtime == "runsc" else []),
             ipc_mode="private",
             pids_limit=limits.pids,
             mem_limit=memory,
