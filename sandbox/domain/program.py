@@ -60,8 +60,7 @@ from fractions import Fraction
 
 from .errors import InvalidInput
 from .manifest import Manifest
-from .spec import (_check_name, _check_size, _parse_epsilon, _refuse_unknown, _require_keys, _show,
-                   parse_purpose)
+from .spec import _check_name, _parse_epsilon, _refuse_unknown, _require_keys, _show, check_header, parse_purpose
 
 MAX_SPEC_BYTES = 64 * 1024
 MAX_CODE_BYTES = 256 * 1024
@@ -153,20 +152,10 @@ def parse_program_spec(data: object, manifest: Manifest, *, code: str, auto_k: i
 
     `auto_k` is a data owner's policy value for blocks: "auto" (None: derive it from the
     manifest). Refusals are InvalidInput naming the field."""
-    _check_size(data, MAX_SPEC_BYTES)
-    if not isinstance(data, dict):
-        raise InvalidInput("spec must be a mapping with keys: " + ", ".join(REQUIRED_KEYS), "spec")
     # code_sha256 is what to_dict() adds; it is recomputed from the code, never trusted.
     data = _without_code_sha(data)
-    _refuse_unknown(data, TOP_KEYS, "", "a program spec")
-    for key in REQUIRED_KEYS:
-        if key not in data:
-            raise InvalidInput(f"{key}: missing; a program spec needs {', '.join(REQUIRED_KEYS)}", key)
-    if data["mode"] != "program":
-        raise InvalidInput(f"mode: must be \"program\" for a program job (got {_show(data['mode'])})", "mode")
-    if data["dataset"] != manifest.name:
-        raise InvalidInput(f"dataset: {_show(data['dataset'])} is not this dataset; use \"{manifest.name}\"",
-                           "dataset")
+    check_header(data, manifest, mode="program", allowed=TOP_KEYS, required=REQUIRED_KEYS, who="a program spec",
+                 max_bytes=MAX_SPEC_BYTES)
     purpose = parse_purpose(data["purpose"])
     program_file = data.get("program")
     if program_file is not None and (not isinstance(program_file, str) or not _PROGRAM_FILE_RE.match(program_file)):

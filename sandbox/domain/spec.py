@@ -162,18 +162,8 @@ def _short(e: Exception) -> str:
 
 def parse_query_spec(data: object, manifest: Manifest, *, max_bytes: int = MAX_SPEC_BYTES) -> QuerySpec:
     """Validate an analyst's query spec against the manifest; return a QuerySpec."""
-    _check_size(data, max_bytes)
-    if not isinstance(data, dict):
-        raise InvalidInput("spec must be a mapping with keys: " + ", ".join(TOP_KEYS), "spec")
-    _refuse_unknown(data, TOP_KEYS, "", "the spec")
-    for key in TOP_KEYS:
-        if key not in data:
-            raise InvalidInput(f"{key}: missing; the spec needs {', '.join(TOP_KEYS)}", key)
-    if data["mode"] != "query":
-        raise InvalidInput(f"mode: must be \"query\" for a query job (got {_show(data['mode'])})", "mode")
-    if data["dataset"] != manifest.name:
-        raise InvalidInput(f"dataset: {_show(data['dataset'])} is not this dataset; use \"{manifest.name}\"",
-                           "dataset")
+    check_header(data, manifest, mode="query", allowed=TOP_KEYS, required=TOP_KEYS, who="the spec",
+                 max_bytes=max_bytes)
     purpose = parse_purpose(data["purpose"], "these statistics")
 
     raw_queries = data["queries"]
@@ -242,6 +232,24 @@ def _parse_query(raw: object, where: str, manifest: Manifest) -> Query:
         raise InvalidInput(f"{where}.group_by: this query releases {cells} cells; the limit is {MAX_CELLS}. "
                            "Group by fewer columns or use fewer bins", f"{where}.group_by")
     return Query(name=name, statistic=stat, epsilon=epsilon, column=column, group_by=group_by, bins=bins, q=q)
+
+
+def check_header(data: object, manifest: Manifest, *, mode: str, allowed: tuple, required: tuple, who: str,
+                 max_bytes: int) -> None:
+    """What every job spec shares: a mapping of known keys, the required ones present, its
+    mode, and this dataset."""
+    _check_size(data, max_bytes)
+    if not isinstance(data, dict):
+        raise InvalidInput("spec must be a mapping with keys: " + ", ".join(required), "spec")
+    _refuse_unknown(data, allowed, "", who)
+    for key in required:
+        if key not in data:
+            raise InvalidInput(f"{key}: missing; {who} needs {', '.join(required)}", key)
+    if data["mode"] != mode:
+        raise InvalidInput(f"mode: must be \"{mode}\" for a {mode} job (got {_show(data['mode'])})", "mode")
+    if data["dataset"] != manifest.name:
+        raise InvalidInput(f"dataset: {_show(data['dataset'])} is not this dataset; use \"{manifest.name}\"",
+                           "dataset")
 
 
 def parse_purpose(purpose: object, what: str = "this analysis") -> str:

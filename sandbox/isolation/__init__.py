@@ -84,3 +84,18 @@ class IsolationBackend(Protocol):
 
 class BackendUnavailable(RuntimeError):
     pass
+
+
+class CheckedBackend:
+    """Shared by the backends: `available` is `check` that does not raise."""
+
+    def check(self) -> None:
+        """Raise BackendUnavailable saying why this backend cannot run now."""
+        raise NotImplementedError
+
+    def available(self) -> bool:
+        try:
+            self.check()
+        except BackendUnavailable:
+            return False
+        return True

@@ -22,7 +22,7 @@ import time
 import uuid
 from pathlib import Path
 
-from sandbox.isolation import LOG_CAP_BYTES, BackendUnavailable, Limits, RunRequest, RunResult
+from sandbox.isolation import LOG_CAP_BYTES, BackendUnavailable, CheckedBackend, Limits, RunRequest, RunResult
 
 SANDBOX_UID = 65534
 CGROUP_V1_ROOT = Path("/sys/fs/cgroup")
@@ -34,7 +34,7 @@ SYSTEM_LINKS = ("/bin", "/lib", "/lib64", "/sbin")
 PROC_COVERED_DIRS = ("sys", "irq", "bus", "fs", "acpi", "driver", "scsi", "asound", "sysvipc", "tty")
 
 
-class BwrapBackend:
+class BwrapBackend(CheckedBackend):
     name = "bwrap"
 
     def __init__(self, python: str = sys.executable, *, bwrap: str = "bwrap",
@@ -60,13 +60,6 @@ class BwrapBackend:
         if done.returncode != 0:
             raise BackendUnavailable(
                 f"bwrap cannot create namespaces here: {done.stderr.decode(errors='replace')[:300]}")
-
-    def available(self) -> bool:
-        try:
-            self.check()
-        except BackendUnavailable:
-            return False
-        return True
 
     # -- running ------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import docker.errors
 import requests.exceptions
 from docker.types import LogConfig, Mount, Ulimit
 
-from sandbox.isolation import LOG_CAP_BYTES, BackendUnavailable, RunRequest, RunResult
+from sandbox.isolation import LOG_CAP_BYTES, BackendUnavailable, CheckedBackend, RunRequest, RunResult
 from sandbox.isolation.seccomp import gvisor_security_opt
 
 IMAGE_PYTHON = "/opt/venv/bin/python"   # set up by ./Dockerfile
@@ -26,7 +26,7 @@ LABEL = "sandbox.isolation"             # marks our containers, so leftovers can
 GVISOR_AS_ALLOWANCE_MB = 1024
 
 
-class DockerBackend:
+class DockerBackend(CheckedBackend):
     def __init__(self, image: str, runtime: str = "runc", *, client=None,
                  python: str = IMAGE_PYTHON, uid: int = CONTAINER_UID) -> None:
         self.image = image
@@ -66,13 +66,6 @@ class DockerBackend:
         if self.runtime not in runtimes:
             raise BackendUnavailable(
                 f"docker runtime {self.runtime!r} not registered; run scripts/start-docker.sh")
-
-    def available(self) -> bool:
-        try:
-            self.check()
-        except BackendUnavailable:
-            return False
-        return True
 
     # -- running ------------------------------------------------------------------------------
 
