@@ -107,6 +107,22 @@ def make_env(tmp_path, database_url: str, datasets_dir, backend: str = "bwrap", 
     }
 
 
+def make_services(tmp_path, datasets_dir, *, users, database_url: str | None = None, backend: str = "bwrap",
+                  dataset: str = "health_visits", policy: str | None = None, **env_extra):
+    """Services on a real store with one dataset registered, its policy applied and the given
+    users ((name, role, token) each); jobs are not enqueued: tests call claim/execute."""
+    from sandbox.bootstrap import bootstrap
+    env = make_env(tmp_path, database_url or f"sqlite:///{tmp_path / 'db.sqlite'}", datasets_dir, backend)
+    env.update(env_extra)
+    svc = bootstrap(load(env), enqueue=lambda _job_id: None)
+    svc.register_dataset(REPO_ROOT / "datasets" / f"{dataset}.yaml", datasets_dir / dataset)
+    if policy is not None:
+        svc.apply_policy(policy, f"policies/{dataset}.yaml", "owner")
+    for name, role, token in users:
+        svc.create_user(name, role, token)
+    return svc
+
+
 def flush_redis(url: str = REDIS_URL) -> None:
     import redis
     redis.Redis.from_url(url).flushdb()

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import math
+import re
 import zipfile
 from datetime import datetime, timezone
 
@@ -20,10 +21,11 @@ from flask import (Blueprint, Response, abort, current_app, flash, redirect, ren
 from flask_babel import format_datetime, format_decimal, get_locale, gettext as _, lazy_gettext as _l
 from werkzeug.exceptions import HTTPException
 
+from ..config import REPO_ROOT
 from ..domain import policy as pol
 from ..domain import states as st
 from ..domain.errors import InvalidInput
-from ..domain.spec import STATISTICS
+from ..domain.spec import STATISTICS, load_spec_text
 from ..domain.states import COMPLIANCE, OPERATOR, OWNER, TransitionError
 from ..services import Conflict, Forbidden, NotFound
 from . import auth
@@ -207,6 +209,9 @@ def _http(e: HTTPException):
         return _error_page(403, _("You may not open this page with your role."))
     if e.code == 404:
         return _error_page(404, _("Not found."))
+    if e.code == 413:
+        return _error_page(413, _("The form is too large: at most %(n)s KiB in all, code included.",
+                                  n=(current_app.config.get("MAX_CONTENT_LENGTH") or 0) // 1024))
     return _error_page(e.code or 500, e.name)
 
 
@@ -236,6 +241,35 @@ def logout():
     auth.log_out()
     flash(_("You are signed out."), "info")
     return redirect(url_for("ui.login"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@auth.login_required()
+def password():
+    error = None
+    if request.method == "POST":
+        f = request.form
+        u = user()
+        new = f.get("new_password", "")
+        # The current password is checked first (and always hashed) so every refusal costs the same.
+        if auth.check_credentials(services(), u.name, f.get("current_password", "")) is None:
+            error = _("The current password is wrong.")
+        elif len(new) < auth.MIN_PASSWORD_CHARS:
+            error = _("The new password needs at least %(n)s characters.", n=auth.MIN_PASSWORD_CHARS)
+        elif new != f.get("new_password2", ""):
+            error = _("The two new passwords differ.")
+        elif new == f.get("current_password", ""):
+            error = _("The new password is the same as the current one.")
+        else:
+            auth.set_password(services(), u.name, new, actor=u.name)
+            # set_password ended every session of this user, this one included: start a fresh one here.
+            fresh = auth.check_credentials(services(), u.name, new)
+            if fresh is None:  # changed again meanwhile, or deactivated: sign in anew
+                return redirect(url_for("ui.login"))
+            auth.log_in(fresh)
+            flash(_("Your password is changed. Sessions signed in elsewhere have ended."), "ok")
+            return redirect(url_for("ui.home"))
+    return render_template("password.html", error=error, min_chars=auth.MIN_PASSWORD_CHARS), (400 if error else 200)
 
 
 @bp.get("/lang/<code>")
@@ -410,10 +444,176 @@ def _submit_and_redirect(spec, on_error):
     return redirect(url_for("ui.job", job_id=job["id"]))
 
 
+# ------------------------------------------------------------------ program jobs (program and reviewed modes)
+PROGRAM_MODES = ("program", "reviewed")
+MODE_LABELS = {"program": _l("Program (sample-and-aggregate, DP)"),
+               "reviewed": _l("Reviewed (exact files, human review, not DP)")}
+# dataset, mode and purpose come from the page's own fields, so the contract text holds the rest.
+FORM_SPEC_KEYS = ("mode", "dataset", "purpose")
+EXAMPLES_DIR = REPO_ROOT / "jobs"
+# As in the shipped example: "auto" can mean a thousand blocks (one boxed run each) on a large dataset.
+EXAMPLE_BLOCKS = 100
+
+
+def _program_datasets() -> list[dict]:
+    """Datasets whose applied policy allows a program or reviewed job and licenses this
+    operator. Revoked or expired licences stay listed: the dry run then says why a job
+    would be refused, which helps more than a dataset silently missing."""
+    out = []
+    for d in services().list_datasets():
+        policy = _current_policy(d["name"])
+        if policy is None:
+            continue
+        modes = [m for m in PROGRAM_MODES if m in policy["policy"].modes]
+        lic = policy["policy"].licence(user().name)
+        if modes and lic is not None:
+            out.append({**d, "modes": modes, "purposes": sorted(lic.purposes)})
+    return out
+
+
+def _program_context(dataset_name: str | None, mode: str | None) -> dict:
+    eligible = _program_datasets()
+    error = None
+    chosen = next((d for d in eligible if d["name"] == dataset_name), None)
+    if dataset_name and chosen is None:
+        error = _("Dataset %(d)s does not accept program or reviewed jobs from you (its policy allows neither "
+                  "mode, or you hold no licence for it).", d=dataset_name)
+    elif not eligible:
+        error = _("No dataset accepts program or reviewed jobs from you: the data owners' policies allow neither "
+                  "mode for your licences. Use a query job, or ask a data owner.")
+    ds = None
+    pick = chosen or (eligible[0] if eligible else None)
+    if pick is not None:
+        ds = {**services().get_dataset(pick["name"]), "modes": pick["modes"], "purposes": pick["purposes"]}
+        if mode not in ds["modes"]:
+            if mode in PROGRAM_MODES and error is None:
+                error = _("The policy of %(d)s does not allow %(m)s mode.", d=ds["name"], m=mode)
+            mode = ds["modes"][0]
+    return {"eligible": eligible, "ds": ds, "mode": mode if ds else None, "error": error,
+            "mode_labels": MODE_LABELS}
+
+
+def _identifier(name: str) -> str:
+    out = re.sub(r"[^A-Za-z0-9_]", "_", name).strip("_") or "value"
+    return out if out[0].isalpha() else "v_" + out
+
+
+def _program_example(ds: dict, mode: str) -> tuple[str, str, str | None]:
+    """A contract, program and purpose that pass the checks: the shipped example in jobs/
+    when one fits the dataset and mode, else one built from the public manifest."""
+    for path in sorted(EXAMPLES_DIR.glob("*.json")):
+        try:
+            spec = json.loads(path.read_text(encoding="utf-8"))
+            if spec.get("mode") != mode or spec.get("dataset") != ds["name"]:
+                continue
+            code = (EXAMPLES_DIR / spec["program"]).read_text(encoding="utf-8")
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        contract = {k: v for k, v in spec.items() if k not in FORM_SPEC_KEYS + ("program",)}
+        return json.dumps(contract, ensure_ascii=False, indent=2), code, spec.get("purpose")
+    cols = [c for c in ds["columns"] if c["name"] != ds["privacy_unit"]]
+    numeric = [c for c in cols if c["kind"] == "numeric" and c.get("bounds")]
+    categorical = [c for c in cols if c["kind"] == "categorical"]
+    if mode == "reviewed":
+        col = (categorical or numeric or cols or ds["columns"])[0]["name"]
+        out = f"rows_by_{_identifier(col)}.csv"
+        contract = {"entrypoint": "analyse", "outputs": [{"name": out, "type": "csv", "table_kind": "frequency"}],
+                    "timeout_seconds": 120}
+        code = ("import os\n\n\ndef analyse(df, out):\n"
+                "    # Only the files declared in the contract leave, each after the disclosure checks and review.\n"
+                f"    counts = df.groupby({col!r}).size().reset_index(name=\"rows\")\n"
+                f"    counts.to_csv(os.path.join(out, {out!r}), index=False)\n")
+    elif numeric:
+        col = numeric[0]
+        lo, hi = col["bounds"]
+        contract = {"entrypoint": "analyse",
+                    "outputs": [{"name": f"mean_{_identifier(col['name'])}", "lower": lo, "upper": hi}],
+                    "default": [(lo + hi) / 2], "aggregate": "mean", "blocks": EXAMPLE_BLOCKS, "epsilon": 1.0,
+                    "block_timeout_seconds": 10}
+        code = ("def analyse(df):\n"
+                "    # One number per declared output, in order; a block that raises contributes the default.\n"
+                f"    return [float(df[{col['name']!r}].mean())]\n")
+    else:
+        col = (categorical or cols or ds["columns"])[0]
+        value = (col.get("categories") or [""])[0]
+        contract = {"entrypoint": "analyse",
+                    "outputs": [{"name": f"share_{_identifier(col['name'])}", "lower": 0, "upper": 1}],
+                    "default": [0.5], "aggregate": "mean", "blocks": EXAMPLE_BLOCKS, "epsilon": 1.0,
+                    "block_timeout_seconds": 10}
+        code = ("def analyse(df):\n"
+                "    # One number per declared output, in order; a block that raises contributes the default.\n"
+                f"    return [float((df[{col['name']!r}] == {value!r}).mean())]\n")
+    return json.dumps(contract, ensure_ascii=False, indent=2), code, None
+
+
+def _program_submission(dataset: str, mode: str, purpose: str, spec_text: str, code: str) -> dict:
+    """The API's body {"spec": ..., "code": ...} from the page's fields."""
+    spec = load_spec_text(spec_text)
+    if not isinstance(spec, dict):
+        raise InvalidInput(_("The contract must be a JSON or YAML object (a mapping of keys to values)."), "spec")
+    wanted = {"mode": mode, "dataset": dataset, "purpose": purpose.strip()}
+    for key, value in wanted.items():
+        if key in spec and spec[key] != value:
+            # A pasted spec that disagrees with the fields: say so rather than pick one silently.
+            raise InvalidInput(_("The contract says %(k)s: %(v)s, but the form says %(f)s. Remove %(k)s from the "
+                                 "contract or make the two agree.", k=key, v=json.dumps(spec[key], ensure_ascii=False),
+                                 f=json.dumps(value, ensure_ascii=False)), key)
+    return {"spec": {**spec, **wanted}, "code": code}
+
+
+def _uploaded_code() -> str | None:
+    """The uploaded file's text, which replaces the text area's, or None without a file."""
+    f = request.files.get("code_file")
+    if f is None or not f.filename:
+        return None
+    data = f.read()
+    if not data:
+        return None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInput(_("code: the uploaded file is not UTF-8 text."), "code") from None
+
+
+def _render_program(ctx: dict, status: int = 200, **kw):
+    return render_template("program_new.html", **ctx, **kw), status
+
+
 @bp.get("/programs/new")
 @auth.login_required(OPERATOR)
 def program_new():
-    return render_template("program_new.html")
+    ctx = _program_context(request.args.get("dataset"), request.args.get("mode"))
+    form = {"purpose": "", "spec_text": "", "code": ""}
+    if ctx["ds"]:
+        form["spec_text"], form["code"], purpose = _program_example(ctx["ds"], ctx["mode"])
+        purposes = ctx["ds"]["purposes"]
+        form["purpose"] = purpose if purpose in purposes else (purposes[0] if purposes else "")
+    asked = request.args.get("dataset") or request.args.get("mode")
+    return _render_program(ctx, 400 if ctx["error"] and asked else 200, form=form)
+
+
+@bp.post("/programs")
+@auth.login_required(OPERATOR)
+def program_submit():
+    f = request.form
+    ctx = _program_context(f.get("dataset"), f.get("mode"))
+    # Browsers send text areas with CRLF line breaks; the code's hash should match the operator's file.
+    form = {"purpose": f.get("purpose", ""), "spec_text": f.get("spec_text", "").replace("\r\n", "\n"),
+            "code": f.get("code", "").replace("\r\n", "\n")}
+    if ctx["error"] or not ctx["ds"]:
+        return _render_program(ctx, 400, form=form)
+    try:
+        uploaded = _uploaded_code()
+        if uploaded is not None:
+            form["code"] = uploaded
+        raw = _program_submission(ctx["ds"]["name"], ctx["mode"], form["purpose"], form["spec_text"], form["code"])
+    except InvalidInput as e:
+        return _render_program(ctx, 400, form=form, preview={"ok": False, "error": str(e)})
+    if f.get("action") == "submit":
+        return _submit_and_redirect(raw, lambda err: _render_program(ctx, 400, form=form,
+                                                                     preview={"ok": False, "error": err}))
+    preview = _dry_run(raw)
+    return _render_program(ctx, 200 if preview["ok"] else 400, form=form, preview=preview)
 
 
 # ------------------------------------------------------------------ jobs

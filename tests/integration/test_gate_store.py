@@ -4,20 +4,15 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from sandbox.bootstrap import bootstrap
-from sandbox.config import REPO_ROOT, load
 from sandbox.store.models import AuditEvent
-from tests.conftest import make_env, need_backend
+from tests.conftest import make_services, need_backend
 from tests.integration.test_ledger_store import TIGHT_POLICY
 
 
 @pytest.fixture
 def services(demo_datasets_dir, tmp_path):
     need_backend("bwrap")
-    settings = load(make_env(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", demo_datasets_dir, "bwrap"))
-    svc = bootstrap(settings, enqueue=lambda _job_id: None)
-    svc.register_dataset(REPO_ROOT / "datasets" / "health_visits.yaml", demo_datasets_dir / "health_visits")
-    svc.create_user("operator", "operator", "op-token")
+    svc = make_services(tmp_path, demo_datasets_dir, users=[("operator", "operator", "op-token")])
     yield svc
     svc.store.dispose()
 

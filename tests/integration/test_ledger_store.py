@@ -7,11 +7,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from sandbox.bootstrap import bootstrap
-from sandbox.config import REPO_ROOT, load
 from sandbox.domain import states as st
 from sandbox.store.models import Job, LedgerEntry, User
-from tests.conftest import make_env
+from tests.conftest import make_services
 
 TIGHT_POLICY = """
 dataset: health_visits
@@ -39,11 +37,8 @@ def spec(epsilon: float = 0.1) -> dict:
 
 @pytest.fixture
 def services(database_url, demo_datasets_dir, tmp_path):
-    settings = load(make_env(tmp_path, database_url, demo_datasets_dir))
-    svc = bootstrap(settings, enqueue=lambda _job_id: None)
-    svc.register_dataset(REPO_ROOT / "datasets" / "health_visits.yaml", demo_datasets_dir / "health_visits")
-    svc.apply_policy(TIGHT_POLICY, "policies/health_visits.yaml", "owner")
-    svc.create_user("operator", "operator", "op-token")
+    svc = make_services(tmp_path, demo_datasets_dir, database_url=database_url, policy=TIGHT_POLICY,
+                        users=[("operator", "operator", "op-token")])
     yield svc
     svc.store.dispose()
 

@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.bootstrap import bootstrap
-from sandbox.config import REPO_ROOT, load
 from sandbox.services import Conflict, Forbidden
 from sandbox.domain.errors import InvalidInput
-from tests.conftest import make_env, need_backend
+from tests.conftest import make_services, need_backend
 from tests.integration.test_ledger_store import TIGHT_POLICY, spec
 
 TWO_REVIEWERS = TIGHT_POLICY.replace("release: one_reviewer", "release: two_reviewers")
@@ -16,12 +14,9 @@ TWO_REVIEWERS = TIGHT_POLICY.replace("release: one_reviewer", "release: two_revi
 @pytest.fixture
 def services(demo_datasets_dir, tmp_path):
     need_backend("bwrap")
-    settings = load(make_env(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", demo_datasets_dir, "bwrap"))
-    svc = bootstrap(settings, enqueue=lambda _job_id: None)
-    svc.register_dataset(REPO_ROOT / "datasets" / "health_visits.yaml", demo_datasets_dir / "health_visits")
-    svc.apply_policy(TWO_REVIEWERS, "policies/health_visits.yaml", "owner")
-    for name, role in (("operator", "operator"), ("owner", "owner"), ("rev1", "compliance"), ("rev2", "compliance")):
-        svc.create_user(name, role, f"{name}-token")
+    users = [(name, role, f"{name}-token") for name, role in
+             (("operator", "operator"), ("owner", "owner"), ("rev1", "compliance"), ("rev2", "compliance"))]
+    svc = make_services(tmp_path, demo_datasets_dir, users=users, policy=TWO_REVIEWERS)
     yield svc
     svc.store.dispose()
 

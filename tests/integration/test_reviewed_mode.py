@@ -6,11 +6,10 @@ import json
 
 import pytest
 
-from sandbox.bootstrap import bootstrap
-from sandbox.config import REPO_ROOT, load
+from sandbox.config import REPO_ROOT
 from sandbox.domain.errors import InvalidInput
 from sandbox.services import Conflict
-from tests.conftest import make_env, need_backend
+from tests.conftest import make_services, need_backend
 
 POLICY = (REPO_ROOT / "policies" / "enterprise_registry.yaml").read_text(encoding="utf-8")
 
@@ -18,12 +17,8 @@ POLICY = (REPO_ROOT / "policies" / "enterprise_registry.yaml").read_text(encodin
 @pytest.fixture
 def services(demo_datasets_dir, tmp_path):
     need_backend("bwrap")
-    settings = load(make_env(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", demo_datasets_dir, "bwrap"))
-    svc = bootstrap(settings, enqueue=lambda _job_id: None)
-    svc.register_dataset(REPO_ROOT / "datasets" / "enterprise_registry.yaml", demo_datasets_dir / "enterprise_registry")
-    svc.apply_policy(POLICY, "policies/enterprise_registry.yaml", "owner")
-    for name, role in (("operator", "operator"), ("rev", "compliance")):
-        svc.create_user(name, role, f"{name}-token")
+    svc = make_services(tmp_path, demo_datasets_dir, dataset="enterprise_registry", policy=POLICY,
+                        users=[("operator", "operator", "operator-token"), ("rev", "compliance", "rev-token")])
     yield svc
     svc.store.dispose()
 

@@ -3,21 +3,13 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.bootstrap import bootstrap
-from sandbox.config import REPO_ROOT, load
-from tests.conftest import make_env, need_backend
+from tests.conftest import make_services, need_backend
 from tests.integration.test_ledger_store import TIGHT_POLICY, spec
 
 
 def services_for(tmp_path, datasets_dir, **env_extra):
-    env = make_env(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", datasets_dir, "bwrap")
-    env.update(env_extra)
-    svc = bootstrap(load(env), enqueue=lambda _job_id: None)
-    svc.register_dataset(REPO_ROOT / "datasets" / "health_visits.yaml", datasets_dir / "health_visits")
-    svc.apply_policy(TIGHT_POLICY, "policies/health_visits.yaml", "owner")
-    svc.create_user("operator", "operator", "op-token")
-    svc.create_user("rev", "compliance", "rev-token")
-    return svc
+    return make_services(tmp_path, datasets_dir, policy=TIGHT_POLICY, **env_extra,
+                         users=[("operator", "operator", "op-token"), ("rev", "compliance", "rev-token")])
 
 
 @pytest.mark.docker

@@ -4,6 +4,7 @@ the language is the point."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import zipfile
@@ -11,9 +12,10 @@ import zipfile
 import pytest
 from playwright.sync_api import expect
 
+from sandbox.config import REPO_ROOT
 from sandbox.signing import verify_certificate
 from tests.integration.harness import load_job
-from tests.ui.conftest import VISIBLE_AFTER
+from tests.ui.conftest import ARTIFACTS, VISIBLE_AFTER
 
 pytestmark = pytest.mark.bwrap
 
@@ -102,6 +104,7 @@ def test_operator_reviewer_operator_flow(page, sandbox_app):
     assert checks.count() >= 5
     assert page.locator("#checks .badge.pass").count() == checks.count()
     assert "first job" in page.inner_text("#spec-diff")
+    assert page.locator("#reason-warning").is_visible() and "运营方" in page.inner_text("#reason-warning")
     assert page.locator(".output").count() == 3  # one summary per released table
     assert_fits_1366(page)
     page.click("#approve")
@@ -202,6 +205,7 @@ def test_roles_are_separated(page, sandbox_app):
     sign_out(page)
     sign_in(page, h, "reviewer")
     assert page.goto(f"{h.url}/ui/jobs/new").status == 403
+    assert page.goto(f"{h.url}/ui/programs/new").status == 403
     sign_out(page)
     # A wrong password is refused without saying which part was wrong.
     page.fill("#name", "operator")
@@ -231,7 +235,7 @@ def test_both_languages(page, sandbox_app):
     page.click("#nav-datasets")
     assert page.inner_text("h1") == "Data catalog"
     page.click("#nav-program")
-    assert "Coming soon" in page.inner_text("#program-placeholder")
+    assert page.inner_text("h1") == "Program job" and "Output contract" in page.inner_text("#program-form")
     sign_out(page)
     assert page.inner_text("h1") == "Sign in"
     sign_in(page, h, "owner")
@@ -239,3 +243,143 @@ def test_both_languages(page, sandbox_app):
     assert page.inner_text("h1") == "Metering report"
     page.click("#lang-zh_CN")
     assert page.inner_text("h1") == "计量报告" and page.get_attribute("html", "lang") == "zh-CN"
+
+
+def test_operator_uploads_a_program(page, sandbox_app):
+    h = sandbox_app
+    page.allow_http_errors = True  # refused input answers 400 on purpose
+    sign_in(page, h, "operator")
+    page.click("#nav-program")
+    # Offered: datasets whose policy allows program or reviewed mode for this operator.
+    assert set(page.locator("#program-dataset option").evaluate_all("os => os.map(o => o.value)")) == {
+        "enterprise_registry", "health_visits"}
+    page.select_option("#program-dataset", "health_visits")
+    page.wait_for_url("**dataset=health_visits**")
+    assert page.input_value("#program-mode") == "program"
+    assert page.locator("#program-mode option").count() == 1  # L3: no reviewed mode
+    example = json.loads(page.input_value("#program-spec"))
+    assert example["outputs"][0]["name"] == "mean_cost" and "dataset" not in example
+    assert page.input_value("#purpose") == "public_health_planning"
+
+    # Unparseable contract: the service's message, HTTP 400, the user's text kept.
+    broken = '{"outputs": [{"name": "mean_cost", '
+    page.fill("#program-spec", broken)
+    with page.expect_navigation() as nav:
+        page.click("#program-preview")
+    assert nav.value.status == 400
+    assert "not valid JSON" in page.inner_text("#preview-error")
+    assert page.input_value("#program-spec") == broken
+
+    # Fewer blocks than the example's 100 keep the worker's load small in this test.
+    contract = json.dumps({**example, "blocks": 10}, indent=2)
+    page.fill("#program-spec", contract)
+    page.fill("#program-code", "def analyse(df):\n    return [df.cost.mean(\n")
+    with page.expect_navigation() as nav:
+        page.click("#program-preview")
+    assert nav.value.status == 400
+    assert "syntax error" in page.inner_text("#preview-error")
+    assert "df.cost.mean(" in page.input_value("#program-code")
+
+    # Upload the example program; the dry run shows cost, balance and expected error per output.
+    page.set_input_files("#program-file", str(REPO_ROOT / "jobs" / "program_mean_cost.py"))
+    with page.expect_navigation() as nav:
+        page.click("#program-preview")
+    assert nav.value.status == 200
+    assert page.input_value("#program-code") == (REPO_ROOT / "jobs" / "program_mean_cost.py").read_text()
+    assert page.input_value("#program-spec") == contract
+    assert page.inner_text("#admitted") == "可通过准入"
+    assert "ε 1" in page.inner_text("#cost-epsilon")
+    before = float(page.inner_text("#balance-before").split()[1])
+    assert abs(float(page.inner_text("#balance-after").split()[1]) - (before - 1)) < 1e-9
+    assert page.locator("#expected-errors tbody tr").count() == 3
+    assert "±" in page.inner_text("#expected-errors") and "10" in page.inner_text("#program-plan")
+    assert_fits_1366(page)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "test_operator_uploads_a_program-preview.png"), full_page=True)
+
+    # A form post without the session's CSRF token is refused, like every other form.
+    forged = page.request.post(f"{h.url}/ui/programs", form={"action": "submit", "dataset": "health_visits"})
+    assert forged.status == 400
+
+    # Submit: the program runs once on mock data, the job is created, the job page opens.
+    page.click("#program-submit")
+    page.wait_for_selector("#job-state", timeout=60_000)
+    job_id = page.url.rstrip("/").rsplit("/", 1)[1]
+    assert "已提交" in page.inner_text(".flash")
+    job = h.client("reviewer").job(job_id)
+    assert job["mode"] == "program" and job["spec"]["blocks"] == 10 and job["purpose"] == "public_health_planning"
+    # The text area sent back after the preview holds exactly the uploaded file.
+    uploaded = (REPO_ROOT / "jobs" / "program_mean_cost.py").read_bytes()
+    assert job["spec"]["code_sha256"] == hashlib.sha256(uploaded).hexdigest()
+    assert "program" in page.inner_text("main")
+    assert_fits_1366(page)
+
+
+def test_reviewed_mode_example_and_conflicting_spec(page, sandbox_app):
+    h = sandbox_app
+    page.allow_http_errors = True
+    sign_in(page, h, "operator")
+    page.goto(f"{h.url}/ui/programs/new?dataset=enterprise_registry&mode=reviewed")
+    assert page.input_value("#program-mode") == "reviewed"
+    assert "active_by_district.csv" in page.input_value("#program-spec")
+    assert "def analyse(df, out)" in page.input_value("#program-code")
+    page.click("#program-preview")
+    assert page.inner_text("#admitted") == "可通过准入"
+    assert page.locator("#declared-outputs tbody tr").count() == 3
+    # A pasted full spec naming another dataset is refused with a message, not silently changed.
+    spec = json.loads(page.input_value("#program-spec"))
+    page.fill("#program-spec", json.dumps({**spec, "dataset": "health_visits"}))
+    with page.expect_navigation() as nav:
+        page.click("#program-preview")
+    assert nav.value.status == 400 and "health_visits" in page.inner_text("#preview-error")
+    # A dataset whose policy does not allow the mode is named on the page.
+    resp = page.goto(f"{h.url}/ui/programs/new?dataset=health_visits&mode=reviewed")
+    assert resp.status == 400 and "health_visits" in page.inner_text("#program-context-error")
+    assert_fits_1366(page)
+
+
+def test_password_change(page, sandbox_app, browser):
+    h = sandbox_app
+    page.allow_http_errors = True
+    name, old, new = "reviewer2", h.passwords["reviewer2"], "a-new-passphrase-42"
+    elsewhere = browser.new_context(viewport={"width": 1366, "height": 768})
+    try:
+        other = elsewhere.new_page()
+        sign_in(other, h, name)
+        sign_in(page, h, name)
+        page.click("#nav-password")
+
+        # A wrong current password is refused and nothing changes.
+        page.fill("#current-password", "not-the-password")
+        page.fill("#new-password", new)
+        page.fill("#new-password2", new)
+        with page.expect_navigation() as nav:
+            page.click("#change-password")
+        assert nav.value.status == 400
+        assert page.inner_text("#password-error") == "当前密码错误。"
+        page.fill("#current-password", old)
+        page.fill("#new-password", new)
+        page.fill("#new-password2", new + "x")
+        page.click("#change-password")
+        assert page.inner_text("#password-error") == "两次输入的新密码不一致。"
+        assert_fits_1366(page)
+
+        page.fill("#current-password", old)
+        page.fill("#new-password", new)
+        page.fill("#new-password2", new)
+        page.click("#change-password")
+        page.wait_for_selector("#review-queue")  # still signed in here, on the start page
+        assert "密码已修改" in page.inner_text(".flash")
+        h.passwords[name] = new  # later tests in this module sign in with the new one
+        # The session in the other browser has ended.
+        other.goto(f"{h.url}/ui/reviews")
+        assert "/ui/login" in other.url
+    finally:
+        elsewhere.close()
+
+    sign_out(page)
+    page.fill("#name", name)
+    page.fill("#password", old)
+    page.click("#sign-in")
+    assert page.inner_text("#login-error") == "用户名或密码错误。"
+    sign_in(page, h, name)
