@@ -76,6 +76,10 @@ def _grant_runner_read(data_dir: Path) -> None:
         p.chmod(0o644)
 
 
+# How much of a mock run's stderr a refusal quotes: the end of a traceback.
+MOCK_STDERR_CHARS = 1500
+
+
 def outcome_delay_seconds(mode: str, spec: dict, wall_seconds: int) -> int:
     """How long after a run starts its outcome becomes visible to the operator: the
     policy's wall time, and for programs at least the time all k blocks could take one
@@ -437,8 +441,13 @@ class Services:
             outcome = saa.run_block(backend, spec, block, Path(tmp) / "run",
                                     saa.block_limits(spec, Limits(memory_mb=2048)), label="mockcheck")
         if outcome.reason is not None:
+            # Mock data is made from the public manifest alone, so its errors may be shown.
+            raw = getattr(outcome.run, "stderr", b"") or b""
+            stderr = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)).strip()
+            tail = f"; its last error output:\n{stderr[-MOCK_STDERR_CHARS:]}" if stderr else ""
             raise InvalidInput(f"code: the program fails on mock data ({outcome.reason}); run "
-                               "`sandbox run --mock SPEC` to see its output and errors, fix it, then submit", "code")
+                               "`sandbox run --mock SPEC` to see its output and errors, fix it, then submit"
+                               + tail, "code")
 
     def _check_reviewed_on_mock(self, spec, manifest: Manifest) -> None:
         import tempfile

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Flask, jsonify
 
 from ..domain.errors import InvalidInput
+from ..domain.program import MAX_CODE_BYTES
 from ..domain.states import TransitionError
 
 
@@ -15,7 +16,9 @@ def create_app(settings=None, services=None) -> Flask:
     app = Flask(__name__)
     settings = settings or load()
     app.config["SERVICES"] = services or bootstrap(settings)
-    app.config["MAX_CONTENT_LENGTH"] = 256 * 1024  # job specs are small; refuse huge bodies early
+    # Refuse huge bodies early: a spec is small, program code is at most MAX_CODE_BYTES, and a
+    # form or JSON body carries that code once, plus escaping (JSON, form encoding) and the spec.
+    app.config["MAX_CONTENT_LENGTH"] = 3 * MAX_CODE_BYTES + 64 * 1024
 
     from .api import bp as api_bp
     app.register_blueprint(api_bp)

@@ -75,6 +75,8 @@ def test_programs_that_fail_on_mock_data_or_do_not_parse_are_refused(demo_datase
         with pytest.raises(ApiError) as e:
             op.submit(bad)
         assert e.value.status == 400 and "mock data" in e.value.body["message"]
+        # The refusal quotes the mock run's own error: mock data is public, and this is the fix's clue.
+        assert "no_such_column" in e.value.body["message"]
         bad["code"] = "def analyse(df)\n    return [1]\n"
         with pytest.raises(ApiError) as e:
             op.submit(bad)
