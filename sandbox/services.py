@@ -24,7 +24,7 @@ from .domain import admission as adm
 from .domain import ledger as led
 from .domain import states as st
 from .domain.audit import AuditRecord, canonical, entry_hash, verify_chain
-from .domain.errors import InvalidInput
+from .domain.errors import InvalidInput, Text
 from .domain.manifest import Manifest, parse_manifest
 from .domain.policy import Policy, PolicyError, parse_policy
 from .domain.spec import load_spec_text, parse_query_spec
@@ -173,7 +173,7 @@ class Services:
     # ----------------------------------------------------------------- users
     def create_user(self, name: str, role: str, token: str | None = None) -> str:
         if role not in st.ROLES:
-            raise InvalidInput(f"role must be one of {', '.join(st.ROLES)}", "role")
+            raise InvalidInput(Text("role must be one of {allowed}", allowed=", ".join(st.ROLES)), "role")
         token = token or secrets.token_urlsafe(24)
         with self.store.transaction() as s:
             user = s.execute(select(User).where(User.name == name)).scalar_one_or_none()
@@ -248,9 +248,9 @@ class Services:
         """Mock data comes from the public manifest alone (sandbox.datagen)."""
         from . import datagen
         if fmt not in ("csv", "parquet"):
-            raise InvalidInput("format must be csv or parquet", "format")
+            raise InvalidInput(Text("format must be csv or parquet"), "format")
         if not 1 <= rows <= 100_000:
-            raise InvalidInput("rows must be between 1 and 100000", "rows")
+            raise InvalidInput(Text("rows must be between 1 and 100000"), "rows")
         manifest = self.manifest(name)
         table = datagen.generate_mock(manifest, rows, seed=seed)
         if fmt == "csv":
@@ -286,7 +286,7 @@ class Services:
         row = s.execute(select(PolicyVersion).where(PolicyVersion.dataset == dataset)
                         .order_by(PolicyVersion.version.desc()).limit(1)).scalar_one_or_none()
         if row is None:
-            raise Forbidden(f"dataset '{dataset}' has no policy yet; its owner must apply one")
+            raise Forbidden(Text("dataset '{dataset}' has no policy yet; its owner must apply one", dataset=dataset))
         return row, parse_policy(row.content, f"policies/{dataset}.yaml")
 
     def current_policy_text(self, dataset: str) -> dict:
@@ -310,7 +310,7 @@ class Services:
     def balance(self, user: User, dataset: str, operator: str | None = None) -> dict:
         operator = operator or user.name
         if user.role == st.OPERATOR and operator != user.name:
-            raise Forbidden("operators see only their own balance")
+            raise Forbidden(Text("operators see only their own balance"))
         with self.store.transaction() as s:
             _, policy = self._current_policy(s, dataset)
             bal = led.balance(self._ledger_entries(s, dataset, operator), policy.budget, self.clock())
@@ -323,25 +323,27 @@ class Services:
         if isinstance(raw, (bytes, str)):
             raw = load_spec_text(raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))
         if not isinstance(raw, dict):
-            raise InvalidInput("the job spec must be a JSON object")
+            raise InvalidInput(Text("the job spec must be a JSON object"))
         code = None
         if "code" in raw or raw.get("mode") in ("program", "reviewed"):
             if set(raw) != {"spec", "code"} or not isinstance(raw["spec"], dict) or not isinstance(raw["code"], str):
-                raise InvalidInput("a program job is {\"spec\": {...}, \"code\": \"<python source>\"}", "code")
+                raise InvalidInput(Text("a program job is {{\"spec\": {{...}}, \"code\": \"<python source>\"}}"),
+                                   "code")
             raw, code = raw["spec"], raw["code"]
         name = raw.get("dataset")
         if not isinstance(name, str):
-            raise InvalidInput("dataset: name the dataset to query (see GET /api/v1/datasets)", "dataset")
+            raise InvalidInput(Text("dataset: name the dataset to query (see GET /api/v1/datasets)"), "dataset")
         mode = raw.get("mode", "query")
         if mode not in ("query", "program", "reviewed"):
-            raise InvalidInput("mode: must be 'query', 'program' or 'reviewed'", "mode")
+            raise InvalidInput(Text("mode: must be 'query', 'program' or 'reviewed'"), "mode")
         if (mode != "query") != (code is not None):
-            raise InvalidInput("mode: program and reviewed jobs send {spec, code}; query jobs send the spec alone",
-                               "mode")
+            raise InvalidInput(Text("mode: program and reviewed jobs send {{spec, code}}; query jobs send the spec "
+                                    "alone"), "mode")
         try:
             manifest = self.manifest(name)
         except NotFound:
-            raise InvalidInput(f"dataset: unknown dataset '{name}' (see GET /api/v1/datasets)", "dataset")
+            raise InvalidInput(Text("dataset: unknown dataset '{name}' (see GET /api/v1/datasets)", name=name),
+                               "dataset")
         if mode == "program":
             from .domain.program import parse_program_spec
             return manifest, parse_program_spec(raw, manifest, code=code), code
@@ -352,7 +354,7 @@ class Services:
 
     def submit(self, user: User, raw, dry_run: bool = False) -> dict:
         if user.role != st.OPERATOR:
-            raise Forbidden("only operators submit jobs")
+            raise Forbidden(Text("only operators submit jobs"))
         from .domain import dp
         manifest, spec, code = self.parse_submission(raw)
         spec_dict = spec.to_dict()
@@ -444,10 +446,14 @@ class Services:
             # Mock data is made from the public manifest alone, so its errors may be shown.
             raw = getattr(outcome.run, "stderr", b"") or b""
             stderr = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)).strip()
-            tail = f"; its last error output:\n{stderr[-MOCK_STDERR_CHARS:]}" if stderr else ""
-            raise InvalidInput(f"code: the program fails on mock data ({outcome.reason}); run "
-                               "`sandbox run --mock SPEC` to see its output and errors, fix it, then submit"
-                               + tail, "code")
+            if stderr:
+                raise InvalidInput(Text("code: the program fails on mock data ({reason}); run `sandbox run --mock "
+                                        "SPEC` to see its output and errors, fix it, then submit; its last error "
+                                        "output:\n{stderr}", reason=outcome.reason,
+                                        stderr=stderr[-MOCK_STDERR_CHARS:]), "code")
+            raise InvalidInput(Text("code: the program fails on mock data ({reason}); run `sandbox run --mock SPEC` "
+                                    "to see its output and errors, fix it, then submit", reason=outcome.reason),
+                               "code")
 
     def _check_reviewed_on_mock(self, spec, manifest: Manifest) -> None:
         import tempfile
@@ -460,9 +466,9 @@ class Services:
                                                    "mockcheck")
         missing = [o.name for o in spec.outputs if o.name not in collected.accepted]
         if not result.ok or missing:
-            why = "it failed" if not result.ok else f"it did not write {', '.join(missing)}"
-            raise InvalidInput(f"code: the program fails on mock data ({why}); run `sandbox run --mock SPEC` "
-                               "to see its output and errors, fix it, then submit", "code")
+            why = Text("it failed") if not result.ok else Text("it did not write {files}", files=", ".join(missing))
+            raise InvalidInput(Text("code: the program fails on mock data ({reason}); run `sandbox run --mock SPEC` "
+                                    "to see its output and errors, fix it, then submit", reason=why), "code")
 
     def _run_reviewed(self, spec, data_dir: Path, work_dir: Path, limits: Limits, label: str, backend=None):
         from .isolation.outputs import bounded_output_area, collect_outputs
@@ -562,19 +568,19 @@ class Services:
 
     def approve_run(self, user: User, job_id: str, approve: bool = True, reason: str = "") -> dict:
         if user.role != st.OWNER:
-            raise Forbidden("only data owners approve runs")
+            raise Forbidden(Text("only data owners approve runs"))
         with self.store.transaction() as s:
             job = self._job(s, job_id)
             ds = self._dataset(s, job.dataset)
             if ds.owner and ds.owner != user.name and not user.name.startswith(ds.owner):
                 pass  # demo owners are not tied to one dataset; a licence model would check here
             if job.state != st.AWAITING_APPROVAL:
-                raise Conflict(f"job is {job.state}, not awaiting run approval")
+                raise Conflict(Text("job is {state}, not awaiting run approval", state=job.state))
             if approve:
                 self.transition(s, job, st.QUEUED, st.OWNER, user.name, f"run approved, spec {job.spec_hash}")
             else:
                 if not reason.strip():
-                    raise InvalidInput("a refusal needs a reason", "reason")
+                    raise InvalidInput(Text("a refusal needs a reason"), "reason")
                 job.message = f"The data owner refused the run: {reason}"
                 self.transition(s, job, st.REJECTED, st.OWNER, user.name, reason)
             view = self._job_view(s, job, user)
@@ -586,9 +592,9 @@ class Services:
         with self.store.transaction() as s:
             job = self._job(s, job_id)
             if user.role != st.OPERATOR or job.operator != user.name:
-                raise Forbidden("only the operator who submitted a job can cancel it")
+                raise Forbidden(Text("only the operator who submitted a job can cancel it"))
             if job.state not in (st.QUEUED, st.AWAITING_APPROVAL):
-                raise Conflict("only a job that has not started can be cancelled")
+                raise Conflict(Text("only a job that has not started can be cancelled"))
             self.transition(s, job, st.CANCELLED, st.OPERATOR, user.name)
             return self._job_view(s, job, user)
 
@@ -903,7 +909,7 @@ class Services:
     def consumption(self, user: User, dataset: str) -> list[dict]:
         """Budget consumption per operator and period (owners and compliance)."""
         if user.role == st.OPERATOR:
-            raise Forbidden("operators see their own balance at /budget/<dataset>")
+            raise Forbidden(Text("operators see their own balance at /budget/<dataset>"))
         with self.store.transaction() as s:
             _, policy = self._current_policy(s, dataset)
             rows = s.execute(select(LedgerEntry).where(LedgerEntry.dataset == dataset)
@@ -930,7 +936,7 @@ class Services:
         """Per operator, dataset and month: jobs, run seconds, rows scanned, budget, releases.
         Run seconds and rows come from real-data runs, so operators never see this."""
         if user.role == st.OPERATOR:
-            raise Forbidden("metering is for data owners and compliance")
+            raise Forbidden(Text("metering is for data owners and compliance"))
         with self.store.transaction() as s:
             jobs = s.execute(select(Job)).scalars().all()
             rows = {d.name: d.rows for d in s.execute(select(Dataset)).scalars()}
@@ -962,12 +968,12 @@ class Services:
     # ---------------------------------------------------------------- review
     def review_queue(self, user: User) -> list[dict]:
         if user.role != st.COMPLIANCE:
-            raise Forbidden("only compliance reviewers see the review queue")
+            raise Forbidden(Text("only compliance reviewers see the review queue"))
         return [j for j in self.list_jobs(user, st.AWAITING_REVIEW) if j["operator"] != user.name]
 
     def review_detail(self, user: User, job_id: str) -> dict:
         if user.role != st.COMPLIANCE:
-            raise Forbidden("only compliance reviewers open reviews")
+            raise Forbidden(Text("only compliance reviewers open reviews"))
         with self.store.transaction() as s:
             job = self._job(s, job_id)
             view = self._job_view(s, job, user)
@@ -1008,26 +1014,27 @@ class Services:
 
     def review(self, user: User, job_id: str, decision: str, reason: str = "") -> dict:
         if user.role != st.COMPLIANCE:
-            raise Forbidden("only compliance reviewers review releases")
+            raise Forbidden(Text("only compliance reviewers review releases"))
         if decision not in ("approve", "reject"):
-            raise InvalidInput("decision must be 'approve' or 'reject'", "decision")
+            raise InvalidInput(Text("decision must be 'approve' or 'reject'"), "decision")
         if decision == "reject" and not (reason or "").strip():
-            raise InvalidInput("a rejection needs a reason the operator will read", "reason")
+            raise InvalidInput(Text("a rejection needs a reason the operator will read"), "reason")
         with self.store.transaction() as s:
             job = self.store.lock_for_update(s, select(Job).where(Job.id == job_id))
             if job is None:
                 raise NotFound("no such job")
             if job.operator == user.name:
-                raise Forbidden("a reviewer can never review their own job")
+                raise Forbidden(Text("a reviewer can never review their own job"))
             if job.state != st.AWAITING_REVIEW:
-                raise Conflict(f"job is {job.state}, not awaiting review")
+                raise Conflict(Text("job is {state}, not awaiting review", state=job.state))
             if s.execute(select(Review).where(Review.job_id == job.id, Review.reviewer == user.name)).first():
-                raise Conflict("you have already reviewed this job")
+                raise Conflict(Text("you have already reviewed this job"))
             if decision == "approve":
                 failed = [o.name for o in s.execute(select(Output).where(Output.job_id == job.id)).scalars()
                           if any(c.get("status") == gate.FAIL for c in (o.checks or []))]
                 if failed:
-                    raise Conflict(f"cannot approve: disclosure checks failed for {', '.join(failed)}; reject with a reason")
+                    raise Conflict(Text("cannot approve: disclosure checks failed for {outputs}; reject with a reason",
+                                        outputs=", ".join(failed)))
             s.add(Review(job_id=job.id, reviewer=user.name, decision=decision, reason=reason or "", at=self.clock()))
             self.audit(s, user.name, "review.vote", job.id, {"decision": decision, "reason": reason or ""})
             s.flush()
@@ -1064,7 +1071,7 @@ class Services:
             if user.role == st.OPERATOR and job.operator != user.name:
                 raise NotFound("no such job")
             if job.state != st.RELEASED or (user.role == st.OPERATOR and self._hidden_outcome(job)):
-                raise Conflict("nothing is released for this job")
+                raise Conflict(Text("nothing is released for this job"))
             outputs = s.execute(select(Output).where(Output.job_id == job.id).order_by(Output.name)).scalars().all()
             reviews = s.execute(select(Review).where(Review.job_id == job.id)).scalars().all()
             body = {

@@ -4,6 +4,7 @@
 balance and today's date. It returns every reason for a denial at once, so an
 operator can fix everything in one round. Reasons quote only the policy, the request
 and budget amounts, never anything computed from data, so they are safe to show.
+Each reason is an errors.Text: English as a str, translatable by the web UI.
 The caller reserves the budget (ledger.LedgerEntry.reserve) only when admitted.
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from .errors import Text
 from .ledger import Balance, LedgerError, exact
 from .policy import DP_MODES, Policy
 
@@ -43,26 +45,29 @@ def decide(policy: Policy, job: JobRequest, balance: Balance, today: date) -> De
     reasons: list[str] = []
     ds = policy.dataset
     if job.dataset != ds:
-        reasons.append(f"The job is for dataset '{job.dataset}' but this policy governs '{ds}'.")
+        reasons.append(Text("The job is for dataset '{job_dataset}' but this policy governs '{dataset}'.",
+                            job_dataset=job.dataset, dataset=ds))
 
     licence = policy.licence(job.operator)
     if licence is None:
-        reasons.append(f"Operator '{job.operator}' holds no licence for '{ds}'; "
-                       "ask the data owner for one.")
+        reasons.append(Text("Operator '{operator}' holds no licence for '{dataset}'; ask the data owner for one.",
+                            operator=job.operator, dataset=ds))
     else:
         if licence.revoked:
-            reasons.append(f"The licence of operator '{job.operator}' for '{ds}' has been revoked; "
-                           "contact the data owner.")
+            reasons.append(Text("The licence of operator '{operator}' for '{dataset}' has been revoked; "
+                                "contact the data owner.", operator=job.operator, dataset=ds))
         if licence.expires < today:
-            reasons.append(f"The licence of operator '{job.operator}' for '{ds}' expired on "
-                           f"{licence.expires.isoformat()}; ask the data owner to renew it.")
+            reasons.append(Text("The licence of operator '{operator}' for '{dataset}' expired on {date}; "
+                                "ask the data owner to renew it.", operator=job.operator, dataset=ds,
+                                date=licence.expires.isoformat()))
         if job.purpose not in licence.purposes:
-            reasons.append(f"Purpose '{job.purpose}' is not licensed for operator '{job.operator}' on "
-                           f"'{ds}'; licensed purposes: {', '.join(sorted(licence.purposes))}.")
+            reasons.append(Text("Purpose '{purpose}' is not licensed for operator '{operator}' on '{dataset}'; "
+                                "licensed purposes: {purposes}.", purpose=job.purpose, operator=job.operator,
+                                dataset=ds, purposes=", ".join(sorted(licence.purposes))))
 
     if job.mode not in policy.modes:
-        reasons.append(f"Mode '{job.mode}' is not allowed on '{ds}'; allowed modes: "
-                       f"{', '.join(sorted(policy.modes))}.")
+        reasons.append(Text("Mode '{mode}' is not allowed on '{dataset}'; allowed modes: {modes}.", mode=job.mode,
+                            dataset=ds, modes=", ".join(sorted(policy.modes))))
 
     reasons.extend(_budget_reasons(policy, job, balance))
     return Decision(admitted=not reasons, reasons=tuple(reasons),
@@ -74,31 +79,37 @@ def _budget_reasons(policy: Policy, job: JobRequest, balance: Balance) -> list[s
     try:
         eps, delta = exact(job.epsilon), exact(job.delta)
     except LedgerError:
-        return ["The privacy cost must be finite numbers: epsilon >= 0 and 0 <= delta < 1."]
+        return [Text("The privacy cost must be finite numbers: epsilon >= 0 and 0 <= delta < 1.")]
     if eps < 0 or not 0 <= delta < 1:
-        return ["The privacy cost must be finite numbers: epsilon >= 0 and 0 <= delta < 1."]
+        return [Text("The privacy cost must be finite numbers: epsilon >= 0 and 0 <= delta < 1.")]
     reasons = []
     if job.mode in DP_MODES and eps == 0:
         # A DP release with epsilon 0 would carry no signal; a zero cost is a spec mistake.
-        reasons.append(f"Mode '{job.mode}' is differentially private and needs a privacy cost "
-                       "epsilon > 0.")
+        reasons.append(Text("Mode '{mode}' is differentially private and needs a privacy cost epsilon > 0.",
+                            mode=job.mode))
     refresh = policy.budget.refresh
     if refresh == "none":
-        period = "the budget (which does not refresh)"
+        period = Text("the budget (which does not refresh)")
     else:
-        until = f"; it refreshes on {balance.period_end.date().isoformat()}" if balance.period_end else ""
-        period = f"the current {refresh} period{until}"
+        every = {"daily": Text("daily"), "monthly": Text("monthly"), "quarterly": Text("quarterly"),
+                 "yearly": Text("yearly")}.get(refresh, refresh)
+        if balance.period_end:
+            period = Text("the current {refresh} period; it refreshes on {date}", refresh=every,
+                          date=balance.period_end.date().isoformat())
+        else:
+            period = Text("the current {refresh} period", refresh=every)
     for name, cost, period_left, lifetime_left, lifetime_cap in (
             ("epsilon", eps, balance.period_available, balance.lifetime_available,
              policy.budget.lifetime_epsilon),
             ("delta", delta, balance.period_delta_available, balance.lifetime_delta_available,
              policy.budget.lifetime_delta)):
         if cost > period_left:
-            reasons.append(f"Privacy cost {name} {_fmt(cost)} exceeds the {_fmt(period_left)} "
-                           f"{name} available in {period}.")
+            reasons.append(Text("Privacy cost {name} {cost} exceeds the {left} {name} available in {period}.",
+                                name=name, cost=_fmt(cost), left=_fmt(period_left), period=period))
         if cost > lifetime_left:
-            reasons.append(f"Privacy cost {name} {_fmt(cost)} exceeds the {_fmt(lifetime_left)} "
-                           f"{name} left of the lifetime cap {_fmt(lifetime_cap)}, which never refreshes.")
+            reasons.append(Text("Privacy cost {name} {cost} exceeds the {left} {name} left of the lifetime cap "
+                                "{cap}, which never refreshes.", name=name, cost=_fmt(cost),
+                                left=_fmt(lifetime_left), cap=_fmt(lifetime_cap)))
     return reasons
 
 

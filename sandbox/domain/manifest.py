@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .errors import InvalidInput
+from .errors import InvalidInput, Text
 
 COLUMN_KINDS = {"identifier", "categorical", "numeric", "date", "text"}
 COLUMN_TYPES = {"int64", "float64", "string", "date", "bool"}
@@ -78,60 +78,64 @@ class Manifest:
 
 def _finite_pair(value, where: str) -> tuple:
     if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise InvalidInput(f"{where}: bounds must be a [lower, upper] pair", where)
+        raise InvalidInput(Text("{field}: bounds must be a [lower, upper] pair", field=where), where)
     lo, hi = value
     if isinstance(lo, str) and isinstance(hi, str):  # dates, ISO format
         if lo > hi:
-            raise InvalidInput(f"{where}: lower bound is after upper bound", where)
+            raise InvalidInput(Text("{field}: lower bound is after upper bound", field=where), where)
         return (lo, hi)
     for v in (lo, hi):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise InvalidInput(f"{where}: bounds must be finite numbers", where)
+            raise InvalidInput(Text("{field}: bounds must be finite numbers", field=where), where)
     if lo >= hi:
-        raise InvalidInput(f"{where}: lower bound must be below upper bound", where)
+        raise InvalidInput(Text("{field}: lower bound must be below upper bound", field=where), where)
     return (lo, hi)
 
 
 def parse_manifest(data: dict) -> Manifest:
     """Validate a manifest dict (from YAML) and return a Manifest."""
     if not isinstance(data, dict):
-        raise InvalidInput("manifest must be a mapping")
+        raise InvalidInput(Text("manifest must be a mapping"))
     for key in ("name", "classification", "privacy_unit", "max_rows_per_unit", "columns"):
         if key not in data:
-            raise InvalidInput(f"manifest is missing '{key}'", key)
+            raise InvalidInput(Text("manifest is missing '{key}'", key=key), key)
     if data["classification"] not in LEVELS:
-        raise InvalidInput(f"classification must be one of {', '.join(LEVELS)}", "classification")
+        raise InvalidInput(Text("classification must be one of {allowed}", allowed=", ".join(LEVELS)),
+                           "classification")
     k = data["max_rows_per_unit"]
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise InvalidInput("max_rows_per_unit must be a positive integer", "max_rows_per_unit")
+        raise InvalidInput(Text("max_rows_per_unit must be a positive integer"), "max_rows_per_unit")
     cols = []
     seen = set()
     for i, raw in enumerate(data["columns"]):
         where = f"columns[{i}]"
         if not isinstance(raw, dict) or "name" not in raw:
-            raise InvalidInput(f"{where}: each column needs a name", where)
+            raise InvalidInput(Text("{field}: each column needs a name", field=where), where)
         name = raw["name"]
         if name in seen:
-            raise InvalidInput(f"{where}: duplicate column '{name}'", where)
+            raise InvalidInput(Text("{field}: duplicate column '{name}'", field=where, name=name), where)
         seen.add(name)
         kind = raw.get("kind")
         typ = raw.get("type")
         if kind not in COLUMN_KINDS:
-            raise InvalidInput(f"{where}: kind must be one of {sorted(COLUMN_KINDS)}", where)
+            raise InvalidInput(Text("{field}: kind must be one of {allowed}", field=where,
+                                    allowed=str(sorted(COLUMN_KINDS))), where)
         if typ not in COLUMN_TYPES:
-            raise InvalidInput(f"{where}: type must be one of {sorted(COLUMN_TYPES)}", where)
+            raise InvalidInput(Text("{field}: type must be one of {allowed}", field=where,
+                                    allowed=str(sorted(COLUMN_TYPES))), where)
         cats = tuple(raw.get("categories") or ())
         if kind == "categorical" and not cats:
-            raise InvalidInput(f"{where}: a categorical column needs its public list of categories", where)
+            raise InvalidInput(Text("{field}: a categorical column needs its public list of categories", field=where),
+                               where)
         bounds = None
         if raw.get("bounds") is not None:
             bounds = _finite_pair(raw["bounds"], where)
         if kind == "numeric" and bounds is None:
-            raise InvalidInput(f"{where}: a numeric column needs public bounds", where)
+            raise InvalidInput(Text("{field}: a numeric column needs public bounds", field=where), where)
         cols.append(Column(name=name, type=typ, kind=kind, description=raw.get("description", ""),
                            categories=cats, bounds=bounds))
     if data["privacy_unit"] not in seen:
-        raise InvalidInput("privacy_unit must name a column", "privacy_unit")
+        raise InvalidInput(Text("privacy_unit must name a column"), "privacy_unit")
     return Manifest(
         name=data["name"],
         title=data.get("title", data["name"]),

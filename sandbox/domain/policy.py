@@ -47,7 +47,7 @@ from pathlib import PurePosixPath
 
 import yaml
 
-from .errors import InvalidInput
+from .errors import InvalidInput, Text, join_texts
 from .manifest import LEVELS
 
 MODES = ("query", "program", "reviewed")
@@ -92,7 +92,7 @@ class PolicyError(InvalidInput):
         self.line = line
         self.problem = problem
         self.problems = problems or ((file, line, field, problem),)
-        super().__init__("\n".join(_format(*p) for p in self.problems), field)
+        super().__init__(join_texts("\n", (_format(*p) for p in self.problems)), field)
 
     def to_dict(self) -> dict:
         out = super().to_dict()
@@ -102,8 +102,15 @@ class PolicyError(InvalidInput):
         return out
 
 
-def _format(file: str, line: int, field: str | None, problem: str) -> str:
-    return f"{file}:{line}: {field}: {problem}" if field else f"{file}:{line}: {problem}"
+# Where a problem is; no words, so not a message to translate (the problem is a Text).
+_AT_FIELD = "{file}:{line}: {field}: {problem}"
+_AT_LINE = "{file}:{line}: {problem}"
+
+
+def _format(file: str, line: int, field: str | None, problem: str) -> Text:
+    if field:
+        return Text(_AT_FIELD, file=file, line=line, field=field, problem=problem)
+    return Text(_AT_LINE, file=file, line=line, problem=problem)
 
 
 @dataclass(frozen=True)
@@ -133,17 +140,18 @@ class Budget:
     def __post_init__(self):
         # parse_policy reports these with line numbers first; this guards direct construction.
         if self.refresh not in REFRESH_RULES:
-            raise InvalidInput(f"refresh must be one of {', '.join(REFRESH_RULES)}", "budget.refresh")
+            raise InvalidInput(Text("refresh must be one of {allowed}", allowed=", ".join(REFRESH_RULES)),
+                               "budget.refresh")
         for name in ("epsilon_per_period", "lifetime_epsilon", "delta_per_period", "lifetime_delta"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise InvalidInput(f"{name} must be a finite number >= 0", f"budget.{name}")
+                raise InvalidInput(Text("{name} must be a finite number >= 0", name=name), f"budget.{name}")
         if self.epsilon_per_period <= 0:
-            raise InvalidInput("epsilon_per_period must be > 0", "budget.epsilon_per_period")
+            raise InvalidInput(Text("epsilon_per_period must be > 0"), "budget.epsilon_per_period")
         if self.lifetime_epsilon < self.epsilon_per_period:
-            raise InvalidInput("lifetime_epsilon must be >= epsilon_per_period", "budget.lifetime_epsilon")
+            raise InvalidInput(Text("lifetime_epsilon must be >= epsilon_per_period"), "budget.lifetime_epsilon")
         if self.lifetime_delta < self.delta_per_period or self.lifetime_delta >= 1:
-            raise InvalidInput("lifetime_delta must be >= delta_per_period and < 1", "budget.lifetime_delta")
+            raise InvalidInput(Text("lifetime_delta must be >= delta_per_period and < 1"), "budget.lifetime_delta")
 
     def to_dict(self) -> dict:
         return {"epsilon_per_period": self.epsilon_per_period, "delta_per_period": self.delta_per_period,
@@ -255,49 +263,50 @@ class _Reader:
 
     def mapping(self, node, path: str, required: tuple, optional: tuple) -> dict | object:
         if not isinstance(node, yaml.MappingNode):
-            return self.fail(node, path or None, f"must be a mapping, got {_show(node)}")
+            return self.fail(node, path or None, Text("must be a mapping, got {value}", value=_show(node)))
         found: dict[str, yaml.Node] = {}
         allowed = required + optional
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
             where = _join(path, str(key))
             if not isinstance(key, str) or key_node.tag != "tag:yaml.org,2002:str":
-                self.fail(key_node, path or None, f"keys must be plain names, got {_show(key_node)}")
+                self.fail(key_node, path or None, Text("keys must be plain names, got {value}", value=_show(key_node)))
             elif key in found:
-                self.fail(key_node, where, "duplicate key")
+                self.fail(key_node, where, Text("duplicate key"))
             elif key not in allowed:
-                self.fail(key_node, where, f"unknown key; expected one of {', '.join(allowed)}")
+                self.fail(key_node, where, Text("unknown key; expected one of {allowed}", allowed=", ".join(allowed)))
             else:
                 found[key] = value_node
                 self.key_of[id(value_node)] = key_node
         for key in required:
             if key not in found:
-                self.fail(self.key_of.get(id(node), node), _join(path, key), "is required")
+                self.fail(self.key_of.get(id(node), node), _join(path, key), Text("is required"))
         return found
 
     def text(self, node, field: str) -> str | object:
         if not _is_scalar(node, "str"):
-            return self.fail(node, field, f"must be text, got {_show(node)} (quote it)")
+            return self.fail(node, field, Text("must be text, got {value} (quote it)", value=_show(node)))
         value = node.value
         if not value or value != value.strip() or len(value) > _MAX_TEXT or any(ord(c) < 32 for c in value):
-            return self.fail(node, field, f"{_show(node)} must be 1-{_MAX_TEXT} characters, "
-                                          "no surrounding spaces or control characters")
+            return self.fail(node, field, Text("{value} must be 1-{max} characters, no surrounding spaces or "
+                                               "control characters", value=_show(node), max=_MAX_TEXT))
         return value
 
     def name(self, node, field: str) -> str | object:
         value = self.text(node, field)
         if value is not _BAD and not _NAME_RE.match(value):
-            return self.fail(node, field, f"{_show(node)} must be lower-case letters, digits and _")
+            return self.fail(node, field, Text("{value} must be lower-case letters, digits and _", value=_show(node)))
         return value
 
     def choice(self, node, field: str, options: tuple) -> str | object:
         if not isinstance(node, yaml.ScalarNode) or node.value not in options:
-            return self.fail(node, field, f"{_show(node)} is not one of {', '.join(options)}")
+            return self.fail(node, field, Text("{value} is not one of {allowed}", value=_show(node),
+                                               allowed=", ".join(options)))
         return node.value
 
     def boolean(self, node, field: str) -> bool | object:
         if not _is_scalar(node, "bool"):
-            return self.fail(node, field, f"{_show(node)} must be true or false")
+            return self.fail(node, field, Text("{value} must be true or false", value=_show(node)))
         return _construct(node)
 
     def date(self, node, field: str) -> date | object:
@@ -308,7 +317,7 @@ class _Reader:
                 return date.fromisoformat(node.value)
             except ValueError:
                 pass
-        return self.fail(node, field, f"{_show(node)} is not a date (YYYY-MM-DD)")
+        return self.fail(node, field, Text("{value} is not a date (YYYY-MM-DD)", value=_show(node)))
 
     def number(self, node, field: str, *, integer: bool = False, minimum=None,
                exclusive_min: bool = False, maximum=None, exclusive_max: bool = False):
@@ -320,19 +329,22 @@ class _Reader:
         elif not integer and _is_scalar(node, "str") and node.style is None and _FLOAT_RE.match(node.value):
             value = float(node.value)
         if value is _BAD:
-            kind = "an integer" if integer else "a number"
-            return self.fail(node, field, f"{_show(node)} is not {kind}")
+            if integer:
+                return self.fail(node, field, Text("{value} is not an integer", value=_show(node)))
+            return self.fail(node, field, Text("{value} is not a number", value=_show(node)))
         if abs(value) > 1e15 or not math.isfinite(value):  # huge ints overflow float()
-            return self.fail(node, field, f"{_show(node)} must be finite")
+            return self.fail(node, field, Text("{value} must be finite", value=_show(node)))
         if minimum is not None and (value < minimum or (exclusive_min and value == minimum)):
-            return self.fail(node, field, f"{_show(node)} must be {'>' if exclusive_min else '>='} {minimum}")
+            return self.fail(node, field, Text("{value} must be {op} {limit}", value=_show(node),
+                                               op=">" if exclusive_min else ">=", limit=minimum))
         if maximum is not None and (value > maximum or (exclusive_max and value == maximum)):
-            return self.fail(node, field, f"{_show(node)} must be {'<' if exclusive_max else '<='} {maximum}")
+            return self.fail(node, field, Text("{value} must be {op} {limit}", value=_show(node),
+                                               op="<" if exclusive_max else "<=", limit=maximum))
         return float(value) if not integer else value
 
     def items(self, node, field: str) -> list | object:
         if not isinstance(node, yaml.SequenceNode):
-            return self.fail(node, field, f"must be a list, got {_show(node)}")
+            return self.fail(node, field, Text("must be a list, got {value}", value=_show(node)))
         return node.value
 
     def name_set(self, node, field: str, read, *, options: tuple | None = None) -> frozenset | object:
@@ -347,7 +359,7 @@ class _Reader:
                 ok = False
             elif value in out:
                 ok = False
-                self.fail(item, where, f"{_show(item)} is listed twice")
+                self.fail(item, where, Text("{value} is listed twice", value=_show(item)))
             else:
                 out.add(value)
         return frozenset(out) if ok else _BAD
@@ -363,12 +375,12 @@ def _construct(node):
 
 def _show(node) -> str:
     if isinstance(node, yaml.ScalarNode):
-        return "nothing" if node.tag.endswith(":null") else repr(node.value)
+        return Text("nothing") if node.tag.endswith(":null") else repr(node.value)
     if isinstance(node, yaml.SequenceNode):
-        return "a list"
+        return Text("a list")
     if isinstance(node, yaml.MappingNode):
-        return "a mapping"
-    return "nothing"
+        return Text("a mapping")
+    return Text("nothing")
 
 
 def _join(path: str, key: str) -> str:
@@ -379,16 +391,17 @@ def parse_policy(text: str, filename: str = "<policy>") -> Policy:
     """Validate policy YAML `text` and return the Policy; raise PolicyError listing
     every problem, each with the file, line and field."""
     if not isinstance(text, str):
-        raise PolicyError(filename, 1, None, "policy must be text")
+        raise PolicyError(filename, 1, None, Text("policy must be text"))
     canon = canonical_text(text)
     try:
         root = yaml.compose(canon, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
-        raise PolicyError(filename, mark.line + 1 if mark else 1, None, f"not valid YAML: {problem}") from None
+        raise PolicyError(filename, mark.line + 1 if mark else 1, None,
+                          Text("not valid YAML: {detail}", detail=problem)) from None
     if root is None:
-        raise PolicyError(filename, 1, None, "policy is empty")
+        raise PolicyError(filename, 1, None, Text("policy is empty"))
 
     r = _Reader(filename)
     top = r.mapping(root, "", required=("dataset", "classification", "modes", "release", "run_approval",
@@ -404,11 +417,12 @@ def parse_policy(text: str, filename: str = "<policy>") -> Policy:
     stem = _file_stem(filename)
     if dataset not in (_BAD, None) and stem is not None and stem != dataset:
         # One file per dataset: a copied file that still names another dataset is a mistake.
-        r.fail(top["dataset"], "dataset", f"{dataset!r} does not match the file name {stem}.yaml")
+        r.fail(top["dataset"], "dataset", Text("{dataset} does not match the file name {stem}.yaml",
+                                               dataset=repr(dataset), stem=stem))
     classification = get("classification", lambda n: r.choice(n, "classification", LEVELS))
     modes = get("modes", lambda n: r.name_set(n, "modes", None, options=MODES))
     if modes is not _BAD and modes is not None and not modes:
-        r.fail(top["modes"], "modes", "must list at least one mode")
+        r.fail(top["modes"], "modes", Text("must list at least one mode"))
     release = get("release", lambda n: r.choice(n, "release", RELEASE_RULES))
     run_approval = get("run_approval", lambda n: r.choice(n, "run_approval", RUN_APPROVALS))
     licences = get("licences", lambda n: _licences(r, n))
@@ -444,11 +458,13 @@ def _check_level(r: _Reader, top: dict, level: str, modes, release):
     if modes not in (_BAD, None):
         for i, item in enumerate(top["modes"].value):
             if item.value not in allowed_modes:
-                r.fail(item, f"modes[{i}]", f"mode {item.value!r} is not allowed at classification {level} "
-                                            f"(allowed: {', '.join(sorted(allowed_modes))})")
+                r.fail(item, f"modes[{i}]", Text("mode {mode} is not allowed at classification {level} "
+                                                 "(allowed: {allowed})", mode=repr(item.value), level=level,
+                                                 allowed=", ".join(sorted(allowed_modes))))
     if release not in (_BAD, None) and release not in allowed_release:
-        r.fail(top["release"], "release", f"release {release!r} is not allowed at classification {level} "
-                                          f"(allowed: {', '.join(sorted(allowed_release))})")
+        r.fail(top["release"], "release", Text("release {release} is not allowed at classification {level} "
+                                               "(allowed: {allowed})", release=repr(release), level=level,
+                                               allowed=", ".join(sorted(allowed_release))))
 
 
 def _licences(r: _Reader, node):
@@ -467,10 +483,11 @@ def _licences(r: _Reader, node):
         purposes = r.name_set(m["purposes"], f"{path}.purposes", r.text) if "purposes" in m else _BAD
         revoked = r.boolean(m["revoked"], f"{path}.revoked") if "revoked" in m else False
         if purposes not in (_BAD,) and not purposes:
-            purposes = r.fail(m["purposes"], f"{path}.purposes", "must list at least one purpose")
+            purposes = r.fail(m["purposes"], f"{path}.purposes", Text("must list at least one purpose"))
         if operator is not _BAD and operator in seen:
             operator = r.fail(m["operator"], f"{path}.operator",
-                              f"operator {operator!r} already has a licence above; merge them")
+                              Text("operator {operator} already has a licence above; merge them",
+                                   operator=repr(operator)))
         if _BAD in (operator, expires, purposes, revoked):
             ok = False
             continue
@@ -495,11 +512,12 @@ def _budget(r: _Reader, node):
     refresh = r.choice(m["refresh"], "budget.refresh", REFRESH_RULES) if "refresh" in m else _BAD
     if _BAD not in (eps, life_eps) and life_eps < eps:
         r.fail(m["lifetime_epsilon"], "budget.lifetime_epsilon",
-               f"{life_eps:g} must be >= epsilon_per_period ({eps:g})")
+               Text("{value} must be >= epsilon_per_period ({limit})", value=f"{life_eps:g}", limit=f"{eps:g}"))
         return _BAD
     if _BAD not in (delta, life_delta) and life_delta < delta:
         where = m.get("lifetime_delta", node)
-        r.fail(where, "budget.lifetime_delta", f"{life_delta:g} must be >= delta_per_period ({delta:g})")
+        r.fail(where, "budget.lifetime_delta", Text("{value} must be >= delta_per_period ({limit})",
+                                                    value=f"{life_delta:g}", limit=f"{delta:g}"))
         return _BAD
     if _BAD in (eps, life_eps, delta, life_delta, refresh):
         return _BAD
@@ -534,7 +552,7 @@ def diff_policies(old_text: str | None, new_text: str, old_name: str = "current"
                                         fromfile=old_name if old else "/dev/null", tofile=new_name))
     summary = semantic_changes(old, new)
     if not summary:
-        summary = ["no changes"] if not body else ["no semantic changes (comments or formatting only)"]
+        summary = [Text("no changes")] if not body else [Text("no semantic changes (comments or formatting only)")]
     return body + ("\n" if body and not body.endswith("\n") else "") + \
         "Summary:\n" + "".join(f"  {line}\n" for line in summary)
 
@@ -542,8 +560,8 @@ def diff_policies(old_text: str | None, new_text: str, old_name: str = "current"
 def semantic_changes(old: Policy | None, new: Policy) -> list[str]:
     """One line per meaningful change, e.g. 'budget.epsilon_per_period: 2.0 -> 3.0'."""
     if old is None:
-        return [f"new policy for {new.dataset} ({new.classification}, "
-                f"{len(new.licences)} licence(s))"]
+        return [Text("new policy for {dataset} ({level}, {n} licence(s))", dataset=new.dataset,
+                     level=new.classification, n=len(new.licences))]
     out: list[str] = []
     a, b = old.to_dict(), new.to_dict()
     for key in b:
@@ -553,9 +571,9 @@ def semantic_changes(old: Policy | None, new: Policy) -> list[str]:
     old_lic = {lic.operator: lic.to_dict() for lic in old.licences}
     new_lic = {lic.operator: lic.to_dict() for lic in new.licences}
     for op in new_lic.keys() - old_lic.keys():
-        out.append(f"licence added: {op}")
+        out.append(Text("licence added: {operator}", operator=op))
     for op in old_lic.keys() - new_lic.keys():
-        out.append(f"licence removed: {op}")
+        out.append(Text("licence removed: {operator}", operator=op))
     for op in sorted(old_lic.keys() & new_lic.keys()):
         for key in new_lic[op]:
             _compare(f"licences[{op}].{key}", old_lic[op][key], new_lic[op][key], out)
@@ -571,9 +589,9 @@ def _compare(path: str, old, new, out: list[str]):
     elif isinstance(old, list):
         added = [x for x in new if x not in old]
         removed = [x for x in old if x not in new]
-        parts = ([f"added {', '.join(map(str, added))}"] if added else []) + \
-                ([f"removed {', '.join(map(str, removed))}"] if removed else [])
-        out.append(f"{path}: {'; '.join(parts)}")
+        parts = ([Text("added {values}", values=", ".join(map(str, added)))] if added else []) + \
+                ([Text("removed {values}", values=", ".join(map(str, removed)))] if removed else [])
+        out.append(join_texts(": ", [path, join_texts("; ", parts)]))
     else:
         out.append(f"{path}: {old} -> {new}")
 
@@ -584,11 +602,13 @@ def check_against_manifest(policy: Policy, manifest) -> list[str]:
     columns must exist (a typo there would silently forbid nothing)."""
     problems = []
     if policy.dataset != manifest.name:
-        problems.append(f"policy is for {policy.dataset!r} but the manifest is {manifest.name!r}")
+        problems.append(Text("policy is for {policy} but the manifest is {manifest}", policy=repr(policy.dataset),
+                             manifest=repr(manifest.name)))
     if LEVELS.index(policy.classification) < LEVELS.index(manifest.classification):
-        problems.append(f"classification {policy.classification} is below the manifest's "
-                        f"{manifest.classification}")
+        problems.append(Text("classification {level} is below the manifest's {manifest_level}",
+                             level=policy.classification, manifest_level=manifest.classification))
     for col in sorted(policy.forbidden_columns):
         if not manifest.has_column(col):
-            problems.append(f"forbidden column {col!r} is not a column of {manifest.name}")
+            problems.append(Text("forbidden column {column} is not a column of {dataset}", column=repr(col),
+                                 dataset=manifest.name))
     return problems

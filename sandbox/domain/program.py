@@ -58,7 +58,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .errors import InvalidInput
+from .errors import InvalidInput, Text
 from .manifest import Manifest
 from .spec import _check_name, _parse_epsilon, _refuse_unknown, _require_keys, _show, check_header, parse_purpose
 
@@ -154,25 +154,26 @@ def parse_program_spec(data: object, manifest: Manifest, *, code: str, auto_k: i
     manifest). Refusals are InvalidInput naming the field."""
     # code_sha256 is what to_dict() adds; it is recomputed from the code, never trusted.
     data = _without_code_sha(data)
-    check_header(data, manifest, mode="program", allowed=TOP_KEYS, required=REQUIRED_KEYS, who="a program spec",
-                 max_bytes=MAX_SPEC_BYTES)
+    check_header(data, manifest, mode="program", allowed=TOP_KEYS, required=REQUIRED_KEYS,
+                 who=Text("a program spec"), max_bytes=MAX_SPEC_BYTES)
     purpose = parse_purpose(data["purpose"])
     program_file = data.get("program")
     if program_file is not None and (not isinstance(program_file, str) or not _PROGRAM_FILE_RE.match(program_file)):
-        raise InvalidInput("program: the code file's name, e.g. \"my_analysis.py\" (letters, digits, _ . -)",
+        raise InvalidInput(Text("program: the code file's name, e.g. \"my_analysis.py\" (letters, digits, _ . -)"),
                            "program")
     entrypoint = parse_entrypoint(data.get("entrypoint", "analyse"))
     default_agg = data.get("aggregate", "mean")
     if default_agg not in AGGREGATES:
-        raise InvalidInput(f"aggregate: use one of {', '.join(AGGREGATES)} (got {_show(default_agg)})", "aggregate")
+        raise InvalidInput(Text("{field}: use one of {allowed} (got {value})", field="aggregate",
+                                allowed=", ".join(AGGREGATES), value=_show(default_agg)), "aggregate")
     outputs = _parse_outputs(data["outputs"], default_agg)
     default = _parse_default(data.get("default"), outputs)
     epsilon = _parse_epsilon(data["epsilon"], "epsilon")
     k = _parse_blocks(data.get("blocks", "auto"), manifest, auto_k)
     timeout = data.get("block_timeout_seconds", DEFAULT_TIMEOUT)
     if isinstance(timeout, bool) or not isinstance(timeout, int) or not MIN_TIMEOUT <= timeout <= MAX_TIMEOUT:
-        raise InvalidInput(f"block_timeout_seconds: a whole number of seconds from {MIN_TIMEOUT} to "
-                           f"{MAX_TIMEOUT} (got {_show(timeout)})", "block_timeout_seconds")
+        raise InvalidInput(Text("block_timeout_seconds: a whole number of seconds from {min} to {max} (got {value})",
+                                min=MIN_TIMEOUT, max=MAX_TIMEOUT, value=_show(timeout)), "block_timeout_seconds")
     check_code(code, entrypoint)
     return ProgramSpec(dataset=manifest.name, purpose=purpose, entrypoint=entrypoint, outputs=outputs,
                        default=default, k=k, epsilon=epsilon, block_timeout_seconds=timeout, code=code,
@@ -187,40 +188,43 @@ def _without_code_sha(data: object) -> object:
 
 def _number(value: object, where: str, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidInput(f"{where}: {what} must be a number (got {_show(value)})", where)
+        raise InvalidInput(Text("{field}: {what} must be a number (got {value})", field=where, what=what,
+                                value=_show(value)), where)
     try:
         f = float(value)
     except OverflowError:
         f = math.inf
     if not math.isfinite(f) or abs(f) > MAX_ABS_BOUND:
-        raise InvalidInput(f"{where}: {what} must be a finite number within ±{MAX_ABS_BOUND:g} "
-                           f"(got {_show(value)})", where)
+        raise InvalidInput(Text("{field}: {what} must be a finite number within ±{max} (got {value})", field=where,
+                                what=what, max=f"{MAX_ABS_BOUND:g}", value=_show(value)), where)
     return f + 0.0  # -0.0 -> 0.0, so equal specs hash alike
 
 
 def _parse_outputs(raw: object, default_agg: str) -> tuple[OutputSpec, ...]:
     if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_OUTPUTS:
-        raise InvalidInput(f"outputs: a list of 1 to {MAX_OUTPUTS} outputs, each {{name, lower, upper}}", "outputs")
+        raise InvalidInput(Text("outputs: a list of 1 to {max} outputs, each {{name, lower, upper}}", max=MAX_OUTPUTS),
+                           "outputs")
     out, names = [], set()
     for i, item in enumerate(raw):
         where = f"outputs[{i}]"
         if not isinstance(item, dict):
-            raise InvalidInput(f"{where}: each output is a mapping {{name, lower, upper}}", where)
-        _refuse_unknown(item, OUTPUT_KEYS, where, "an output")
-        _require_keys(item, ("name", "lower", "upper"), where, "every output")
+            raise InvalidInput(Text("{field}: each output is a mapping {{name, lower, upper}}", field=where), where)
+        _refuse_unknown(item, OUTPUT_KEYS, where, Text("an output"))
+        _require_keys(item, ("name", "lower", "upper"), where, Text("every output"))
         name = _check_name(item["name"], where)
         if name in names:
-            raise InvalidInput(f"{where}.name: '{name}' is used by an earlier output; names must be unique",
-                               f"{where}.name")
+            raise InvalidInput(Text("{field}: '{name}' is used by an earlier output; names must be unique",
+                                    field=f"{where}.name", name=name), f"{where}.name")
         names.add(name)
         lower = _number(item["lower"], f"{where}.lower", "lower")
         upper = _number(item["upper"], f"{where}.upper", "upper")
         if not lower < upper:
-            raise InvalidInput(f"{where}.upper: must be greater than lower ({lower:g})", f"{where}.upper")
+            raise InvalidInput(Text("{field}: must be greater than lower ({lower})", field=f"{where}.upper",
+                                    lower=f"{lower:g}"), f"{where}.upper")
         agg = item.get("aggregate", default_agg)
         if agg not in AGGREGATES:
-            raise InvalidInput(f"{where}.aggregate: use one of {', '.join(AGGREGATES)} (got {_show(agg)})",
-                               f"{where}.aggregate")
+            raise InvalidInput(Text("{field}: use one of {allowed} (got {value})", field=f"{where}.aggregate",
+                                    allowed=", ".join(AGGREGATES), value=_show(agg)), f"{where}.aggregate")
         out.append(OutputSpec(name=name, lower=lower, upper=upper, aggregate=agg))
     return tuple(out)
 
@@ -230,14 +234,15 @@ def _parse_default(raw: object, outputs: tuple[OutputSpec, ...]) -> tuple[float,
         # Midpoints: the least informative in-range value when the operator names none.
         return tuple(o.lower + (o.upper - o.lower) / 2 for o in outputs)
     if not isinstance(raw, list) or len(raw) != len(outputs):
-        raise InvalidInput(f"default: a list of {len(outputs)} numbers, one per output, each within its range",
-                           "default")
+        raise InvalidInput(Text("default: a list of {n} numbers, one per output, each within its range",
+                                n=len(outputs)), "default")
     vals = []
     for i, (v, o) in enumerate(zip(raw, outputs)):
-        f = _number(v, f"default[{i}]", "a default")
+        f = _number(v, f"default[{i}]", Text("a default"))
         if not o.lower <= f <= o.upper:
-            raise InvalidInput(f"default[{i}]: {f:g} is outside the range of '{o.name}' [{o.lower:g}, {o.upper:g}]",
-                               f"default[{i}]")
+            raise InvalidInput(Text("{field}: {value} is outside the range of '{name}' [{lo}, {hi}]",
+                                    field=f"default[{i}]", value=f"{f:g}", name=o.name, lo=f"{o.lower:g}",
+                                    hi=f"{o.upper:g}"), f"default[{i}]")
         vals.append(f)
     return tuple(vals)
 
@@ -246,16 +251,16 @@ def _parse_blocks(raw: object, manifest: Manifest, auto_k: int | None) -> int:
     if raw == "auto":
         return choose_k(public_unit_estimate(manifest), policy_k=auto_k)
     if isinstance(raw, bool) or not isinstance(raw, int) or not MIN_K <= raw <= MAX_K:
-        raise InvalidInput(f"blocks: a whole number from {MIN_K} to {MAX_K}, or \"auto\" (got {_show(raw)})",
-                           "blocks")
+        raise InvalidInput(Text("blocks: a whole number from {min} to {max}, or \"auto\" (got {value})", min=MIN_K,
+                                max=MAX_K, value=_show(raw)), "blocks")
     return raw
 
 
 def parse_entrypoint(entrypoint: object) -> str:
     """The function of the operator's code that the box calls (program and reviewed modes)."""
     if not isinstance(entrypoint, str) or not _NAME_RE.match(entrypoint) or entrypoint.startswith("__"):
-        raise InvalidInput(f"entrypoint: the name of a function in your code, e.g. \"analyse\" "
-                           f"(got {_show(entrypoint)})", "entrypoint")
+        raise InvalidInput(Text("entrypoint: the name of a function in your code, e.g. \"analyse\" (got {value})",
+                                value=_show(entrypoint)), "entrypoint")
     return entrypoint
 
 
@@ -265,42 +270,50 @@ def check_code(code: object, entrypoint: str = "analyse") -> None:
     args = parse_source(code, entrypoint, "df").args
     positional = len(args.posonlyargs) + len(args.args)
     if positional < 1 and args.vararg is None:
-        raise InvalidInput(f"code: {entrypoint} must take the block's DataFrame as its first argument", "code")
+        raise InvalidInput(Text("code: {entrypoint} must take the block's DataFrame as its first argument",
+                                entrypoint=entrypoint), "code")
     required = positional - len(args.defaults)
     kw_required = sum(d is None for d in args.kw_defaults)
     if required > 1 or kw_required:
-        raise InvalidInput(f"code: {entrypoint} is called with one argument (the DataFrame); give any other "
-                           "parameters defaults", "code")
+        raise InvalidInput(Text("code: {entrypoint} is called with one argument (the DataFrame); give any other "
+                                "parameters defaults", entrypoint=entrypoint), "code")
 
 
 def parse_source(code: object, entrypoint: str, params: str) -> ast.FunctionDef:
     """Size and syntax of an operator's Python file, and its top-level `def <entrypoint>(<params>)`
     (the last one, as Python would bind it). The caller checks the parameters it will pass."""
     if not isinstance(code, str):
-        raise InvalidInput("code: send your program as UTF-8 Python text", "code")
+        raise InvalidInput(Text("code: send your program as UTF-8 Python text"), "code")
     size = len(code.encode("utf-8", "surrogatepass"))
     if size > MAX_CODE_BYTES:
-        raise InvalidInput(f"code: {size} bytes; the limit is {MAX_CODE_BYTES} bytes", "code")
+        raise InvalidInput(Text("code: {size} bytes; the limit is {limit} bytes", size=size, limit=MAX_CODE_BYTES),
+                           "code")
     if not code.strip():
-        raise InvalidInput(f"code: empty; define a function {entrypoint}({params})", "code")
+        raise InvalidInput(Text("code: empty; define a function {entrypoint}({params})", entrypoint=entrypoint,
+                                params=params), "code")
     if "\x00" in code:
-        raise InvalidInput("code: must be UTF-8 text without NUL characters", "code")
+        raise InvalidInput(Text("code: must be UTF-8 text without NUL characters"), "code")
     try:
         code.encode("utf-8")
         tree = ast.parse(code, filename="program.py", mode="exec")
         # compile() also catches what the parser lets through ('return' outside a function...).
         compile(tree, "program.py", "exec", dont_inherit=True)
     except SyntaxError as e:
-        where = f" at line {e.lineno}" if e.lineno else ""
-        raise InvalidInput(f"code: syntax error{where}: {e.msg}", "code") from None
+        # e.msg is Python's own (English) description of the error.
+        if e.lineno:
+            message = Text("code: syntax error at line {line}: {detail}", line=e.lineno, detail=e.msg)
+        else:
+            message = Text("code: syntax error: {detail}", detail=e.msg)
+        raise InvalidInput(message, "code") from None
     except (ValueError, UnicodeError):
-        raise InvalidInput("code: must be UTF-8 text without NUL characters", "code") from None
+        raise InvalidInput(Text("code: must be UTF-8 text without NUL characters"), "code") from None
     except (RecursionError, MemoryError):
-        raise InvalidInput("code: nested too deeply to compile", "code") from None
+        raise InvalidInput(Text("code: nested too deeply to compile"), "code") from None
     defs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == entrypoint]
     if not defs:
-        raise InvalidInput(f"code: define a top-level function `def {entrypoint}({params}):` (entrypoint "
-                           f"'{entrypoint}'); async functions and lambdas are not called", "code")
+        raise InvalidInput(Text("code: define a top-level function `def {entrypoint}({params}):` (entrypoint "
+                                "'{entrypoint}'); async functions and lambdas are not called", entrypoint=entrypoint,
+                                params=params), "code")
     return defs[-1]
 
 

@@ -12,7 +12,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from .errors import InvalidInput
+from .errors import InvalidInput, Text
 from .manifest import Manifest
 from .program import parse_entrypoint, parse_source
 from .spec import parse_purpose
@@ -77,53 +77,66 @@ def check_code(code: object, entrypoint: str) -> None:
     """Size, syntax and a top-level `def <entrypoint>(df, out)`; parsed, never run here."""
     args = parse_source(code, entrypoint, "df, out").args
     if len(args.args) < 2 or len(args.args) - len(args.defaults) > 2:
-        raise InvalidInput(f"code: define a top-level function {entrypoint}(df, out) that writes files into out",
-                           "code")
+        raise InvalidInput(Text("code: define a top-level function {entrypoint}(df, out) that writes files into out",
+                                entrypoint=entrypoint), "code")
 
 
 def parse_reviewed_spec(data: object, manifest: Manifest, *, code: str) -> ReviewedSpec:
     if not isinstance(data, dict):
-        raise InvalidInput("the job spec must be an object")
+        raise InvalidInput(Text("the job spec must be an object"))
     unknown = sorted(set(data) - KEYS - {"code_sha256"})
     if unknown:
-        raise InvalidInput(f"{unknown[0]}: unknown key; allowed: {', '.join(sorted(KEYS))}", unknown[0])
+        raise InvalidInput(Text("{field}: unknown key; allowed: {keys}", field=unknown[0],
+                                keys=", ".join(sorted(KEYS))), unknown[0])
     if data.get("mode") != "reviewed":
-        raise InvalidInput("mode: must be 'reviewed'", "mode")
+        raise InvalidInput(Text("mode: must be 'reviewed'"), "mode")
     if data.get("dataset") != manifest.name:
-        raise InvalidInput(f"dataset: must be '{manifest.name}'", "dataset")
+        raise InvalidInput(Text("dataset: must be '{name}'", name=manifest.name), "dataset")
     purpose = parse_purpose(data.get("purpose"))
     entrypoint = parse_entrypoint(data.get("entrypoint", "analyse"))
     check_code(code, entrypoint)
     timeout = data.get("timeout_seconds", 300)
     if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= 3600:
-        raise InvalidInput("timeout_seconds: an integer from 1 to 3600", "timeout_seconds")
+        raise InvalidInput(Text("timeout_seconds: an integer from 1 to 3600"), "timeout_seconds")
     raw_outputs = data.get("outputs")
     if not isinstance(raw_outputs, list) or not 1 <= len(raw_outputs) <= MAX_OUTPUTS:
-        raise InvalidInput(f"outputs: declare 1 to {MAX_OUTPUTS} output files", "outputs")
+        raise InvalidInput(Text("outputs: declare 1 to {max} output files", max=MAX_OUTPUTS), "outputs")
     outputs, seen = [], set()
     for i, o in enumerate(raw_outputs):
         where = f"outputs[{i}]"
         if not isinstance(o, dict) or set(o) - {"name", "type", "table_kind", "model_df"}:
-            raise InvalidInput(f"{where}: an object with name, type and (for tables) table_kind", where)
+            raise InvalidInput(Text("{field}: an object with name, type and (for tables) table_kind", field=where),
+                               where)
         name, typ = o.get("name"), o.get("type")
         if not isinstance(name, str) or not NAME_RE.match(name) or name in seen:
-            raise InvalidInput(f"{where}.name: a unique plain file name (letters, digits, _.-; max 64)", where)
+            raise InvalidInput(Text("{field}: a unique plain file name (letters, digits, _.-; max 64)",
+                                    field=f"{where}.name"), where)
         if typ not in FILE_TYPES:
-            raise InvalidInput(f"{where}.type: one of {', '.join(FILE_TYPES)}", where)
+            raise InvalidInput(Text("{field}: one of {allowed}", field=f"{where}.type", allowed=", ".join(FILE_TYPES)),
+                               where)
         if not name.lower().endswith(SUFFIXES[typ]):
-            raise InvalidInput(f"{where}.name: a {typ} file must end with {' or '.join(SUFFIXES[typ])}", where)
+            suffixes = SUFFIXES[typ]
+            if len(suffixes) == 1:
+                message = Text("{field}: a {type} file must end with {suffix}", field=f"{where}.name", type=typ,
+                               suffix=suffixes[0])
+            else:
+                message = Text("{field}: a {type} file must end with {first} or {last}", field=f"{where}.name",
+                               type=typ, first=" or ".join(suffixes[:-1]), last=suffixes[-1])
+            raise InvalidInput(message, where)
         kind = o.get("table_kind")
         if typ in TABLE_TYPES:
             if kind not in TABLE_KINDS:
-                raise InvalidInput(f"{where}.table_kind: one of {', '.join(TABLE_KINDS)} (decides the checks)", where)
+                raise InvalidInput(Text("{field}: one of {allowed} (decides the checks)", field=f"{where}.table_kind",
+                                        allowed=", ".join(TABLE_KINDS)), where)
         elif kind is not None:
-            raise InvalidInput(f"{where}.table_kind: only tables have one", where)
+            raise InvalidInput(Text("{field}: only tables have one", field=f"{where}.table_kind"), where)
         df = o.get("model_df")
         if df is not None and (isinstance(df, bool) or not isinstance(df, int) or df < 0 or kind != "model"):
-            raise InvalidInput(f"{where}.model_df: residual degrees of freedom of a model table (integer >= 0)", where)
+            raise InvalidInput(Text("{field}: residual degrees of freedom of a model table (integer >= 0)",
+                                    field=f"{where}.model_df"), where)
         seen.add(name)
         outputs.append(DeclaredOutput(name, typ, kind, df))
     program_file = data.get("program")
     if program_file is not None and not isinstance(program_file, str):
-        raise InvalidInput("program: the file name of the code", "program")
+        raise InvalidInput(Text("program: the file name of the code"), "program")
     return ReviewedSpec(manifest.name, purpose, entrypoint, tuple(outputs), timeout, code, program_file)

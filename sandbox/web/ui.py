@@ -24,7 +24,7 @@ from werkzeug.exceptions import HTTPException
 from ..config import REPO_ROOT
 from ..domain import policy as pol
 from ..domain import states as st
-from ..domain.errors import InvalidInput
+from ..domain.errors import InvalidInput, Text
 from ..domain.spec import STATISTICS, load_spec_text
 from ..domain.states import COMPLIANCE, OPERATOR, OWNER, TransitionError
 from ..services import Conflict, Forbidden, NotFound
@@ -174,6 +174,29 @@ def _nav(u) -> list[tuple[str, str, str]]:
     return items.get(u.role, [])
 
 
+# ------------------------------------------------------------------ messages of the domain and services
+def localized(message) -> str:
+    """A domain or service message in the page's language.
+
+    The domain and the services write English `Text`s (sandbox/domain/errors.py) that keep
+    their template and parameters: the template is translated and then formatted, and
+    parameters that are Texts themselves are translated in turn. A plain str (already
+    translated here, or data such as a name) is shown as it is; an exception stands for its
+    message. The JSON API keeps the English text (str of the message)."""
+    if isinstance(message, BaseException):
+        e = message
+        message = getattr(e, "message", None)  # InvalidInput keeps the message as raised
+        if not isinstance(message, str):
+            message = e.args[0] if len(e.args) == 1 else str(e)
+    if not isinstance(message, Text):
+        return message if isinstance(message, str) else str(message)
+    params = {k: localized(v) if isinstance(v, str) else v for k, v in message.params.items()}
+    try:
+        return _(message.template).format(**params)
+    except (KeyError, IndexError, ValueError):  # a catalog entry that lost a placeholder: English beats nothing
+        return message.template.format(**params)
+
+
 # ------------------------------------------------------------------ errors (HTML, never a trace)
 def _error_page(status: int, message: str):
     return render_template("error.html", status=status, message=message), status
@@ -181,7 +204,7 @@ def _error_page(status: int, message: str):
 
 @bp.errorhandler(InvalidInput)
 def _invalid(e: InvalidInput):
-    return _error_page(400, str(e))
+    return _error_page(400, localized(e))
 
 
 @bp.errorhandler(Forbidden)
@@ -197,7 +220,7 @@ def _not_found(e):
 @bp.errorhandler(Conflict)
 @bp.errorhandler(TransitionError)
 def _conflict(e):
-    return _error_page(409, str(e))
+    return _error_page(409, localized(e))
 
 
 @bp.errorhandler(HTTPException)
@@ -383,11 +406,12 @@ def job_new():
 
 def _dry_run(spec) -> dict:
     try:
-        return {"ok": True, **services().submit(user(), spec, dry_run=True)}
+        result = services().submit(user(), spec, dry_run=True)
     except InvalidInput as e:
-        return {"ok": False, "error": str(e)}
+        return {"ok": False, "error": localized(e)}
     except Forbidden as e:  # e.g. the dataset has no policy yet
-        return {"ok": False, "error": str(e)}
+        return {"ok": False, "error": localized(e)}
+    return {"ok": True, **result, "reasons": [localized(r) for r in result["reasons"]]}
 
 
 @bp.post("/jobs/preview")
@@ -435,7 +459,7 @@ def _submit_and_redirect(spec, on_error):
     try:
         result = services().submit(user(), spec)
     except (InvalidInput, Forbidden) as e:
-        return on_error(str(e))
+        return on_error(localized(e))
     job = result["job"]
     if result["admitted"]:
         flash(_("Job %(id)s submitted.", id=job["id"]), "ok")
@@ -608,7 +632,7 @@ def program_submit():
             form["code"] = uploaded
         raw = _program_submission(ctx["ds"]["name"], ctx["mode"], form["purpose"], form["spec_text"], form["code"])
     except InvalidInput as e:
-        return _render_program(ctx, 400, form=form, preview={"ok": False, "error": str(e)})
+        return _render_program(ctx, 400, form=form, preview={"ok": False, "error": localized(e)})
     if f.get("action") == "submit":
         return _submit_and_redirect(raw, lambda err: _render_program(ctx, 400, form=form,
                                                                      preview={"ok": False, "error": err}))
@@ -860,13 +884,14 @@ def _policy_action(action: str, dataset: str, text: str, current) -> dict:
     try:
         parsed = pol.parse_policy(text, filename)
     except InvalidInput as e:
-        return {"ok": False, "errors": str(e).splitlines()}
-    problems = pol.check_against_manifest(parsed, services().manifest(dataset))
+        return {"ok": False, "errors": localized(e).splitlines()}
+    problems = [localized(p) for p in pol.check_against_manifest(parsed, services().manifest(dataset))]
     if parsed.dataset != dataset:
         problems.insert(0, _("This page edits the policy of %(d)s.", d=dataset))
     if problems:
         return {"ok": False, "errors": problems}
-    out = {"ok": True, "summary": pol.semantic_changes(current["policy"] if current else None, parsed)}
+    out = {"ok": True, "summary": [localized(line) for line in
+                                   pol.semantic_changes(current["policy"] if current else None, parsed)]}
     if action == "diff":
         out["diff"] = pol.diff_policies(current["content"] if current else None, text,
                                         f"v{current['version']}" if current else "current", "proposed")

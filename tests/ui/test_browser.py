@@ -261,13 +261,13 @@ def test_operator_uploads_a_program(page, sandbox_app):
     assert example["outputs"][0]["name"] == "mean_cost" and "dataset" not in example
     assert page.input_value("#purpose") == "public_health_planning"
 
-    # Unparseable contract: the service's message, HTTP 400, the user's text kept.
+    # Unparseable contract: the service's message (in the page's language), HTTP 400, the user's text kept.
     broken = '{"outputs": [{"name": "mean_cost", '
     page.fill("#program-spec", broken)
     with page.expect_navigation() as nav:
         page.click("#program-preview")
     assert nav.value.status == 400
-    assert "not valid JSON" in page.inner_text("#preview-error")
+    assert page.inner_text("#preview-error").startswith("作业规格不是有效的 JSON：")
     assert page.input_value("#program-spec") == broken
 
     # Fewer blocks than the example's 100 keep the worker's load small in this test.
@@ -277,7 +277,7 @@ def test_operator_uploads_a_program(page, sandbox_app):
     with page.expect_navigation() as nav:
         page.click("#program-preview")
     assert nav.value.status == 400
-    assert "syntax error" in page.inner_text("#preview-error")
+    assert page.inner_text("#preview-error").startswith("code：") and "语法错误" in page.inner_text("#preview-error")
     assert "df.cost.mean(" in page.input_value("#program-code")
 
     # Upload the example program; the dry run shows cost, balance and expected error per output.
@@ -300,6 +300,16 @@ def test_operator_uploads_a_program(page, sandbox_app):
     # A form post without the session's CSRF token is refused, like every other form.
     forged = page.request.post(f"{h.url}/ui/programs", form={"action": "submit", "dataset": "health_visits"})
     assert forged.status == 400
+
+    # A purpose outside the licence: the dry run says it would be refused, every reason in Chinese.
+    page.fill("#purpose", "tax_audit")
+    with page.expect_navigation() as nav:
+        page.click("#program-preview")
+    assert nav.value.status == 200 and page.inner_text("#admitted") == "将被拒绝"
+    assert page.inner_text("#refusal-reasons") == (
+        "用途 'tax_audit' 不在运营方 'operator' 对数据集 'health_visits' 的授权范围内；已授权的用途："
+        "medical_insurance_research, public_health_planning。")
+    page.fill("#purpose", "public_health_planning")
 
     # Submit: the program runs once on mock data, the job is created, the job page opens.
     page.click("#program-submit")

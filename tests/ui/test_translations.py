@@ -1,20 +1,43 @@
 """The Chinese catalog covers every UI message, and the committed .mo matches the .po
-(a fresh clone serves Chinese without a compile step)."""
+(a fresh clone serves Chinese without a compile step). Domain and service messages
+(errors.Text) are in the catalog too, and the UI shows them in the page's language."""
 from __future__ import annotations
 
+import string
+from datetime import date, datetime, timezone
+
+import pytest
+import yaml
 from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
+from flask import Flask
+from flask_babel import force_locale
 
 from sandbox.config import REPO_ROOT
+from sandbox.domain.admission import JobRequest, decide
+from sandbox.domain.errors import InvalidInput, Text
+from sandbox.domain.ledger import balance
+from sandbox.domain.manifest import parse_manifest
+from sandbox.domain.policy import PolicyError, parse_policy
+from sandbox.domain.spec import parse_query_spec
+from sandbox.services import Conflict
+from sandbox.web import ui
 
 CATALOG = REPO_ROOT / "sandbox" / "web" / "translations" / "zh" / "LC_MESSAGES"
 METHODS = [("**.py", "python"), ("templates/**.html", "jinja2")]
+# Where Text("template", ...) messages are written (babel.cfg extracts them with -k Text).
+TEXT_METHODS = [("domain/**.py", "python"), ("services.py", "python")]
 
 
 def _po():
     with open(CATALOG / "messages.po", "rb") as f:
         return read_po(f)
+
+
+def _text_messages() -> set[str]:
+    return {msg for _f, _l, msg, _c, _x in extract_from_dir(REPO_ROOT / "sandbox", TEXT_METHODS,
+                                                             keywords={"Text": None})}
 
 
 def test_every_ui_message_has_a_chinese_translation():
@@ -25,8 +48,115 @@ def test_every_ui_message_has_a_chinese_translation():
     assert used and not (used - translated), f"untranslated: {sorted(used - translated)}"
 
 
+def test_every_domain_and_service_message_has_a_chinese_translation():
+    translated = {m.id for m in _po() if m.id and m.string}
+    used = _text_messages()
+    assert len(used) > 150 and not (used - translated), f"untranslated: {sorted(used - translated)}"
+
+
+def _fields(template: str) -> set[tuple[str, str]]:
+    return {(name, spec) for _lit, name, spec, _conv in string.Formatter().parse(template) if name is not None}
+
+
+def test_translated_text_templates_keep_their_placeholders():
+    # A Text's translation is formatted with str.format and the Text's params: the same
+    # {names} (and no stray braces) or the UI would fall back to English.
+    po = _po()
+    for msgid in _text_messages():
+        msgstr = po[msgid].string
+        assert _fields(msgstr) == _fields(msgid), msgid
+        params = {name: "x" for name, _spec in _fields(msgid)}
+        msgstr.format(**params)
+
+
 def test_compiled_catalog_matches_the_po_file():
     with open(CATALOG / "messages.mo", "rb") as f:
         mo = read_mo(f)
     po = _po()
     assert {m.id: m.string for m in mo if m.id} == {m.id: m.string for m in po if m.id}
+
+
+# ---------------------------------------------------------------- ui.localized
+
+@pytest.fixture(scope="module")
+def app():
+    app = Flask(__name__)
+    ui.init_babel(app)
+    return app
+
+
+@pytest.fixture
+def zh(app):
+    """A request in the default locale (Chinese)."""
+    with app.test_request_context("/ui/"):
+        yield
+
+
+def _manifest():
+    return parse_manifest(yaml.safe_load((REPO_ROOT / "datasets" / "health_visits.yaml").read_text(encoding="utf-8")))
+
+
+def _refusal(**query) -> InvalidInput:
+    spec = {"mode": "query", "dataset": "health_visits", "purpose": "public_health_planning",
+            "queries": [{"name": "q1", "statistic": "count", "epsilon": 0.5, **query}]}
+    with pytest.raises(InvalidInput) as e:
+        parse_query_spec(spec, _manifest())
+    return e.value
+
+
+def _denial():
+    p = parse_policy((REPO_ROOT / "policies" / "health_visits.yaml").read_text(encoding="utf-8"),
+                     "policies/health_visits.yaml")
+    now = datetime(2025, 3, 10, 9, tzinfo=timezone.utc)
+    return decide(p, JobRequest(operator="operator", dataset="health_visits", mode="query",
+                                purpose="tax_audit", epsilon=6.0), balance([], p.budget, now), date(2025, 3, 10))
+
+
+def test_a_spec_refusal_in_chinese_and_english(zh):
+    e = _refusal(statistic="median")
+    english = ("queries[0].statistic: 'median' is not supported; use one of count, sum, mean, histogram, quantile")
+    assert str(e) == english
+    assert ui.localized(e) == "queries[0].statistic：不支持 'median'；请使用以下之一：count, sum, mean, histogram, quantile"
+    with force_locale("en"):
+        assert ui.localized(e) == english
+
+
+def test_nested_texts_are_translated_in_turn(zh):
+    e = _refusal(group_by=["person_id"])
+    assert str(e).startswith("queries[0].group_by: 'person_id' is an identifier; group only by categorical columns: ")
+    assert ui.localized(e).startswith("queries[0].group_by：'person_id' 是标识符列；只能按分类列分组：")
+    e = _refusal(epsilon=10 ** 40)
+    assert ui.localized(e) == "queries[0].epsilon：必须是大于 0 且不超过 10 的有限数值（收到 一个非常大的整数）"
+
+
+def test_admission_reasons_in_chinese_and_english(zh):
+    d = _denial()
+    assert d.reasons == (
+        "Purpose 'tax_audit' is not licensed for operator 'operator' on 'health_visits'; licensed purposes: "
+        "medical_insurance_research, public_health_planning.",
+        "Privacy cost epsilon 6 exceeds the 5 epsilon available in the current monthly period; "
+        "it refreshes on 2025-04-01.")
+    assert [ui.localized(r) for r in d.reasons] == [
+        "用途 'tax_audit' 不在运营方 'operator' 对数据集 'health_visits' 的授权范围内；已授权的用途："
+        "medical_insurance_research, public_health_planning。",
+        "隐私成本 epsilon 6 超出了本期预算（每月刷新，下次刷新日期为 2025-04-01）中可用的 epsilon 5。"]
+    with force_locale("en"):
+        assert [ui.localized(r) for r in d.reasons] == list(d.reasons)
+
+
+def test_policy_problems_and_service_errors_in_chinese(zh):
+    with pytest.raises(PolicyError) as info:
+        parse_policy("dataset: x\nmodes: []\n", "policies/x.yaml")
+    lines = ui.localized(info.value).splitlines()
+    assert lines[0] == "policies/x.yaml:1: classification: 为必填项"
+    assert "policies/x.yaml:2: modes: 至少须列出一种模式" in lines
+    assert len(lines) == len(str(info.value).splitlines())
+    assert ui.localized(Conflict(Text("job is {state}, not awaiting review", state="queued"))) == \
+        "作业当前状态为 queued，不在待审查状态"
+
+
+def test_plain_strings_pass_unchanged_and_a_broken_translation_falls_back_to_english(zh, monkeypatch):
+    assert ui.localized("已翻译的文字 {x}") == "已翻译的文字 {x}"
+    assert ui.localized(ValueError("a plain error")) == "a plain error"
+    monkeypatch.setattr(ui, "_", lambda s: "坏的 {nope}")
+    assert ui.localized(Text("spec is {size} bytes", size=5)) == "spec is 5 bytes"
