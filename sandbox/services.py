@@ -24,7 +24,7 @@ from .domain import admission as adm
 from .domain import ledger as led
 from .domain import states as st
 from .domain.audit import AuditRecord, canonical, entry_hash, verify_chain
-from .domain.errors import InvalidInput, Text
+from .domain.errors import InvalidInput, Text, join_texts, text_from_data, text_to_data
 from .domain.manifest import Manifest, parse_manifest
 from .domain.policy import Policy, PolicyError, parse_policy
 from .domain.spec import load_spec_text, parse_query_spec
@@ -33,11 +33,10 @@ from .store.db import Store, head_stmt
 from .store.models import (AuditEvent, BlockResult, BudgetLock, Dataset, Job, LedgerEntry, Output, PolicyVersion,
                            ReleasedAggregate, Review, RunLog, User, utcnow)
 
-OPERATOR_FAILURE_MESSAGE = (
+OPERATOR_FAILURE_MESSAGE = Text(
     "The job failed while running on the real data. For your protection and the data's, no "
     "details of a real-data run are shown to operators; reproduce the problem on the mock data "
-    "(sandbox run --mock) and resubmit. Compliance has the diagnostics."
-)
+    "(sandbox run --mock) and resubmit. Compliance has the diagnostics.")
 
 
 class NotFound(Exception):
@@ -89,6 +88,13 @@ def outcome_delay_seconds(mode: str, spec: dict, wall_seconds: int) -> int:
     from .saa import BOX_MARGIN_SECONDS, STARTUP_ALLOWANCE_SECONDS
     per_block = int(spec["block_timeout_seconds"]) + STARTUP_ALLOWANCE_SECONDS + BOX_MARGIN_SECONDS
     return max(wall_seconds, int(spec["blocks"]) * per_block + 30)
+
+
+def _tell(job: Job, message: str) -> None:
+    """Set the operator's message of a job: English, and as template and parameters so the
+    UI can show it in the reader's language (a reason typed by a person stays as typed)."""
+    job.message = str(message)
+    job.message_i18n = text_to_data(message)
 
 
 def _image_digest(backend) -> str:
@@ -412,7 +418,7 @@ class Services:
                        {"dataset": job.dataset, "spec_hash": job.spec_hash, "epsilon": epsilon,
                         "policy_hash": prow.content_hash})
             if not decision.admitted:
-                job.message = "Refused at admission: " + "; ".join(decision.reasons)
+                _tell(job, Text("Refused at admission: {reasons}", reasons=join_texts("; ", decision.reasons)))
                 self.transition(s, job, st.REJECTED, st.SYSTEM, "admission", job.message)
                 s.flush()
                 return {"job": self._job_view(s, job, user), "admitted": False, "reasons": list(decision.reasons)}
@@ -518,7 +524,7 @@ class Services:
             job.compliance = {"dropped_files": dropped + [list(r) for r in collected.refused],
                               "runner_image": _image_digest(backend)}
             if not result.ok:
-                job.message = OPERATOR_FAILURE_MESSAGE
+                _tell(job, OPERATOR_FAILURE_MESSAGE)
                 self.transition(s, job, st.FAILED, st.SYSTEM, "worker", "run failed (details in run log)")
                 return job.state
             self.transition(s, job, st.CHECKING, st.SYSTEM, "worker")
@@ -581,7 +587,7 @@ class Services:
             else:
                 if not reason.strip():
                     raise InvalidInput(Text("a refusal needs a reason"), "reason")
-                job.message = f"The data owner refused the run: {reason}"
+                _tell(job, Text("The data owner refused the run: {reason}", reason=reason))
                 self.transition(s, job, st.REJECTED, st.OWNER, user.name, reason)
             view = self._job_view(s, job, user)
         if approve:
@@ -609,7 +615,9 @@ class Services:
         view = {"id": job.id, "dataset": job.dataset, "mode": job.mode, "purpose": job.purpose,
                 "operator": job.operator, "epsilon": job.epsilon, "delta": job.delta,
                 "spec_hash": job.spec_hash, "spec": job.spec, "policy_hash": job.policy_hash,
-                "created_at": _aware(job.created_at).isoformat(), "message": job.message}
+                "created_at": _aware(job.created_at).isoformat(),
+                # A Text when stored with its template: English as a str (API), translatable (UI).
+                "message": text_from_data(job.message_i18n) or job.message}
         if user.role == st.OPERATOR:
             # Operators see a coarse state and no run timings (timing side channel): the
             # outcome of a run shows only after the time fixed when it started.
@@ -725,14 +733,14 @@ class Services:
                          refused_outputs=[list(r) for r in collected.refused]))
             raw = collected.accepted.get("result.json")
             if not result.ok or raw is None:
-                job.message = OPERATOR_FAILURE_MESSAGE
+                _tell(job, OPERATOR_FAILURE_MESSAGE)
                 self.transition(s, job, st.FAILED, st.SYSTEM, "worker", "run failed (details in run log)")
                 return job.state
             self.transition(s, job, st.CHECKING, st.SYSTEM, "worker")
             checks, parsed = gate.check_query_result(raw, job.spec, manifest)
             check_dicts = [c.to_dict() for c in checks]
             if parsed is None:
-                job.message = OPERATOR_FAILURE_MESSAGE
+                _tell(job, OPERATOR_FAILURE_MESSAGE)
                 self.audit(s, "system", "gate.checks", job.id, {"checks": check_dicts})
                 self.transition(s, job, st.FAILED, st.SYSTEM, "gate", "output failed the release gate")
                 return job.state
@@ -741,7 +749,7 @@ class Services:
                                                     min_group=policy.min_group_size)
             check_dicts += [c.to_dict() for c in sdc]
             if any(c.status == gate.FAIL for c in sdc):
-                job.message = "The output failed a disclosure check; compliance has the details."
+                _tell(job, Text("The output failed a disclosure check; compliance has the details."))
                 self.audit(s, "system", "gate.checks", job.id, {"checks": check_dicts})
                 self.transition(s, job, st.FAILED, st.SYSTEM, "gate", "output failed a disclosure check")
                 return job.state
@@ -841,7 +849,7 @@ class Services:
             check_dicts = [c.to_dict() for c in checks]
             self.audit(s, "system", "gate.checks", job.id, {"checks": check_dicts, "blocks": summary})
             if any(c.status == gate.FAIL for c in checks):
-                job.message = OPERATOR_FAILURE_MESSAGE
+                _tell(job, OPERATOR_FAILURE_MESSAGE)
                 self.transition(s, job, st.FAILED, st.SYSTEM, "gate", "output failed the release gate")
                 return job.state
             self._store_output(s, job.id, "result.json", raw, check_dicts)
@@ -895,7 +903,7 @@ class Services:
                 if job.state == st.RUNNING and job.attempts == work["attempt"]:
                     s.add(RunLog(job_id=job.id, attempt=work["attempt"], backend="none", exit_code=None,
                                  stderr=f"isolation backend unavailable: {e}"))
-                    job.message = OPERATOR_FAILURE_MESSAGE
+                    _tell(job, OPERATOR_FAILURE_MESSAGE)
                     self.transition(s, job, st.FAILED, st.SYSTEM, "worker", "isolation backend unavailable")
             return None
 
@@ -1040,7 +1048,7 @@ class Services:
             s.flush()
             votes = s.execute(select(Review).where(Review.job_id == job.id)).scalars().all()
             if decision == "reject":
-                job.message = f"Rejected by compliance: {reason}"
+                _tell(job, Text("Rejected by compliance: {reason}", reason=reason))
                 self.transition(s, job, st.REJECTED, st.COMPLIANCE, user.name, reason)
             elif sum(v.decision == "approve" for v in votes) >= max(1, job.reviewers_required):
                 self.transition(s, job, st.RELEASED, st.COMPLIANCE, user.name, "approved")

@@ -46,6 +46,28 @@ def join_texts(separator: str, items: Iterable[str]) -> Text:
     return Text(template, **{f"p{i}": item for i, item in enumerate(items)})
 
 
+def text_to_data(message: str) -> dict | None:
+    """A Text as JSON data (stored with a job's message, so it can be shown translated
+    later); None for a plain str, which has nothing to translate."""
+    if not isinstance(message, Text):
+        return None
+    return {"template": message.template,
+            "params": {k: text_to_data(v) if isinstance(v, Text) else v for k, v in message.params.items()}}
+
+
+def text_from_data(data: object) -> Text | None:
+    """The Text that text_to_data stored, or None for anything else (an older job)."""
+    if not isinstance(data, dict) or not isinstance(data.get("template"), str):
+        return None
+    params = {k: (text_from_data(v) or v) if isinstance(v, dict) else v
+              for k, v in (data.get("params") or {}).items()}
+    template = data["template"]  # a variable, so pybabel does not take "template" for a message
+    try:
+        return Text(template, **params)
+    except (KeyError, IndexError, ValueError):
+        return None
+
+
 class InvalidInput(ValueError):
     """Analyst- or owner-supplied input is malformed; the message says what to fix.
 

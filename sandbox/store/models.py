@@ -73,6 +73,9 @@ class Job(Base):
     dataset_version: Mapped[str] = mapped_column(String(64), default="")
     reviewers_required: Mapped[int] = mapped_column(Integer, default=1)
     message: Mapped[str] = mapped_column(Text, default="")       # operator-safe text only
+    # The same message as template + parameters (domain.errors.text_to_data), so the UI can
+    # show it in the reader's language; None for messages with nothing to translate.
+    message_i18n: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_expires: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # Fixed when the run starts (start + the policy's wall-time limit): operators see the

@@ -671,6 +671,8 @@ def _decorate_one(v: dict) -> dict:
     """Progress for the list and the job page, from the view alone: the stage, and for
     operators the time (fixed before the run) after which the outcome shows."""
     v = dict(v)
+    if v.get("message"):
+        v["message"] = localized(v["message"])
     state = v["state"]
     if user().role == OPERATOR:
         steps = list(STEPS_OPERATOR)

@@ -3,6 +3,7 @@
 (errors.Text) are in the catalog too, and the UI shows them in the page's language."""
 from __future__ import annotations
 
+import json
 import string
 from datetime import date, datetime, timezone
 
@@ -160,3 +161,19 @@ def test_plain_strings_pass_unchanged_and_a_broken_translation_falls_back_to_eng
     assert ui.localized(ValueError("a plain error")) == "a plain error"
     monkeypatch.setattr(ui, "_", lambda s: "坏的 {nope}")
     assert ui.localized(Text("spec is {size} bytes", size=5)) == "spec is 5 bytes"
+
+
+def test_a_stored_admission_refusal_reads_in_chinese_from_the_store(zh):
+    """A job's message is stored in English and as template + parameters; read back, it is
+    still translatable, and a person's typed reason stays as typed."""
+    from sandbox.domain.errors import join_texts, text_from_data, text_to_data
+    reasons = _denial().reasons
+    stored = json.loads(json.dumps(text_to_data(Text("Refused at admission: {reasons}",
+                                                     reasons=join_texts("; ", reasons)))))
+    message = text_from_data(stored)
+    assert str(message) == "Refused at admission: " + "; ".join(reasons)
+    assert ui.localized(message).startswith("准入时被拒绝：用途 'tax_audit' 不在运营方 'operator'")
+    typed = text_from_data(json.loads(json.dumps(text_to_data(
+        Text("Rejected by compliance: {reason}", reason="cell sizes too small")))))
+    assert ui.localized(typed) == "合规审核驳回：cell sizes too small"
+    assert text_from_data(None) is None and text_from_data({"template": "{missing}"}) is None
