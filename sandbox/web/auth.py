@@ -12,6 +12,9 @@ import hashlib
 import hmac
 import os
 import secrets
+import threading
+import time
+from collections import deque
 from datetime import timedelta
 from functools import wraps
 from pathlib import Path
@@ -31,6 +34,43 @@ CSRF_HEADER = "X-CSRF-Token"
 # A hash checked when the user does not exist, so a wrong name costs as long as a
 # wrong password; made on first use (nothing at import time).
 _dummy_cache: dict = {}
+# Password guessing: after MAX_FAILURES wrong passwords for one name within FAILURE_WINDOW,
+# that name is refused (right password or not) until the oldest failure is out of the window.
+# Kept per web process: `sandbox up` serves from one; several processes each allow as many.
+MAX_FAILURES = 5
+FAILURE_WINDOW = timedelta(minutes=15)
+
+
+class _Throttle:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failures: dict[str, deque] = {}
+
+    def _recent(self, key: str, now: float) -> deque:
+        q = self._failures.setdefault(key, deque())
+        while q and now - q[0] > FAILURE_WINDOW.total_seconds():
+            q.popleft()
+        return q
+
+    def blocked(self, key: str) -> bool:
+        with self._lock:
+            return len(self._recent(key, time.monotonic())) >= MAX_FAILURES
+
+    def failed(self, key: str) -> None:
+        with self._lock:
+            self._recent(key, time.monotonic()).append(time.monotonic())
+
+    def succeeded(self, key: str) -> None:
+        with self._lock:
+            self._failures.pop(key, None)
+
+
+_throttle = _Throttle()
+
+
+def sign_in_blocked(name: str) -> bool:
+    """True while too many wrong passwords were given for this name (see MAX_FAILURES)."""
+    return _throttle.blocked((name or "").strip().lower())
 
 
 # ------------------------------------------------------------------ secret key
@@ -95,12 +135,21 @@ def password_is(services, name: str, password: str) -> bool:
 
 
 def check_credentials(services, name: str, password: str) -> User | None:
+    key = (name or "").strip().lower()
+    if _throttle.blocked(key):
+        check_password_hash(_dummy_hash(), password or "")  # a refusal costs the same either way
+        return None
     with services.store.transaction() as s:
         user = s.execute(select(User).where(User.name == (name or "").strip())).scalar_one_or_none()
     if user is None or not user.password_hash or not user.active:
         check_password_hash(_dummy_hash(), password or "")
+        _throttle.failed(key)
         return None
-    return user if check_password_hash(user.password_hash, password or "") else None
+    if not check_password_hash(user.password_hash, password or ""):
+        _throttle.failed(key)
+        return None
+    _throttle.succeeded(key)
+    return user
 
 
 def _pw_marker(user: User) -> str:

@@ -255,7 +255,11 @@ def login():
         if u is not None:
             auth.log_in(u)
             return redirect(auth.safe_next(request.form.get("next"), url_for("ui.home")))
-        error = _("Wrong name or password.")
+        if auth.sign_in_blocked(request.form.get("name", "")):
+            error = _("Too many wrong passwords for this name: signing in is paused for up to %(m)s minutes.",
+                      m=int(auth.FAILURE_WINDOW.total_seconds() // 60))
+        else:
+            error = _("Wrong name or password.")
     return render_template("login.html", error=error, next=request.values.get("next", "")), (401 if error else 200)
 
 
@@ -276,7 +280,9 @@ def password():
         new = f.get("new_password", "")
         # The current password is checked first (and always hashed) so every refusal costs the same.
         if auth.check_credentials(services(), u.name, f.get("current_password", "")) is None:
-            error = _("The current password is wrong.")
+            error = (_("Too many wrong passwords: password changes are paused for up to %(m)s minutes.",
+                       m=int(auth.FAILURE_WINDOW.total_seconds() // 60))
+                     if auth.sign_in_blocked(u.name) else _("The current password is wrong."))
         elif len(new) < auth.MIN_PASSWORD_CHARS:
             error = _("The new password needs at least %(n)s characters.", n=auth.MIN_PASSWORD_CHARS)
         elif new != f.get("new_password2", ""):
