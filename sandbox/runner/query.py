@@ -18,6 +18,7 @@ Two aggregation paths compute the same exact per-cell statistics:
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
@@ -67,12 +68,16 @@ def compute_release(spec_data: dict, manifest_data: dict, data_dir: Path, *, bou
     files = dataset_files(data_dir)
     over_limit = None if bound_verified else over_limit_units(pl.scan_parquet(files), manifest)
     truncate = over_limit is not None and over_limit.height > 0
-    schema = _file_schema(files[0])
+    # Each file's footer is parsed once per job: the schema, the row counts (an ungrouped
+    # count needs nothing else) and the row groups of the scan all come from it.
+    footers = _footers(files)
+    schema = footers[0].schema.to_arrow_schema()
     fast = [not truncate and scan_path_supports(q, manifest, schema) for q in spec.queries]
     exact: list = [None] * len(spec.queries)
     if any(fast):
         idx = [i for i, ok in enumerate(fast) if ok]
-        cells = cell_statistics(files, [spec.queries[i] for i in idx], [plans[i] for i in idx], manifest)
+        cells = cell_statistics(files, [spec.queries[i] for i in idx], [plans[i] for i in idx], manifest,
+                                footers=footers)
         for i, c in zip(idx, cells):
             exact[i] = c
     slow = [i for i, ok in enumerate(fast) if not ok]
@@ -117,10 +122,11 @@ def scan_dataset(data_dir: Path):
     return pl.scan_parquet(dataset_files(data_dir))
 
 
-def _file_schema(path: Path):
+def _footers(files: list[Path]) -> list:
+    """Each file's Parquet footer (pyarrow FileMetaData), in file order."""
     import pyarrow.parquet as pq
 
-    return pq.read_schema(path)
+    return [pq.read_metadata(f) for f in files]
 
 
 # ------------------------------------------------------------------ scan path
@@ -236,7 +242,7 @@ class _CellTally:
             lo, hi = self.plan.bounds
             v = column_of(("value", q.column))
             missing = np.isnan(v)
-            v = np.clip(v, lo, hi)
+            v = np.clip(v, lo, hi)  # a copy: column_of's array is shared by every query
             if missing.any():  # missing or NaN values leave the row out: an extra, dropped slot
                 slot = np.where(missing, len(slot_cell), slot)
                 slot_cell = np.append(slot_cell, -1)
@@ -249,7 +255,9 @@ class _CellTally:
             self._scatter(self.sums, slot_cell, 1, np.bincount(slot, weights=v, minlength=n_slots))
         elif stat == "mean":
             mid = (lo + hi) / 2
-            self._scatter(self.sums, slot_cell, 1, np.bincount(slot, weights=v - mid, minlength=n_slots))
+            v -= mid  # in place: v is this query's own clipped copy
+            slot = slot.astype(np.intp, copy=False)  # bincount's index type: convert once for both
+            self._scatter(self.sums, slot_cell, 1, np.bincount(slot, weights=v, minlength=n_slots))
             self._scatter(self.counts, slot_cell, 1, np.bincount(slot, minlength=n_slots))
         elif stat == "histogram":
             edges = self.edges
@@ -335,29 +343,35 @@ def _workers() -> int:
     return max(1, min(cpus, 8))
 
 
-def cell_statistics(files: list[Path], queries, plans, manifest: Manifest) -> list:
+def cell_statistics(files: list[Path], queries, plans, manifest: Manifest, *, footers=None) -> list:
     """Exact per-cell statistics of every query in one pass over the data (see the
     module docstring). Row groups are read by a small thread pool; pyarrow decodes
-    and numpy tallies with the GIL released, each thread keeps its own tallies."""
+    and numpy tallies with the GIL released, each thread keeps its own tallies.
+    `footers` (from _footers(files)) saves parsing each footer again."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
     import pyarrow.parquet as pq
 
+    if footers is None:
+        footers = _footers(files)
     group_cols = sorted({g for q in queries for g in q.group_by})
     value_cols = sorted({q.column for q in queries if q.column is not None})
     columns = sorted(set(group_cols) | set(value_cols))
     if not columns:  # only ungrouped counts: the row count is in the Parquet footers
-        rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+        rows = sum(meta.num_rows for meta in footers)
         return [[rows] for _ in queries]
 
     keys = {g: [_category_key(c) for c in manifest.column(g).categories] for g in group_cols}
-    schema = _file_schema(files[0])
+    schema = footers[0].schema.to_arrow_schema()
     text_cols = [g for g in group_cols if _is_text(schema.field(g).type)]
     units = []
-    for f in files:
-        meta = pq.ParquetFile(f).metadata
-        units.extend((f, rg) for rg in range(meta.num_row_groups) if meta.row_group(rg).num_rows)
+    for f, meta in zip(files, footers):
+        units.extend((f, meta, rg) for rg in range(meta.num_row_groups) if meta.row_group(rg).num_rows)
+    n_threads = min(_workers(), len(units) or 1)
+    # Fewer row groups than threads (e.g. one file of one row group): let pyarrow decode
+    # the columns of a row group in parallel instead.
+    column_threads = len(units) < _workers() and len(columns) > 1
     local = threading.local()
     all_tallies: list[list[_CellTally]] = []
     lock = threading.Lock()
@@ -370,12 +384,12 @@ def cell_statistics(files: list[Path], queries, plans, manifest: Manifest) -> li
         return local.tallies
 
     def work(unit) -> None:
-        path, rg = unit
+        path, meta, rg = unit
         mine = tallies()
         # Text group columns come back as dictionary indices: no per-row string decoding.
-        pf = pq.ParquetFile(path, read_dictionary=text_cols)
+        pf = pq.ParquetFile(path, metadata=meta, read_dictionary=text_cols)
         for batch in pf.iter_batches(batch_size=SCAN_BATCH_ROWS, row_groups=[rg], columns=columns,
-                                     use_threads=False):
+                                     use_threads=column_threads):
             memo: dict = {}
 
             def column_of(col):
@@ -389,7 +403,7 @@ def cell_statistics(files: list[Path], queries, plans, manifest: Manifest) -> li
             for t in mine:
                 t.add(batch, column_of)
 
-    with ThreadPoolExecutor(max_workers=min(_workers(), len(units) or 1)) as pool:
+    with ThreadPoolExecutor(max_workers=n_threads) as pool:
         for _ in pool.map(work, units):
             pass
     if not all_tallies:  # no rows at all
@@ -569,6 +583,22 @@ def _opendp():
     return dp
 
 
+@functools.cache
+def _input_space(atom: str) -> tuple:
+    """(input domain, input metric) of the measurements below. These are type descriptors
+    only (no data, no scale): built once per process, since each costs ~0.3 ms in OpenDP's
+    Python bindings, a third of an ungrouped count's release. The measurement itself,
+    and its privacy-map check, is still built for every query."""
+    dp = _opendp()
+    if atom == "i64":  # integer counts
+        return dp.vector_domain(dp.atom_domain(T="i64")), dp.l1_distance(T="i64")
+    if atom == "f64":  # sums of clamped values
+        return dp.vector_domain(dp.atom_domain(T=float, nan=False)), dp.l1_distance(T=float)
+    if atom == "u64":  # quantile scores
+        return dp.vector_domain(dp.atom_domain(T="u64")), dp.linf_distance(T="u64", monotonic=False)
+    raise ValueError(f"no input space for {atom!r}")
+
+
 def _checked(meas, d_in, epsilon: float):
     """OpenDP's own privacy map must confirm the closed-form accounting."""
     loss = meas.map(d_in)
@@ -580,14 +610,13 @@ def _checked(meas, d_in, epsilon: float):
 def integer_laplace(scale: float, sensitivity: int, epsilon: float):
     """Discrete Laplace on a vector of integer counts (OpenDP make_laplace, i64)."""
     dp = _opendp()
-    meas = dp.m.make_laplace(dp.vector_domain(dp.atom_domain(T="i64")), dp.l1_distance(T="i64"), scale=scale)
+    meas = dp.m.make_laplace(*_input_space("i64"), scale=scale)
     return _checked(meas, int(sensitivity), epsilon)
 
 
 def float_laplace(scale: float, sensitivity: float, epsilon: float):
     dp = _opendp()
-    meas = dp.m.make_laplace(dp.vector_domain(dp.atom_domain(T=float, nan=False)), dp.l1_distance(T=float),
-                             scale=scale)
+    meas = dp.m.make_laplace(*_input_space("f64"), scale=scale)
     return _checked(meas, float(sensitivity), epsilon)
 
 
@@ -595,9 +624,7 @@ def exponential_selection(scale: float, score_sensitivity: int, epsilon: float):
     """Noisy min over non-negative integer scores (OpenDP make_noisy_max, negate): for pure DP
     OpenDP adds exponential noise (permute-and-flip), at least as accurate as Gumbel noise."""
     dp = _opendp()
-    meas = dp.m.make_noisy_max(dp.vector_domain(dp.atom_domain(T="u64")),
-                               dp.linf_distance(T="u64", monotonic=False), dp.max_divergence(),
-                               scale=scale, negate=True)
+    meas = dp.m.make_noisy_max(*_input_space("u64"), dp.max_divergence(), scale=scale, negate=True)
     return _checked(meas, int(score_sensitivity), epsilon)
 
 

@@ -412,6 +412,75 @@ def test_scan_path_maps_large_dictionaries_row_by_row(tmp_path, monkeypatch):
         assert _same(f, s), (q["name"], f, s)
 
 
+@pytest.mark.parametrize("workers", [1, 4])
+def test_scan_path_equals_the_polars_path_on_one_row_group(tmp_path, monkeypatch, workers):
+    # One file of one row group: with more threads than row groups, pyarrow decodes the
+    # columns of the row group in parallel (the other tests have as many row groups as threads).
+    from sandbox.runner import query as rq
+
+    d = tmp_path / "one"
+    d.mkdir()
+    schema = {"pid": pl.Int64, "region": pl.String, "sex": pl.String, "amount": pl.Float64, "age": pl.Int64}
+    pl.concat([pl.DataFrame(FILE_A, schema=schema), pl.DataFrame(FILE_B, schema=schema)]).write_parquet(
+        d / "all.parquet")
+    monkeypatch.setattr(rq, "_workers", lambda: workers)
+    fast, slow = _both_paths(d, MANIFEST, ALL_QUERIES)
+    for q, f, s in zip(ALL_QUERIES, fast, slow):
+        assert _same(f, s), (q["name"], f, s)
+
+
+def test_a_job_parses_each_parquet_footer_once(data_dir, monkeypatch):
+    # The schema, the row counts and the row groups all come from one read of each footer.
+    import pyarrow.parquet as pq
+    import pyarrow.parquet.core as pq_core
+
+    from sandbox.runner import query as rq
+
+    reads = []
+    real_read_metadata, real_parquet_file = pq.read_metadata, pq.ParquetFile
+
+    def read_metadata(where, *a, **k):
+        reads.append(Path(where).name)
+        return real_read_metadata(where, *a, **k)
+
+    class ParquetFile(real_parquet_file):
+        def __init__(self, source, *a, **k):
+            assert k.get("metadata") is not None, "footer parsed again"
+            super().__init__(source, *a, **k)
+
+    monkeypatch.setattr(pq, "read_metadata", read_metadata)
+    monkeypatch.setattr(pq, "ParquetFile", ParquetFile)
+    monkeypatch.setattr(pq_core, "read_schema", lambda *a, **k: pytest.fail("footer parsed again"))
+    spec = _spec([{"name": "n", "statistic": "count", "epsilon": 10},
+                  {"name": "m", "statistic": "mean", "column": "amount", "group_by": ["region"], "epsilon": 10}])
+    n, m = rq.compute_release(spec, MANIFEST, data_dir, bound_verified=True)["tables"]
+    assert sorted(reads) == ["a.parquet", "b.parquet"]
+    assert abs(n["rows"][0][0] - 17) <= 2
+
+
+def test_every_release_builds_and_checks_its_own_measurement(data_dir, monkeypatch):
+    # Only OpenDP's domain/metric descriptors are kept per process; each query's measurement
+    # is built with its own scale and checked by OpenDP's privacy map every time.
+    from sandbox.runner import query as rq
+
+    checked = []
+    real = rq._checked
+
+    def spy(meas, d_in, epsilon):
+        checked.append((d_in, epsilon))
+        return real(meas, d_in, epsilon)
+
+    monkeypatch.setattr(rq, "_checked", spy)
+    for eps in (0.5, 2.0):
+        spec = _spec([{"name": "n", "statistic": "count", "group_by": ["region"], "epsilon": eps}])
+        rq.compute_release(spec, MANIFEST, data_dir, bound_verified=True)
+    assert checked == [(2, 0.5), (2, 2.0)]
+    meas = rq.integer_laplace(4.0, 2, 0.5)  # scale 4 for sensitivity 2 gives exactly epsilon 0.5
+    assert meas.map(2) == pytest.approx(0.5)
+    with pytest.raises(rq.PrivacyAccountingError):
+        rq.integer_laplace(2.0, 2, 0.5)  # the same cached descriptors, but the scale is too small
+
+
 def test_runner_uses_the_polars_path_when_a_unit_must_be_truncated(data_dir, monkeypatch):
     from sandbox.runner import query as rq
 
