@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import glob
 import json
-import resource
 import sys
 import time
 import warnings
+
+from bench.peak import peak_rss_kib  # the repository is on PYTHONPATH (bench/run.py)
 
 
 def main() -> int:
@@ -76,7 +77,7 @@ def main() -> int:
             out = meas(pl.scan_parquet(files)).collect().sort("district")
             released[name].append(dict(zip(out["district"].to_list(), [float(v) for v in out[col].to_list()])))
     print(json.dumps({"times": times, "released": released,
-                      "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+                      "maxrss_kib": peak_rss_kib()}))
     return 0
 
 

@@ -21,12 +21,13 @@ from __future__ import annotations
 import glob
 import json
 import os
-import resource
 import shutil
 import sys
 import tempfile
 import time
 import warnings
+
+from bench.peak import peak_rss_kib  # the repository is on PYTHONPATH (bench/run.py)
 
 
 def log(msg: str) -> None:
@@ -122,7 +123,7 @@ def main() -> int:
                 out = sess.evaluate(queries[name](), PureDPBudget(eps)).toPandas()
                 released[name].append({d: float(v) for d, v in zip(out["district"], out[col])})
                 log(f"accuracy {name} release {len(released[name])}/{reps}: {time.perf_counter() - t:.1f} s")
-    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + _jvm_peak_kib(spark)
+    maxrss = peak_rss_kib() + _jvm_peak_kib(spark)
     spark.stop()
     shutil.rmtree(warehouse, ignore_errors=True)
     print(json.dumps({"times": times, "released": released, "maxrss_kib": maxrss, "spark_start_s": spark_start}))

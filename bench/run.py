@@ -20,13 +20,14 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench.peak import peak_rss_kib
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
@@ -147,7 +148,7 @@ def engine_main(cfg: dict) -> dict:
             released["Q2"].append({r[0]: float(r[1]) for r in q2["rows"]})
             released["Q3"].append({r[0]: float(r[1]) for r in q3["rows"]})
     return {"times": times, "released": released,
-            "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+            "maxrss_kib": peak_rss_kib()}
 
 
 def run_engine(engine: str, data: Path, queries: list[str], runs: int, accuracy_reps: int = 0,
@@ -249,13 +250,14 @@ def make_dataset(rows: int, data_root: Path) -> Path:
 def registration_check(data: Path) -> dict:
     """The one-off, per dataset version check done at registration (sandbox/ingest.py),
     in a fresh process for its peak memory."""
-    code = ("import json, resource, sys, time\n"
+    code = ("import json, sys, time\n"
+            "from bench.peak import peak_rss_kib\n"
             "from sandbox import ingest\n"
             "t = time.perf_counter(); h = ingest.dataset_version_hash(sys.argv[1]); th = time.perf_counter() - t\n"
             "t = time.perf_counter(); r = ingest.verify_unit_bound(sys.argv[1], 'person_id', 5)\n"
             "tv = time.perf_counter() - t\n"
             "print(json.dumps({'hash_s': th, 'verify_s': tv, 'ok': r.ok, 'units': r.units, "
-            "'maxrss_kib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))")
+            "'maxrss_kib': peak_rss_kib()}))")
     done = subprocess.run([sys.executable, "-c", code, str(data)], cwd=REPO, capture_output=True, text=True,
                           check=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
     return json.loads(done.stdout.strip().splitlines()[-1])
