@@ -39,7 +39,7 @@ bench-smoke: install
 # New Alembic revision from the difference between the models and the migrated schema.
 migration: install
 	rm -f var/migration-scratch.db
-	$(PY) -c "from alembic import command; from sandbox.store.db import Store; s = Store('sqlite:///var/migration-scratch.db'); s.migrate(); c = s.alembic_config(); conn = s.engine.connect(); c.attributes['connection'] = conn; command.revision(c, message='$(MSG)', autogenerate=True); conn.close()"
+	$(PY) -c "from alembic import command; from sandbox.adapters.store.db import Store; s = Store('sqlite:///var/migration-scratch.db'); s.migrate(); c = s.alembic_config(); conn = s.engine.connect(); c.attributes['connection'] = conn; command.revision(c, message='$(MSG)', autogenerate=True); conn.close()"
 	rm -f var/migration-scratch.db
 
 clean:

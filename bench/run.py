@@ -286,8 +286,8 @@ def docker_runner_check(data: Path, memory_mb: int = 2048) -> dict:
     one job, with a 2 GiB memory limit; peak RSS reported by the runner process itself."""
     import yaml
 
-    from sandbox.isolation import Limits, RunRequest
-    from sandbox.isolation.docker_backend import DockerBackend
+    from sandbox.agent.backends import Limits, RunRequest
+    from sandbox.agent.backends.docker import DockerBackend
 
     backend = DockerBackend(os.environ.get("SANDBOX_IMAGE", "sandbox-runner:latest"))
     if not backend.available():
@@ -345,8 +345,8 @@ def e2e(backend: str, rows: int, data_root: Path, jobs: int, burst: int = 0, wor
     SQLite) and isolation backend, all as shipped (the worker's own broker options, the
     default runner image); one warm-up job is not counted."""
     from sandbox.config import load
-    from sandbox.isolation import BackendUnavailable
-    from sandbox.isolation.select import get_backend
+    from sandbox.agent.backends import BackendUnavailable
+    from sandbox.agent.backends.select import get_backend
     from tests.integration.harness import Harness
 
     try:
@@ -602,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
         report["results"][str(n)] = res
 
     if "accuracy" not in skip:
-        from sandbox.domain import dp as acc
+        from sandbox.core import dp as acc
 
         acc_rows = 20_000 if args.smoke else 1_000_000
         data = datasets.get(acc_rows) or make_dataset(acc_rows, data_root)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from .config import Settings, load
-from .services import Services
-from .store.db import Store
+from sandbox.config import Settings, load
+from sandbox.services import Services
+from sandbox.adapters.store.db import Store
 
 
 def bootstrap(settings: Settings | None = None, *, enqueue=None, backend_factory=None,
@@ -29,11 +29,11 @@ def bootstrap(settings: Settings | None = None, *, enqueue=None, backend_factory
             return _backend(_s)
     if enqueue is None:
         def enqueue(job_id: str, _s=settings) -> None:
-            from .worker import celery_app
+            from sandbox.agent.tasks import celery_app
             celery_app(_s).send_task("sandbox.run_job", args=[job_id])
 
         def enqueue_block(job_id: str, attempt: int, index: int, _s=settings) -> None:
-            from .worker import celery_app
+            from sandbox.agent.tasks import celery_app
             celery_app(_s).send_task("sandbox.run_block", args=[job_id, attempt, index])
     return Services(settings=settings, store=store, backend_factory=backend_factory, enqueue=enqueue,
                     enqueue_block=enqueue_block)
@@ -41,5 +41,5 @@ def bootstrap(settings: Settings | None = None, *, enqueue=None, backend_factory
 
 @lru_cache(maxsize=8)
 def _backend(settings: Settings):
-    from .isolation.select import get_backend
+    from sandbox.agent.backends.select import get_backend
     return get_backend(settings)

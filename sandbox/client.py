@@ -56,10 +56,10 @@ class Sandbox:
         """Run a job on mock data locally, through the same runner, box and checks as a
         real run, and return everything (outputs, stdout, errors). Needs an isolation
         backend on this machine (Docker or bubblewrap)."""
-        from .config import load
-        from .domain.manifest import parse_manifest
-        from .isolation.select import get_backend
-        from .mockrun import run_on_mock
+        from sandbox.config import load
+        from sandbox.core.manifest import parse_manifest
+        from sandbox.agent.backends.select import get_backend
+        from sandbox.agent.mockrun import run_on_mock
         manifest = parse_manifest(self.dataset(spec["dataset"]))
         return run_on_mock(spec, manifest, get_backend(load()), rows=rows, code=code)
 

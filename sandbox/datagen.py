@@ -32,7 +32,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import yaml
 
-from .domain.manifest import Column, Manifest, parse_manifest
+from sandbox.core.manifest import Column, Manifest, parse_manifest
 
 # Bump when any generator's output changes for the same (manifest, rows, seed),
 # so markers written by an older generator are not taken as up to date.

@@ -18,20 +18,20 @@ from typing import Callable
 import yaml
 from sqlalchemy import and_, func, or_, select
 
-from . import gate
-from .config import Settings
-from .domain import admission as adm
-from .domain import ledger as led
-from .domain import states as st
-from .domain.audit import AuditRecord, canonical, entry_hash, verify_chain
-from .domain.errors import InvalidInput, Text, join_texts, text_from_data, text_to_data
-from .domain.manifest import Manifest, parse_manifest
-from .domain.policy import Policy, PolicyError, parse_policy
-from .domain.spec import load_spec_text, parse_query_spec
-from .isolation import Limits, RunRequest
-from .store.db import Store, head_stmt
-from .store.models import (AuditEvent, BlockResult, BudgetLock, Dataset, Job, LedgerEntry, Output, PolicyVersion,
-                           ReleasedAggregate, Review, RunLog, User, utcnow)
+from sandbox.core.release import gate
+from sandbox.config import Settings
+from sandbox.core import admission as adm
+from sandbox.core import ledger as led
+from sandbox.core import states as st
+from sandbox.core.audit import AuditRecord, canonical, entry_hash, verify_chain
+from sandbox.core.errors import InvalidInput, Text, join_texts, text_from_data, text_to_data
+from sandbox.core.manifest import Manifest, parse_manifest
+from sandbox.core.policy import Policy, PolicyError, parse_policy
+from sandbox.core.specs.query import load_spec_text, parse_query_spec
+from sandbox.agent.backends import Limits, RunRequest
+from sandbox.adapters.store.db import Store, head_stmt
+from sandbox.adapters.store.models import (AuditEvent, BlockResult, BudgetLock, Dataset, Job, LedgerEntry,
+    Output, PolicyVersion, ReleasedAggregate, Review, RunLog, User, utcnow)
 
 OPERATOR_FAILURE_MESSAGE = Text(
     "The job failed while running on the real data. For your protection and the data's, no "
@@ -85,7 +85,7 @@ def outcome_delay_seconds(mode: str, spec: dict, wall_seconds: int) -> int:
     after another (each its timeout plus start-up), so it never depends on the data."""
     if mode != "program":
         return wall_seconds
-    from .saa import BOX_MARGIN_SECONDS, STARTUP_ALLOWANCE_SECONDS
+    from sandbox.agent.aggregation import BOX_MARGIN_SECONDS, STARTUP_ALLOWANCE_SECONDS
     per_block = int(spec["block_timeout_seconds"]) + STARTUP_ALLOWANCE_SECONDS + BOX_MARGIN_SECONDS
     return max(wall_seconds, int(spec["blocks"]) * per_block + 30)
 
@@ -199,7 +199,7 @@ class Services:
 
     # -------------------------------------------------------------- datasets
     def register_dataset(self, manifest_path: Path, data_dir: Path, actor: str = "system") -> dict:
-        from . import ingest
+        from sandbox.agent import ingest
         manifest = parse_manifest(yaml.safe_load(Path(manifest_path).read_text(encoding="utf-8")))
         _grant_runner_read(Path(data_dir))
         version = ingest.dataset_version_hash(data_dir)
@@ -252,7 +252,7 @@ class Services:
 
     def mock_data(self, name: str, fmt: str = "csv", rows: int = 1000, seed: int = 0) -> bytes:
         """Mock data comes from the public manifest alone (sandbox.datagen)."""
-        from . import datagen
+        from sandbox import datagen
         if fmt not in ("csv", "parquet"):
             raise InvalidInput(Text("format must be csv or parquet"), "format")
         if not 1 <= rows <= 100_000:
@@ -351,17 +351,17 @@ class Services:
             raise InvalidInput(Text("dataset: unknown dataset '{name}' (see GET /api/v1/datasets)", name=name),
                                "dataset")
         if mode == "program":
-            from .domain.program import parse_program_spec
+            from sandbox.core.specs.program import parse_program_spec
             return manifest, parse_program_spec(raw, manifest, code=code), code
         if mode == "reviewed":
-            from .domain.reviewed import parse_reviewed_spec
+            from sandbox.core.specs.reviewed import parse_reviewed_spec
             return manifest, parse_reviewed_spec(raw, manifest, code=code), code
         return manifest, parse_query_spec(raw, manifest), None
 
     def submit(self, user: User, raw, dry_run: bool = False) -> dict:
         if user.role != st.OPERATOR:
             raise Forbidden(Text("only operators submit jobs"))
-        from .domain import dp
+        from sandbox.core import dp
         manifest, spec, code = self.parse_submission(raw)
         spec_dict = spec.to_dict()
         mode = spec_dict["mode"]
@@ -376,7 +376,7 @@ class Services:
             if not dry_run:
                 self._check_reviewed_on_mock(spec, manifest)
         else:
-            from .domain.program import expected_error
+            from sandbox.core.specs.program import expected_error
             plans = _jsonable(expected_error(spec))
             epsilon = float(spec.epsilon)
             if not dry_run:
@@ -441,8 +441,8 @@ class Services:
         block in the same box the real run uses; its errors are about mock data only."""
         import tempfile
 
-        from . import saa
-        from .mockrun import mock_data_dir
+        from sandbox.agent import aggregation as saa
+        from sandbox.agent.mockrun import mock_data_dir
         backend = self.backend_factory()
         with tempfile.TemporaryDirectory(prefix="sandbox-mockcheck-") as tmp:
             block = mock_data_dir(manifest, Path(tmp) / "block", rows=500)
@@ -464,7 +464,7 @@ class Services:
     def _check_reviewed_on_mock(self, spec, manifest: Manifest) -> None:
         import tempfile
 
-        from .mockrun import mock_data_dir
+        from sandbox.agent.mockrun import mock_data_dir
         with tempfile.TemporaryDirectory(prefix="sandbox-mockcheck-") as tmp:
             data = mock_data_dir(manifest, Path(tmp) / "data", rows=1000)
             result, collected = self._run_reviewed(spec, data, Path(tmp) / "run",
@@ -477,7 +477,7 @@ class Services:
                                     "to see its output and errors, fix it, then submit", reason=why), "code")
 
     def _run_reviewed(self, spec, data_dir: Path, work_dir: Path, limits: Limits, label: str, backend=None):
-        from .isolation.outputs import bounded_output_area, collect_outputs
+        from sandbox.agent.outputs import bounded_output_area, collect_outputs
         for d in ("job", "out"):
             (work_dir / d).mkdir(parents=True)
             (work_dir / d).chmod(0o755)
@@ -499,7 +499,7 @@ class Services:
     def _execute_reviewed(self, work: dict, attempt_dir: Path) -> str:
         import base64
 
-        from .domain.reviewed import parse_reviewed_spec
+        from sandbox.core.specs.reviewed import parse_reviewed_spec
         manifest = parse_manifest(work["manifest"])
         spec = parse_reviewed_spec(work["spec"], manifest, code=work["code"])
         lim = work["limits"]
@@ -550,7 +550,7 @@ class Services:
         return state
 
     def _released_aggregates(self, s, dataset: str, version: str):
-        from .domain.differencing import ReleasedAggregate as Agg
+        from sandbox.core.release.differencing import ReleasedAggregate as Agg
         rows = s.execute(select(ReleasedAggregate).where(ReleasedAggregate.dataset == dataset,
                                                          ReleasedAggregate.dataset_version == version)).scalars()
         return [Agg(r.dataset_version, tuple(r.grouping), {tuple(k): v for k, v in r.cells}, label=f"job {r.job_id}")
@@ -692,7 +692,7 @@ class Services:
 
     def execute(self, job_id: str) -> str | None:
         """Run one job end to end on the real data. Safe to call twice."""
-        from .isolation.outputs import bounded_output_area, collect_outputs
+        from sandbox.agent.outputs import bounded_output_area, collect_outputs
         work = self.claim(job_id)
         if work is None:
             return None
@@ -768,13 +768,13 @@ class Services:
 
     # ------------------------------------------------------------ program mode
     def _program_spec(self, spec: dict, manifest: dict, code: str):
-        from .domain.program import parse_program_spec
+        from sandbox.core.specs.program import parse_program_spec
         return parse_program_spec(spec, parse_manifest(manifest), code=code)
 
     def _start_program(self, work: dict, attempt_dir: Path) -> str:
         """Split the dataset into k blocks by a keyed hash of the privacy unit (secret
         per-job seed, kept nowhere), then run every block in its own box."""
-        from . import blocks
+        from sandbox.agent import blocks
         if self._real_backend(work) is None:
             return st.FAILED
         spec = self._program_spec(work["spec"], work["manifest"], work["code"])
@@ -794,7 +794,7 @@ class Services:
         """One block of a program job (a Celery task of its own; idempotent)."""
         from sqlalchemy.exc import IntegrityError
 
-        from . import saa
+        from sandbox.agent import aggregation as saa
         with self.store.transaction() as s:
             job = s.get(Job, job_id)
             if job is None or job.state != st.RUNNING or job.attempts != attempt:
@@ -825,7 +825,7 @@ class Services:
         return self._maybe_finish_program(job_id, attempt, spec)
 
     def _maybe_finish_program(self, job_id: str, attempt: int, spec) -> str | None:
-        from . import saa
+        from sandbox.agent import aggregation as saa
         with self.store.transaction() as s:
             job = self.store.lock_for_update(s, select(Job).where(Job.id == job_id))
             if job.state != st.RUNNING or job.attempts != attempt:
@@ -894,7 +894,7 @@ class Services:
     def _real_backend(self, work: dict):
         """The backend for a real-data run, chosen by the dataset's classification; when
         it cannot run here the job fails (never a weaker box), and compliance learns why."""
-        from .isolation import BackendUnavailable
+        from sandbox.agent.backends import BackendUnavailable
         try:
             return self.backend_factory(work["manifest"]["classification"])
         except BackendUnavailable as e:
@@ -1058,7 +1058,7 @@ class Services:
 
     def _record_released_aggregates(self, s, job: Job) -> None:
         """Keep every released exact count table for differencing checks of later releases."""
-        from .domain.reviewed import parse_reviewed_spec
+        from sandbox.core.specs.reviewed import parse_reviewed_spec
         spec = parse_reviewed_spec(job.spec, parse_manifest(self._dataset(s, job.dataset).manifest), code=job.code)
         for o in s.execute(select(Output).where(Output.job_id == job.id)).scalars():
             declared = spec.declared(o.name)
@@ -1073,7 +1073,7 @@ class Services:
     # --------------------------------------------------------------- release
     def release(self, user: User, job_id: str) -> dict:
         """Approved outputs plus a signed certificate; nothing for any other state."""
-        from .signing import load_or_create_key, public_pem, sign_certificate
+        from sandbox.adapters.signing import load_or_create_key, public_pem, sign_certificate
         with self.store.transaction() as s:
             job = self._job(s, job_id)
             if user.role == st.OPERATOR and job.operator != user.name:
@@ -1103,5 +1103,5 @@ class Services:
                     "certificate": sign_certificate(body, key), "public_key": public_pem(key)}
 
     def public_key(self) -> str:
-        from .signing import load_or_create_key, public_pem
+        from sandbox.adapters.signing import load_or_create_key, public_pem
         return public_pem(load_or_create_key(self.settings.signing_key_path))

@@ -25,8 +25,8 @@ def require(name: str) -> bool:
 
 def need_backend(kind: str) -> None:
     """Skip loudly, or fail in CI, when an isolation backend cannot run here."""
-    from sandbox.isolation import BackendUnavailable
-    from sandbox.isolation.select import get_backend
+    from sandbox.agent.backends import BackendUnavailable
+    from sandbox.agent.backends.select import get_backend
     settings = load({"SANDBOX_BACKEND": kind.split("-")[0],
                      "SANDBOX_DOCKER_RUNTIME": kind.split("-")[1] if "-" in kind else "runc"})
     try:
@@ -86,7 +86,7 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'sandbox.db'}"
     url = request.getfixturevalue("pg_database")
-    from sandbox.store.db import Store
+    from sandbox.adapters.store.db import Store
     store = Store(url)
     store.drop_all()
     store.dispose()

@@ -11,15 +11,15 @@ def run_job(job: dict, *, seed_for_tests=None) -> dict:
     """Run one job dict in-process; writes out_dir/result.json and returns the result."""
     kind = job.get("kind") if isinstance(job, dict) else None
     if kind == "query":
-        from .query import run_query_job
+        from sandbox.runner.query import run_query_job
 
         return run_query_job(job, seed_for_tests=seed_for_tests)
     if kind == "program_block":
-        from .program import run_program_block
+        from sandbox.runner.program import run_program_block
 
         return run_program_block(job)
     if kind == "reviewed":
-        from .reviewed import run_reviewed_job
+        from sandbox.runner.reviewed import run_reviewed_job
 
         return run_reviewed_job(job)
     raise ValueError(f"unsupported job kind: {kind!r}")

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError(f"job file larger than {MAX_JOB_BYTES} bytes")
     job = json.loads(path.read_text(encoding="utf-8"))
 
-    from . import run_job
+    from sandbox.runner import run_job
 
     run_job(job)
     return 0

@@ -11,7 +11,7 @@ The launcher then writes /out/vector.json:
 
 The child runs as the same uid in the same box, so it could overwrite vector.json
 itself: the host treats the file exactly like the return value of analyse(), i.e.
-untrusted (sandbox.saa validates, clamps, and substitutes the default). The launcher
+untrusted (sandbox.agent.aggregation validates, clamps, and substitutes the default). The launcher
 exits 0 whenever it wrote vector.json; a failing block is a normal outcome.
 """
 from __future__ import annotations

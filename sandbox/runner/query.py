@@ -1,7 +1,7 @@
 """Query mode inside the container: aggregate raw Parquet with Polars, release
 through OpenDP.
 
-Trusted code. The accounting (sensitivities, scales) comes from sandbox.domain.dp,
+Trusted code. The accounting (sensitivities, scales) comes from sandbox.core.dp,
 computed from the spec and manifest only; every measurement is then checked with
 OpenDP's own privacy map before it sees a number. The output shape (every public
 cell, zeros filled) never depends on the data.
@@ -26,9 +26,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from sandbox.domain import dp as dpacc
-from sandbox.domain.manifest import Manifest, parse_manifest
-from sandbox.domain.spec import Query, parse_query_spec
+from sandbox.core import dp as dpacc
+from sandbox.core.manifest import Manifest, parse_manifest
+from sandbox.core.specs.query import Query, parse_query_spec
 
 RESULT_FILE = "result.json"
 

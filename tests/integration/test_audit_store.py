@@ -6,7 +6,7 @@ from sqlalchemy import delete, select, update
 
 from sandbox.bootstrap import bootstrap
 from sandbox.config import load
-from sandbox.store.models import AuditEvent
+from sandbox.adapters.store.models import AuditEvent
 from tests.conftest import make_env
 
 

@@ -15,7 +15,7 @@ from tests.integration.harness import running
 
 def cli(h, user: str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, **h.env, "SANDBOX_URL": h.url, "SANDBOX_TOKEN": h.tokens[user]}
-    return subprocess.run([sys.executable, "-m", "sandbox.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "sandbox.controller.cli", *args], capture_output=True, text=True,
                           env=env, cwd=REPO_ROOT, timeout=300)
 
 

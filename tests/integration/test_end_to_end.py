@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from sandbox.client import ApiError
-from sandbox.signing import verify_certificate
+from sandbox.adapters.signing import verify_certificate
 from tests.conftest import DEMO_ROWS, flush_redis, make_env, need_backend
 from tests.integration.harness import load_job, running
 
@@ -101,7 +101,7 @@ def test_operator_reviewer_operator_flow(backend, database_url, demo_datasets_di
         if backend == "docker":  # the runner image is named by its content digest
             assert cert["certificate"]["runner_image"].startswith("sha256:")
         # The certificate verifies offline with the CLI, and a changed byte is detected.
-        cli = [sys.executable, "-m", "sandbox.cli", "verify-release", str(out / "certificate.json"),
+        cli = [sys.executable, "-m", "sandbox.controller.cli", "verify-release", str(out / "certificate.json"),
                "--public-key", str(out / "release_public_key.pem"), "--files-dir", str(out)]
         assert subprocess.run(cli, capture_output=True).returncode == 0
         cert["certificate"]["privacy"]["epsilon"] = 0.01

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from sandbox.store.models import AuditEvent
+from sandbox.adapters.store.models import AuditEvent
 from tests.conftest import make_services, need_backend
 from tests.integration.test_ledger_store import TIGHT_POLICY
 

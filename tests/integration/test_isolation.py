@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from sandbox.config import REPO_ROOT, load
-from sandbox.isolation import LOG_CAP_BYTES, BackendUnavailable, Limits, RunRequest
-from sandbox.isolation.bwrap_backend import BwrapBackend
-from sandbox.isolation.docker_backend import LABEL, DockerBackend
-from sandbox.isolation.outputs import collect_outputs
-from sandbox.isolation.select import get_backend
+from sandbox.agent.backends import LOG_CAP_BYTES, BackendUnavailable, Limits, RunRequest
+from sandbox.agent.backends.bwrap import BwrapBackend
+from sandbox.agent.backends.docker import LABEL, DockerBackend
+from sandbox.agent.outputs import collect_outputs
+from sandbox.agent.backends.select import get_backend
 
 BACKENDS = [
     pytest.param("docker", marks=pytest.mark.docker),
@@ -100,7 +100,7 @@ def test_a_job_reads_data_and_writes_its_output(backend, areas):
 
 def test_the_runner_libraries_and_the_sandbox_package_import(backend, areas):
     result = run(backend, areas, """
-        import opendp, polars, pyarrow, numpy, pandas, sandbox.domain
+        import opendp, polars, pyarrow, numpy, pandas, sandbox.core
         print("ok")
     """)
     assert result.ok, result.stderr[-2000:]

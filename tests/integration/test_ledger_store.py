@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from sandbox.domain import states as st
-from sandbox.store.models import Job, LedgerEntry, User
+from sandbox.core import states as st
+from sandbox.adapters.store.models import Job, LedgerEntry, User
 from tests.conftest import make_services
 
 TIGHT_POLICY = """

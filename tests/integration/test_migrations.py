@@ -4,8 +4,8 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from sandbox.store.db import Store
-from sandbox.store.models import Base
+from sandbox.adapters.store.db import Store
+from sandbox.adapters.store.models import Base
 
 
 def test_migrated_schema_matches_the_models(database_url):

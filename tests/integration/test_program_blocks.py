@@ -15,11 +15,12 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from sandbox import datagen, saa
-from sandbox.blocks import assign_blocks, new_block_seed
+from sandbox import datagen
+from sandbox.agent import aggregation as saa
+from sandbox.agent.blocks import assign_blocks, new_block_seed
 from sandbox.config import REPO_ROOT, load
-from sandbox.domain.program import parse_program_spec
-from sandbox.isolation import Limits
+from sandbox.core.specs.program import parse_program_spec
+from sandbox.agent.backends import Limits
 from tests.conftest import need_backend
 
 ROWS = 5_000
@@ -50,9 +51,9 @@ def raw(dataset) -> pl.DataFrame:
 def _backend(kind: str):
     need_backend(kind)
     if kind == "docker":
-        from sandbox.isolation.docker_backend import DockerBackend
+        from sandbox.agent.backends.docker import DockerBackend
         return DockerBackend(load().docker_image)
-    from sandbox.isolation.bwrap_backend import BwrapBackend
+    from sandbox.agent.backends.bwrap import BwrapBackend
     return BwrapBackend()
 
 

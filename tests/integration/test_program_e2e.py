@@ -52,7 +52,7 @@ def test_program_job_flow(backend, database_url, demo_datasets_dir, tmp_path):
         # (k x (timeout + start-up)); the test moves that time instead of waiting for it.
         assert op.job(job_id)["state"] == "in_progress"
         with h.services.store.transaction() as s:
-            from sandbox.store.models import Job
+            from sandbox.adapters.store.models import Job
             s.get(Job, job_id).visible_after = None
         rows = list(csv.DictReader(io.StringIO(op.release(job_id)["files"]["program_output.csv"])))
         assert [r["output"] for r in rows] == ["mean_cost", "cost_per_year_of_age", "share_visits_over_1000"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from sandbox.services import Conflict, Forbidden
-from sandbox.domain.errors import InvalidInput
+from sandbox.core.errors import InvalidInput
 from tests.conftest import make_services, need_backend
 from tests.integration.test_ledger_store import TIGHT_POLICY, spec
 
@@ -50,7 +50,7 @@ def test_rejection_needs_a_reason_that_the_operator_reads(services):
         services.review(rev1, job_id, "reject", "  ")
     services.review(rev1, job_id, "reject", "grouping too fine for this purpose")
     with services.store.transaction() as s:  # the outcome becomes visible after start + wall limit
-        from sandbox.store.models import Job
+        from sandbox.adapters.store.models import Job
         s.get(Job, job_id).visible_after = None
     view = services.get_job(op, job_id)
     assert view["state"] == "rejected" and "grouping too fine" in view["message"]

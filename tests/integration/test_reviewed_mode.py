@@ -7,7 +7,7 @@ import json
 import pytest
 
 from sandbox.config import REPO_ROOT
-from sandbox.domain.errors import InvalidInput
+from sandbox.core.errors import InvalidInput
 from sandbox.services import Conflict
 from tests.conftest import make_services, need_backend
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sandbox.web import auth, create_app
+from sandbox.controller.web import auth, create_app
 from tests.conftest import make_services
 
 

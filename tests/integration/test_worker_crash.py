@@ -8,7 +8,7 @@ import time
 import pytest
 from sqlalchemy import select
 
-from sandbox.store.models import Job, LedgerEntry
+from sandbox.adapters.store.models import Job, LedgerEntry
 from tests.conftest import DEMO_ROWS, flush_redis, make_env, need_backend
 from tests.integration.harness import running
 from tests.integration.test_ledger_store import TIGHT_POLICY, spec

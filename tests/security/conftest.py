@@ -25,9 +25,9 @@ from sqlalchemy import select
 
 from sandbox.bootstrap import bootstrap
 from sandbox.config import REPO_ROOT, load
-from sandbox.domain.errors import InvalidInput
-from sandbox.isolation import Limits
-from sandbox.store.models import AuditEvent, BlockResult, Job, LedgerEntry
+from sandbox.core.errors import InvalidInput
+from sandbox.agent.backends import Limits
+from sandbox.adapters.store.models import AuditEvent, BlockResult, Job, LedgerEntry
 from tests.conftest import make_env, need_backend
 from tests.security.hostile import BY_NAME, PROGRAMS, Hostile, source
 
@@ -266,7 +266,7 @@ def _run_campaign(backend: str, demo_datasets_dir: Path, tmp_path: Path) -> Camp
     hashes_after = {"health_visits": tree_hash(health), "enterprise_registry": tree_hash(other)}
     containers = ""
     if backend.startswith("docker"):
-        listed = subprocess.run(["docker", "ps", "-a", "--filter", "label=sandbox.isolation=1",
+        listed = subprocess.run(["docker", "ps", "-a", "--filter", "label=sandbox.agent.backends=1",
                                  "--format", '{{.Label "sandbox.label"}}'], capture_output=True, text=True).stdout
         containers = "\n".join(l for l in listed.splitlines() if any(l.startswith(j) for j in ids.values()))
     processes = subprocess.run(["pgrep", "-af", mark], capture_output=True, text=True).stdout

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from sandbox import saa
+from sandbox.agent import aggregation as saa
 from sandbox.services import _aware
 from tests.security.conftest import (EPSILON, K, SLEEP_SECONDS, TIMING_WALL_SECONDS, WALL_SECONDS, Campaign,
                                      programs_for)
@@ -279,7 +279,7 @@ def test_the_suite_covers_enough_hostile_programs():
 
 
 def test_every_hostile_program_is_a_well_formed_submission():
-    from sandbox.domain.program import check_code
+    from sandbox.core.specs.program import check_code
     from tests.security.hostile import source
     for p in PROGRAMS:
         check_code(source(p, {"MARK": "m"}))      # syntax, size, no NUL, def analyse(df)

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from sandbox.config import REPO_ROOT
-from sandbox.signing import verify_certificate
+from sandbox.adapters.signing import verify_certificate
 from tests.integration.harness import load_job
 from tests.ui.conftest import ARTIFACTS, VISIBLE_AFTER
 

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from sandbox.web.ui import nice_ticks, noise_halfwidth
+from sandbox.controller.web.ui import nice_ticks, noise_halfwidth
 
 
 def test_laplace_error_bar_is_the_central_95_percent_interval():

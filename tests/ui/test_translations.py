@@ -16,14 +16,14 @@ from flask import Flask
 from flask_babel import force_locale
 
 from sandbox.config import REPO_ROOT
-from sandbox.domain.admission import JobRequest, decide
-from sandbox.domain.errors import InvalidInput, Text
-from sandbox.domain.ledger import balance
-from sandbox.domain.manifest import parse_manifest
-from sandbox.domain.policy import PolicyError, parse_policy
-from sandbox.domain.spec import parse_query_spec
+from sandbox.core.admission import JobRequest, decide
+from sandbox.core.errors import InvalidInput, Text
+from sandbox.core.ledger import balance
+from sandbox.core.manifest import parse_manifest
+from sandbox.core.policy import PolicyError, parse_policy
+from sandbox.core.specs.query import parse_query_spec
 from sandbox.services import Conflict
-from sandbox.web import ui
+from sandbox.controller.web import ui
 
 CATALOG = REPO_ROOT / "sandbox" / "web" / "translations" / "zh" / "LC_MESSAGES"
 METHODS = [("**.py", "python"), ("templates/**.html", "jinja2")]
@@ -166,7 +166,7 @@ def test_plain_strings_pass_unchanged_and_a_broken_translation_falls_back_to_eng
 def test_a_stored_admission_refusal_reads_in_chinese_from_the_store(zh):
     """A job's message is stored in English and as template + parameters; read back, it is
     still translatable, and a person's typed reason stays as typed."""
-    from sandbox.domain.errors import join_texts, text_from_data, text_to_data
+    from sandbox.core.errors import join_texts, text_from_data, text_to_data
     reasons = _denial().reasons
     stored = json.loads(json.dumps(text_to_data(Text("Refused at admission: {reasons}",
                                                      reasons=join_texts("; ", reasons)))))

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.domain.admission import Decision, JobRequest, decide
-from sandbox.domain.ledger import LedgerEntry, balance
-from sandbox.domain.policy import parse_policy
+from sandbox.core.admission import Decision, JobRequest, decide
+from sandbox.core.ledger import LedgerEntry, balance
+from sandbox.core.policy import parse_policy
 
 REPO = Path(__file__).resolve().parents[2]
 TODAY = date(2025, 3, 10)

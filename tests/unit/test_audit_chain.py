@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from sandbox.domain.audit import GENESIS, AuditRecord, entry_hash, verify_chain
+from sandbox.core.audit import GENESIS, AuditRecord, entry_hash, verify_chain
 
 
 def chain(n: int) -> list[AuditRecord]:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sandbox.blocks import SEED_BYTES, assign_blocks, block_of, new_block_seed
+from sandbox.agent.blocks import SEED_BYTES, assign_blocks, block_of, new_block_seed
 
 SEED = bytes(range(32))
 

@@ -5,7 +5,7 @@ import copy
 
 import pytest
 
-from sandbox.signing import load_or_create_key, public_pem, sign_certificate, verify_certificate
+from sandbox.adapters.signing import load_or_create_key, public_pem, sign_certificate, verify_certificate
 
 BODY = {
     "job": "abc123", "operator": "operator", "dataset": "health_visits", "mode": "query",

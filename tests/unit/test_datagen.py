@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sandbox import datagen
-from sandbox.domain.manifest import parse_manifest
+from sandbox.core.manifest import parse_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "datasets"

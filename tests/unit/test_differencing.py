@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sandbox.domain.checks import FAIL, PASS
-from sandbox.domain.differencing import ReleasedAggregate, check_differencing, find_differences
+from sandbox.core.release.disclosure import FAIL, PASS
+from sandbox.core.release.differencing import ReleasedAggregate, check_differencing, find_differences
 
 V = "sha256:aaaa"
 T = 10

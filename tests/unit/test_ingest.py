@@ -1,4 +1,4 @@
-"""Owner-side registration checks (sandbox.ingest)."""
+"""Owner-side registration checks (sandbox.agent.ingest)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sandbox import datagen, ingest
-from sandbox.domain.errors import InvalidInput
+from sandbox import datagen
+from sandbox.agent import ingest
+from sandbox.core.errors import InvalidInput
 
 REPO = Path(__file__).resolve().parents[2]
 

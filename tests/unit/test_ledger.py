@@ -6,11 +6,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, rule
 
-from sandbox.domain.ledger import (
-    LedgerEntry, LedgerError, balance, can_reserve, exact, job_state,
-    next_period_start, period_start, validate_sequence,
-)
-from sandbox.domain.policy import Budget
+from sandbox.core.ledger import (LedgerEntry, LedgerError, balance, can_reserve, exact, job_state,
+    next_period_start, period_start, validate_sequence)
+from sandbox.core.policy import Budget
 
 UTC = timezone.utc
 JAN = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sandbox.domain.admission import JobRequest, decide
-from sandbox.domain.errors import InvalidInput, Text, join_texts
-from sandbox.domain.ledger import balance
-from sandbox.domain.manifest import parse_manifest
-from sandbox.domain.policy import PolicyError, parse_policy
-from sandbox.domain.spec import load_spec_text, parse_query_spec
+from sandbox.core.admission import JobRequest, decide
+from sandbox.core.errors import InvalidInput, Text, join_texts
+from sandbox.core.ledger import balance
+from sandbox.core.manifest import parse_manifest
+from sandbox.core.policy import PolicyError, parse_policy
+from sandbox.core.specs.query import load_spec_text, parse_query_spec
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2025, 3, 10, 9, tzinfo=timezone.utc)

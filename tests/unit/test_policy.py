@@ -4,12 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.domain.errors import InvalidInput
-from sandbox.domain.manifest import parse_manifest
-from sandbox.domain.policy import (
-    LEVEL_RULES, Budget, Policy, PolicyError, ResourceLimits, check_against_manifest,
-    diff_policies, parse_policy,
-)
+from sandbox.core.errors import InvalidInput
+from sandbox.core.manifest import parse_manifest
+from sandbox.core.policy import (LEVEL_RULES, Budget, Policy, PolicyError, ResourceLimits,
+    check_against_manifest, diff_policies, parse_policy)
 
 REPO = Path(__file__).resolve().parents[2]
 FILE = "policies/demo.yaml"

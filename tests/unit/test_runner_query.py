@@ -13,12 +13,12 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from sandbox.domain import dp as acc
-from sandbox.domain.manifest import parse_manifest
-from sandbox.domain.spec import parse_query_spec
+from sandbox.core import dp as acc
+from sandbox.core.manifest import parse_manifest
+from sandbox.core.specs.query import parse_query_spec
 from sandbox.runner import run_job
 from sandbox.runner.query import (aggregate_frame, exact_cells, over_limit_units, quantile_scores,
-                                  release_table, scan_dataset)
+    release_table, scan_dataset)
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,9 +13,9 @@ import pytest
 import yaml
 from scipy import stats
 
-from sandbox import saa
-from sandbox.domain.manifest import parse_manifest
-from sandbox.domain.program import expected_error, parse_program_spec
+from sandbox.agent import aggregation as saa
+from sandbox.core.manifest import parse_manifest
+from sandbox.core.specs.program import expected_error, parse_program_spec
 
 REPO = Path(__file__).resolve().parents[2]
 CODE = "def analyse(df):\n    return [0.0, 0.0]\n"

@@ -5,7 +5,7 @@ import itertools
 
 import pytest
 
-from sandbox.domain import states as st
+from sandbox.core import states as st
 
 
 @pytest.mark.parametrize("src,dst,role", list(itertools.product(st.STATES, st.STATES, st.ROLES + (st.SYSTEM,))))

@@ -1,0 +1,257 @@
+"""Sample-and-aggregate release for program mode. TRUSTED host code, in the domain.
+
+Each block's box leaves a vector.json written by (or reachable from) the operator's
+code, so it is untrusted: `validate_vector` accepts a vector only if it has the
+declared length and finite numbers, else substitutes the contract's default;
+`clamp` forces every entry into its declared range; `aggregate` releases the mean or
+median of the k clamped vectors through OpenDP measurements whose privacy maps are
+checked against the budget before they see a number. The block vectors and the
+per-block failure reasons never leave the domain: the operator gets only the
+aggregate (result.json), compliance gets counts (compliance_summary).
+
+Accounting and the reasoning behind it: sandbox.core.specs.program.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from sandbox.core.specs import program as prog
+from sandbox.core.specs.program import ProgramSpec
+
+REASONS = ("missing", "not_json", "wrong_length", "non_numeric", "non_finite", "timeout", "error")
+VECTOR_FILE = "vector.json"
+MAX_VECTOR_BYTES = 64 * 1024
+RESULT_TABLE = "program_output"
+MAX_SCALE_NUDGES = 200
+# Starting Python, importing pandas/pyarrow and reading the block is not the operator's time.
+STARTUP_ALLOWANCE_SECONDS = 20
+# The box's own wall clock is a backstop behind the launcher's timeout of the child.
+BOX_MARGIN_SECONDS = 30
+
+
+class PrivacyAccountingError(RuntimeError):
+    """OpenDP's privacy map disagrees with the budget: release nothing."""
+
+
+# ------------------------------------------------------------------ block outputs
+
+def validate_vector(raw: bytes | None, spec: ProgramSpec, *, timed_out: bool = False,
+                    failed: bool = False) -> tuple[list[float], str | None]:
+    """The block's vector, or the default and a reason code (REASONS).
+
+    raw is vector.json as collected from the block's out area (None when absent);
+    timed_out / failed say the box itself overran its wall clock or exited non-zero."""
+    default = list(spec.default)
+    if timed_out:
+        return default, "timeout"
+    if failed:
+        return default, "error"
+    if raw is None:
+        return default, "missing"
+    if len(raw) > MAX_VECTOR_BYTES:
+        return default, "not_json"
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return default, "not_json"
+    if not isinstance(doc, dict):
+        return default, "not_json"
+    status = doc.get("status")
+    if status in ("timeout", "error", "not_json"):
+        return default, status
+    if status != "ok":
+        return default, "not_json"
+    vec = doc.get("vector")
+    if not isinstance(vec, list):
+        return default, "non_numeric"
+    if len(vec) != spec.n_outputs:
+        return default, "wrong_length"
+    out = []
+    for v in vec:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return default, "non_numeric"
+        try:
+            f = float(v)
+        except OverflowError:  # a huge JSON integer
+            return default, "non_finite"
+        if not math.isfinite(f):
+            return default, "non_finite"
+        out.append(f)
+    return out, None
+
+
+def clamp(vec: list[float], spec: ProgramSpec) -> list[float]:
+    """Every entry into its declared [lower, upper]; anything not a finite number
+    becomes the default (validate_vector should have caught it already)."""
+    if len(vec) != spec.n_outputs:
+        return list(spec.default)
+    out = []
+    for v, o, d in zip(vec, spec.outputs, spec.default):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            v = d
+        out.append(min(o.upper, max(o.lower, float(v))) + 0.0)
+    return out
+
+
+def compliance_summary(reasons: list[str | None], spec: ProgramSpec) -> dict:
+    """Counts only, for compliance and the audit log; never per block, never to the operator."""
+    if len(reasons) != spec.k:
+        raise ValueError(f"expected {spec.k} block outcomes, got {len(reasons)}")
+    counts = Counter(r for r in reasons if r is not None)
+    unknown = set(counts) - set(REASONS)
+    if unknown:
+        raise ValueError(f"unknown reason codes: {sorted(unknown)}")
+    return {"blocks": spec.k, "defaults_used": sum(counts.values()),
+            "reasons": {r: counts[r] for r in REASONS if counts[r]}}
+
+
+# ------------------------------------------------------------------ release
+
+def _opendp():
+    import opendp.prelude as dp
+
+    dp.enable_features("contrib")
+    return dp
+
+
+def _within(loss, epsilon: float) -> bool:
+    return Fraction(float(loss)) <= Fraction(epsilon)
+
+
+def mean_measurement(lower: float, upper: float, k: int, epsilon: float):
+    """clamp >> mean >> Laplace on a vector of exactly k floats, with the smallest scale
+    (from the closed form, nudged up) whose OpenDP privacy map at d_in = 2 (one block
+    replaced) is within epsilon."""
+    dp = _opendp()
+    domain = dp.vector_domain(dp.atom_domain(T=float, nan=False), size=k)
+    mean = dp.t.make_clamp(domain, dp.symmetric_distance(), (lower, upper)) >> dp.t.then_mean()
+    # OpenDP's own sensitivity includes a floating-point rounding allowance above (U - L) / k.
+    scale = prog.scale_at_least(float(mean.map(2)), epsilon)
+    for _ in range(MAX_SCALE_NUDGES):
+        meas = mean >> dp.m.then_laplace(scale)
+        if _within(meas.map(2), epsilon):
+            return meas, scale, float(mean.map(2))
+        scale = math.nextafter(scale, math.inf)
+    raise PrivacyAccountingError(f"no Laplace scale near {scale} meets epsilon {epsilon}")
+
+
+def median_measurement(lower: float, upper: float, k: int, epsilon: float, default: float):
+    """clamp >> OpenDP quantile (alpha 1/2) over the public candidate grid, vector of k."""
+    dp = _opendp()
+    domain = dp.vector_domain(dp.atom_domain(T=float, nan=False), size=k)
+    clamped = dp.t.make_clamp(domain, dp.symmetric_distance(), (lower, upper))
+    scale = prog.median_noise_scale(epsilon)
+    candidates = list(prog.median_candidates(lower, upper, include=(default,)))
+    for _ in range(MAX_SCALE_NUDGES):
+        meas = clamped >> dp.m.then_private_quantile(dp.max_divergence(), candidates=candidates, alpha=0.5,
+                                                     scale=scale)
+        if _within(meas.map(2), epsilon):
+            return meas, scale
+        scale = math.nextafter(scale, math.inf)
+    raise PrivacyAccountingError(f"no quantile scale near {scale} meets epsilon {epsilon}")
+
+
+def aggregate(vectors: list[list[float]], spec: ProgramSpec) -> dict:
+    """Release the DP aggregate of exactly k block vectors (defaults already substituted)
+    as {"tables": [program_output]}. Rows follow the contract's output order."""
+    if len(vectors) != spec.k:
+        # k is public and fixed: a lost block is filled with the default, never dropped.
+        raise ValueError(f"expected {spec.k} block vectors, got {len(vectors)}")
+    clamped = [clamp(v, spec) for v in vectors]
+    eps_j = spec.epsilon_per_output
+    if Fraction(eps_j) * spec.n_outputs > Fraction(spec.epsilon):
+        raise PrivacyAccountingError("outputs' epsilons exceed the job's epsilon")
+    rows, parts = [], []
+    for j, o in enumerate(spec.outputs):
+        column = [v[j] for v in clamped]
+        if o.aggregate == "mean":
+            meas, scale, sens = mean_measurement(o.lower, o.upper, spec.k, eps_j)
+            value = float(meas(column))
+            part = {"name": o.name, "aggregate": "mean", "mechanism": "laplace", "epsilon": eps_j,
+                    "sensitivity": sens, "noise_scale": scale, "expected_abs_error": scale}
+        else:
+            meas, scale = median_measurement(o.lower, o.upper, spec.k, eps_j, spec.default[j])
+            value = float(meas(column))
+            part = {"name": o.name, "aggregate": "median", "mechanism": "exponential", "epsilon": eps_j,
+                    "sensitivity": None, "noise_scale": scale, "expected_abs_error": None,
+                    "rank_error_95": prog.median_rank_error_95(scale)}
+        rows.append([o.name, value])
+        parts.append(part)
+    mechanisms = sorted({p["mechanism"] for p in parts})
+    table = {
+        "name": RESULT_TABLE,
+        "columns": ["output", "value"],
+        "rows": rows,
+        "epsilon": spec.epsilon,
+        "mechanism": "+".join(mechanisms),
+        # Per output, aligned with rows.
+        "noise_scale": [p["noise_scale"] for p in parts],
+        "sensitivity": [p["sensitivity"] for p in parts],
+        "expected_abs_error": [p["expected_abs_error"] for p in parts],
+        "k": spec.k,
+        "composition": "basic",
+        "parts": parts,
+    }
+    return {"tables": [table]}
+
+
+# ------------------------------------------------------------------ one block run
+
+@dataclass(frozen=True)
+class BlockOutcome:
+    vector: list[float]          # validated and clamped; the default when reason is set
+    reason: str | None           # None, or one of REASONS (compliance only)
+    run: object                  # the backend's RunResult, for the compliance run log
+    refused_outputs: list
+
+
+def write_block_job(job_dir: Path, spec: ProgramSpec, *, memory_mb: int,
+                    startup_allowance_seconds: int = STARTUP_ALLOWANCE_SECONDS) -> None:
+    """job.json + program.py for one block's box (/job, read-only inside). Nothing
+    about the block (its index, the seed) goes in: the box needs none of it."""
+    job_dir = Path(job_dir)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    job_dir.chmod(0o755)
+    job = {"kind": "program_block", "program": "/job/program.py", "entrypoint": spec.entrypoint,
+           "data_dir": "/data", "out_dir": "/out", "timeout_seconds": spec.block_timeout_seconds + startup_allowance_seconds,
+           "memory_mb": int(memory_mb)}
+    for name, text in (("job.json", json.dumps(job)), ("program.py", spec.code)):
+        (job_dir / name).write_text(text, encoding="utf-8")
+        (job_dir / name).chmod(0o644)
+
+
+def block_limits(spec: ProgramSpec, base):
+    """A block box's limits: the policy's memory/cpus, a wall clock of the block timeout
+    plus the startup allowance and a margin, and room for one small output file."""
+    from dataclasses import replace
+
+    return replace(base, wall_seconds=spec.block_timeout_seconds + STARTUP_ALLOWANCE_SECONDS + BOX_MARGIN_SECONDS,
+                   output_bytes=MAX_VECTOR_BYTES, output_files=1)
+
+
+def run_block(backend, spec: ProgramSpec, block_dir: Path, work_dir: Path, limits, *, label: str = "",
+              startup_allowance_seconds: int = STARTUP_ALLOWANCE_SECONDS) -> BlockOutcome:
+    """Run the program on one block in its own box and validate what came back.
+
+    work_dir gets job/ and out/ (fresh); block_dir is mounted at /data, nothing else."""
+    from sandbox.agent.backends import RunRequest
+    from sandbox.agent.outputs import bounded_output_area, collect_outputs
+
+    work_dir = Path(work_dir)
+    job_dir, out_dir = work_dir / "job", work_dir / "out"
+    write_block_job(job_dir, spec, memory_mb=limits.memory_mb, startup_allowance_seconds=startup_allowance_seconds)
+    out_dir.mkdir(parents=True, exist_ok=False)
+    with bounded_output_area(out_dir, MAX_VECTOR_BYTES, 1):
+        result = backend.run(RunRequest(job_dir=job_dir, data_dir=Path(block_dir), out_dir=out_dir,
+                                        python_args=("-m", "sandbox.runner", "/job/job.json"),
+                                        limits=limits, label=label))
+        collected = collect_outputs(out_dir, {VECTOR_FILE}, max_files=1, max_total_bytes=MAX_VECTOR_BYTES)
+    vec, reason = validate_vector(collected.accepted.get(VECTOR_FILE), spec, timed_out=result.timed_out,
+                                  failed=not result.ok and not result.timed_out)
+    return BlockOutcome(vector=clamp(vec, spec), reason=reason, run=result,
+                        refused_outputs=[list(r) for r in collected.refused])

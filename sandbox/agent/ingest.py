@@ -1,0 +1,206 @@
+"""Trusted, in-domain checks run when a data owner registers a dataset version.
+
+Everything these functions return (row counts, violating units, hashes of raw
+bytes) is computed from raw data and is for the data OWNER only: never show it
+to analysts, never put it in an analyst-visible error, log or API response.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from sandbox.datagen import COMPRESSION, MARKER, publish_dir
+from sandbox.core.errors import InvalidInput
+
+_HASH_DOMAIN = b"sandbox-dataset-version-v1\0"
+_READ_BLOCK = 1 << 20
+# Rows per hash partition. A group-by over the unit column costs ~60 bytes per row,
+# and enforcing materialises one partition with all columns, so passes stay in the
+# low hundreds of MiB whatever the dataset size.
+_VERIFY_ROWS_PER_PASS = 4_000_000
+_ENFORCE_ROWS_PER_PASS = 1_000_000
+_PARTITION_SEED = 0x5EED
+
+
+@dataclass(frozen=True)
+class BoundReport:
+    """Owner-only result of checking "at most k rows per privacy unit".
+
+    Rows whose unit is null count as violations: no contribution bound holds for them.
+    """
+    unit: str
+    k: int
+    ok: bool
+    rows: int
+    units: int
+    violating_units: int
+    rows_over_bound: int        # rows enforce_unit_bound would drop (beyond the first k)
+    max_rows_per_unit: int
+    null_unit_rows: int
+
+
+@dataclass(frozen=True)
+class EnforceReport:
+    """Owner-only result of rewriting a dataset to at most k rows per unit."""
+    out_dir: Path
+    rows_in: int
+    rows_out: int
+    rows_dropped: int
+    files: tuple[str, ...]
+
+
+def parquet_files(data_dir: str | Path) -> list[Path]:
+    """The dataset's Parquet files, sorted by path relative to ``data_dir``.
+    Hidden or underscore-prefixed files and folders (temporary, markers) are skipped."""
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise InvalidInput(f"dataset directory not found: {root}", "data_dir")
+    files = [p for p in root.rglob("*.parquet")
+             if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)]
+    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
+
+
+def _require_files(data_dir) -> list[Path]:
+    files = parquet_files(data_dir)
+    if not files:
+        raise InvalidInput(f"no Parquet files in {data_dir}", "data_dir")
+    return files
+
+
+def dataset_version_hash(data_dir: str | Path) -> str:
+    """Hex sha256 identifying a dataset version: over every Parquet file's relative
+    path, size and bytes, in sorted order, read in 1 MiB blocks. Renaming, adding,
+    removing or changing a single byte of a file changes it."""
+    root = Path(data_dir)
+    h = hashlib.sha256(_HASH_DOMAIN)
+    for path in _require_files(root):
+        name = path.relative_to(root).as_posix().encode("utf-8")
+        # Length prefixes keep (name, content) boundaries unambiguous.
+        h.update(len(name).to_bytes(8, "big") + name + path.stat().st_size.to_bytes(8, "big"))
+        with open(path, "rb") as fh:
+            while block := fh.read(_READ_BLOCK):
+                h.update(block)
+    return h.hexdigest()
+
+
+def row_count(data_dir: str | Path) -> int:
+    """Total rows from Parquet footers, without reading data (owner-only)."""
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in _require_files(data_dir))
+
+
+def _scan(files: list[Path], unit: str) -> pl.LazyFrame:
+    schema = pq.read_schema(files[0])
+    if unit not in schema.names:
+        raise InvalidInput(f"privacy unit column '{unit}' is not in the dataset", "unit")
+    return pl.scan_parquet([str(p) for p in files])
+
+
+def _check_k(k) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise InvalidInput("k must be a positive integer", "k")
+
+
+def _partition(unit: str, passes: int, p: int) -> pl.Expr:
+    return (pl.col(unit).hash(_PARTITION_SEED) % passes) == p
+
+
+def verify_unit_bound(data_dir: str | Path, unit: str, k: int) -> BoundReport:
+    """Check that no privacy unit has more than ``k`` rows (owner-only report).
+
+    Streams only the unit column, in hash partitions of the units, so memory is
+    bounded by the partition size rather than by the number of units.
+    """
+    _check_k(k)
+    files = _require_files(data_dir)
+    lf = _scan(files, unit).select(unit)
+    rows = sum(pq.ParquetFile(p).metadata.num_rows for p in files)
+    passes = max(1, math.ceil(rows / _VERIFY_ROWS_PER_PASS))
+    nulls = lf.select(pl.col(unit).null_count()).collect(engine="streaming").item()
+    units = violating = over = max_rows = 0
+    for p in range(passes):
+        part = lf.filter(pl.col(unit).is_not_null())
+        if passes > 1:
+            part = part.filter(_partition(unit, passes, p))
+        stats = (part.group_by(unit).agg(pl.len().cast(pl.Int64).alias("n"))
+                 .select(pl.len().alias("units"),
+                         (pl.col("n") > k).sum().alias("violating"),
+                         (pl.col("n") - k).clip(lower_bound=0).sum().alias("over"),
+                         pl.col("n").max().alias("max"))
+                 .collect(engine="streaming").row(0, named=True))
+        units += stats["units"]
+        violating += stats["violating"] or 0
+        over += stats["over"] or 0
+        max_rows = max(max_rows, stats["max"] or 0)
+    return BoundReport(unit=unit, k=k, ok=violating == 0 and nulls == 0, rows=rows, units=units,
+                       violating_units=violating, rows_over_bound=over, max_rows_per_unit=max_rows,
+                       null_unit_rows=nulls)
+
+
+def _first_k_rows(units: pl.Series, k: int) -> pl.Series:
+    """Positions (ascending) of each unit's first k rows. A stable sort by unit puts
+    a unit's rows together in their original order; a row's rank is its distance to
+    the start of its run. Faster than a window expression by ~2.5x here."""
+    ranked = (units.to_frame("u").with_row_index("pos")
+              .sort("u", maintain_order=True)
+              .with_columns(i=pl.int_range(pl.len(), dtype=pl.Int64))
+              .with_columns(start=pl.when(pl.col("u").ne_missing(pl.col("u").shift(1)))
+                            .then(pl.col("i")).forward_fill()))
+    return ranked.filter(pl.col("i") - pl.col("start") < k).get_column("pos").sort()
+
+
+def enforce_unit_bound(data_dir: str | Path, unit: str, k: int, out_dir: str | Path) -> EnforceReport:
+    """Rewrite the dataset into ``out_dir`` keeping, per privacy unit, its first ``k``
+    rows in storage order (files sorted by path); rows with a null unit are dropped.
+
+    Works one hash partition of the units at a time (one output part each), so memory
+    is bounded by the partition size. Output is published atomically with a marker;
+    column types are those of the input.
+    """
+    _check_k(k)
+    src, out_dir = Path(data_dir).resolve(), Path(out_dir).resolve()
+    if out_dir == src or src in out_dir.parents or out_dir in src.parents:
+        raise InvalidInput("out_dir must be outside the input dataset directory", "out_dir")
+    files = _require_files(src)
+    schema = pq.read_schema(files[0])
+    lf = _scan(files, unit)
+    rows_in = sum(pq.ParquetFile(p).metadata.num_rows for p in files)
+    passes = max(1, math.ceil(rows_in / _ENFORCE_ROWS_PER_PASS))
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    written: list[str] = []
+    rows_out = 0
+    try:
+        indexed = lf.with_row_index("__row").filter(pl.col(unit).is_not_null())
+        for p in range(passes):
+            part = indexed.filter(_partition(unit, passes, p)) if passes > 1 else indexed
+            frame = part.collect(engine="streaming").sort("__row").drop("__row")
+            kept = frame.select(pl.all().gather(_first_k_rows(frame.get_column(unit), k)))
+            del frame
+            if kept.height == 0:
+                continue
+            # Cast back so e.g. strings stay `string`, not polars' `large_string`.
+            table = kept.to_arrow().select(schema.names).cast(schema)
+            del kept
+            name = f"part-{len(written):05d}.parquet"
+            pq.write_table(table, tmp / name, row_group_size=1_000_000, compression=COMPRESSION)
+            rows_out += table.num_rows
+            written.append(name)
+        if not written:
+            pq.write_table(schema.empty_table(), tmp / "part-00000.parquet", compression=COMPRESSION)
+            written.append("part-00000.parquet")
+        (tmp / MARKER).write_text(json.dumps({"enforced_unit": unit, "k": k, "rows": rows_out,
+                                              "files": written}, indent=1), encoding="utf-8")
+        publish_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return EnforceReport(out_dir=out_dir, rows_in=rows_in, rows_out=rows_out,
+                         rows_dropped=rows_in - rows_out, files=tuple(written))

@@ -1,0 +1,272 @@
+"""The privacy-budget ledger: append-only entries; balances are derived, never stored.
+
+Entries, per job:
+  reserve  at admission, for the job's full declared cost (epsilon, delta);
+  charge   once the job has touched data, even if it then failed: the data was read,
+           so the privacy loss happened;
+  release  when the job is refused or cancelled before it touched data.
+The charged amount is the amount reserved at admission, never something computed
+from data, so the ledger itself cannot leak through its numbers.
+
+Composition. Budgets compose by basic (sequential) composition: running mechanisms
+that are (eps_i, delta_i)-DP on the same data is (sum eps_i, sum delta_i)-DP. So
+spending is plain addition, per period and over the lifetime. Pure-DP (Laplace) jobs
+have delta = 0. Basic composition is loose (advanced composition or zCDP would allow
+more queries), but it is simple, never under-counts, and an owner can check it by hand.
+
+Periods. The per-period allowance refreshes at UTC calendar boundaries (daily,
+monthly, quarterly, yearly; "none" = one period forever). The lifetime cap never
+refreshes: with refresh alone, an operator could repeat a query every period and
+average the noise away. An entry counts in the period of its job's RESERVATION:
+admission checked the reservation against that period's budget, so a job admitted
+on 31 January and charged on 1 February spends January's budget, and February's
+allowance is not reduced by a decision taken in January.
+
+Invariants (validate_sequence enforces the first three; the tests check all):
+  1. a job has at most one reserve;
+  2. a job has at most one resolution, charge XOR release, with the reserved amounts,
+     never timed before its reserve;
+  3. a resolution requires a prior reserve (in log order);
+  4. spent + reserved == the sum of reservations not released, per period and lifetime;
+     outstanding reservations count against both the period and the lifetime;
+  5. if every reserve was admitted only when `can_reserve` held on the balance of the
+     entries before it, then no period and not the lifetime is ever overspent.
+
+Arithmetic is exact (fractions.Fraction, from each float's shortest decimal form), so
+ten jobs of 0.1 fit exactly in a budget of 1.0. Fixed-point micro-units were rejected
+because they round a tiny epsilon to zero, which would make such queries free.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from fractions import Fraction
+from typing import Iterable
+
+from sandbox.core.policy import REFRESH_RULES, Budget
+
+KINDS = ("reserve", "charge", "release")
+ZERO = Fraction(0)
+
+
+class LedgerError(ValueError):
+    """The entries break a ledger invariant: a bug or a corrupted log, never user input."""
+
+
+def exact(value) -> Fraction:
+    """An amount as an exact Fraction. A float is read by its shortest decimal form
+    (0.1 -> 1/10): that is the number the owner or operator wrote."""
+    if isinstance(value, Fraction):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        raise LedgerError(f"amount must be a number, got {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise LedgerError("amount must be finite")
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise LedgerError("amount must be finite")
+        return Fraction(value)
+    return Fraction(repr(value)) if isinstance(value, float) else Fraction(value)
+
+
+def as_utc(at: datetime) -> datetime:
+    """Aware datetimes are converted to UTC; naive ones are taken to be UTC already
+    (the store keeps UTC), so periods never depend on the server's time zone."""
+    if not isinstance(at, datetime):
+        raise LedgerError(f"time must be a datetime, got {type(at).__name__}")
+    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    kind: str            # reserve | charge | release
+    job_id: str
+    epsilon: float
+    delta: float
+    at: datetime         # normalised to UTC
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise LedgerError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if not isinstance(self.job_id, str) or not self.job_id:
+            raise LedgerError("job_id must be a non-empty string")
+        if exact(self.epsilon) < 0:
+            raise LedgerError("epsilon must be >= 0")
+        if not ZERO <= exact(self.delta) < 1:
+            raise LedgerError("delta must be in [0, 1)")
+        object.__setattr__(self, "at", as_utc(self.at))
+
+    @classmethod
+    def reserve(cls, job_id: str, epsilon: float, delta: float, at: datetime) -> "LedgerEntry":
+        return cls("reserve", job_id, epsilon, delta, at)
+
+    def charge(self, at: datetime) -> "LedgerEntry":
+        """The charge for this reservation: same job, same amounts."""
+        return self._resolve("charge", at)
+
+    def release(self, at: datetime) -> "LedgerEntry":
+        """The release of this reservation: same job, same amounts."""
+        return self._resolve("release", at)
+
+    def _resolve(self, kind: str, at: datetime) -> "LedgerEntry":
+        if self.kind != "reserve":
+            raise LedgerError(f"only a reserve entry can be resolved, this is a {self.kind}")
+        return LedgerEntry(kind, self.job_id, self.epsilon, self.delta, at)
+
+
+@dataclass(frozen=True)
+class _Job:
+    reserve: LedgerEntry
+    resolution: str | None = None   # None (outstanding) | charge | release
+
+
+def _replay(entries: Iterable[LedgerEntry]) -> dict[str, _Job]:
+    jobs: dict[str, _Job] = {}
+    for i, e in enumerate(entries):
+        if not isinstance(e, LedgerEntry):
+            raise LedgerError(f"entry {i} is not a LedgerEntry")
+        job = jobs.get(e.job_id)
+        if e.kind == "reserve":
+            if job is not None:
+                raise LedgerError(f"entry {i}: job {e.job_id} is reserved twice")
+            jobs[e.job_id] = _Job(e)
+            continue
+        if job is None:
+            raise LedgerError(f"entry {i}: {e.kind} of job {e.job_id} without a prior reserve")
+        if job.resolution is not None:
+            raise LedgerError(f"entry {i}: {e.kind} of job {e.job_id} after its {job.resolution}")
+        r = job.reserve
+        if exact(e.epsilon) != exact(r.epsilon) or exact(e.delta) != exact(r.delta):
+            raise LedgerError(f"entry {i}: {e.kind} of job {e.job_id} differs from the reserved amount")
+        if e.at < r.at:
+            raise LedgerError(f"entry {i}: {e.kind} of job {e.job_id} is timed before its reserve")
+        jobs[e.job_id] = _Job(r, e.kind)
+    return jobs
+
+
+def validate_sequence(entries: Iterable[LedgerEntry]) -> None:
+    """Raise LedgerError if the entries, in log order, break invariants 1-3."""
+    _replay(entries)
+
+
+def job_state(entries: Iterable[LedgerEntry], job_id: str) -> str | None:
+    """None (no reservation), 'reserved' (outstanding), 'charged' or 'released'."""
+    job = _replay(entries).get(job_id)
+    if job is None:
+        return None
+    return {None: "reserved", "charge": "charged", "release": "released"}[job.resolution]
+
+
+def period_start(refresh: str, at: datetime) -> datetime | None:
+    """Start (UTC) of the budget period containing `at`; None for refresh 'none'."""
+    if refresh not in REFRESH_RULES:
+        raise LedgerError(f"refresh must be one of {', '.join(REFRESH_RULES)}")
+    at = as_utc(at)
+    day = at.replace(hour=0, minute=0, second=0, microsecond=0)
+    if refresh == "none":
+        return None
+    if refresh == "daily":
+        return day
+    if refresh == "monthly":
+        return day.replace(day=1)
+    if refresh == "quarterly":
+        return day.replace(month=(at.month - 1) // 3 * 3 + 1, day=1)
+    return day.replace(month=1, day=1)
+
+
+def next_period_start(refresh: str, at: datetime) -> datetime | None:
+    """When the period containing `at` ends and the allowance refreshes; None if never."""
+    start = period_start(refresh, at)
+    if start is None:
+        return None
+    if refresh == "daily":
+        return datetime.fromordinal(start.toordinal() + 1).replace(tzinfo=timezone.utc)
+    months = {"monthly": 1, "quarterly": 3, "yearly": 12}[refresh]
+    index = start.year * 12 + start.month - 1 + months
+    return start.replace(year=index // 12, month=index % 12 + 1)
+
+
+@dataclass(frozen=True)
+class Balance:
+    """One operator's budget on one dataset at `now`, as exact Fractions. "reserved" is
+    outstanding reservations (admitted, neither charged nor released). Available
+    amounts are cap - spent - reserved, shown as 0 if an owner lowered a cap below
+    what was already spent."""
+    period_start: datetime | None
+    period_end: datetime | None
+    period_spent: Fraction
+    period_reserved: Fraction
+    period_available: Fraction
+    lifetime_spent: Fraction
+    lifetime_reserved: Fraction
+    lifetime_available: Fraction
+    period_delta_spent: Fraction = ZERO
+    period_delta_reserved: Fraction = ZERO
+    period_delta_available: Fraction = ZERO
+    lifetime_delta_spent: Fraction = ZERO
+    lifetime_delta_reserved: Fraction = ZERO
+    lifetime_delta_available: Fraction = ZERO
+
+    @property
+    def epsilon_available(self) -> Fraction:
+        return min(self.period_available, self.lifetime_available)
+
+    @property
+    def delta_available(self) -> Fraction:
+        return min(self.period_delta_available, self.lifetime_delta_available)
+
+    def to_dict(self) -> dict:
+        out = {}
+        for name in self.__dataclass_fields__:
+            v = getattr(self, name)
+            out[name] = v.isoformat() if isinstance(v, datetime) else (None if v is None else float(v))
+        out["epsilon_available"] = float(self.epsilon_available)
+        out["delta_available"] = float(self.delta_available)
+        return out
+
+
+def balance(entries: Iterable[LedgerEntry], budget: Budget, now: datetime) -> Balance:
+    """Derive the balance at `now` from all of one operator's entries on one dataset."""
+    jobs = _replay(entries)
+    current = period_start(budget.refresh, now)
+    sums = {k: ZERO for k in ("ps", "pr", "ls", "lr", "dps", "dpr", "dls", "dlr")}
+    for job in jobs.values():
+        if job.resolution == "release":
+            continue
+        eps, delta = exact(job.reserve.epsilon), exact(job.reserve.delta)
+        kind = "s" if job.resolution == "charge" else "r"
+        sums["l" + kind] += eps
+        sums["dl" + kind] += delta
+        if period_start(budget.refresh, job.reserve.at) == current:
+            sums["p" + kind] += eps
+            sums["dp" + kind] += delta
+
+    def left(cap, spent, reserved):
+        return max(ZERO, exact(cap) - spent - reserved)
+
+    return Balance(
+        period_start=current,
+        period_end=next_period_start(budget.refresh, now),
+        period_spent=sums["ps"], period_reserved=sums["pr"],
+        period_available=left(budget.epsilon_per_period, sums["ps"], sums["pr"]),
+        lifetime_spent=sums["ls"], lifetime_reserved=sums["lr"],
+        lifetime_available=left(budget.lifetime_epsilon, sums["ls"], sums["lr"]),
+        period_delta_spent=sums["dps"], period_delta_reserved=sums["dpr"],
+        period_delta_available=left(budget.delta_per_period, sums["dps"], sums["dpr"]),
+        lifetime_delta_spent=sums["dls"], lifetime_delta_reserved=sums["dlr"],
+        lifetime_delta_available=left(budget.lifetime_delta, sums["dls"], sums["dlr"]),
+    )
+
+
+def can_reserve(balance: Balance, epsilon, delta=0.0) -> bool:
+    """True if (epsilon, delta) fits in both the period and the lifetime allowance.
+    Fails closed: a negative, infinite or non-numeric amount never fits."""
+    try:
+        eps, dlt = exact(epsilon), exact(delta)
+    except LedgerError:
+        return False
+    if eps < 0 or dlt < 0:
+        return False
+    return eps <= balance.epsilon_available and dlt <= balance.delta_available

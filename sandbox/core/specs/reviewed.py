@@ -1,0 +1,142 @@
+"""Reviewed mode (non-DP): an operator's program writes declared files; every file goes
+through the disclosure checks of the release gate and then to human review.
+
+The contract declares each output file with its type (csv / parquet tables, png / svg
+figures, text) and, for tables, what they hold (frequency counts, magnitudes, model
+output, other), which decides the statistical-disclosure rules applied to them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+from sandbox.core.errors import InvalidInput, Text
+from sandbox.core.manifest import Manifest
+from sandbox.core.specs.program import parse_entrypoint, parse_source
+from sandbox.core.specs.query import parse_purpose
+
+FILE_TYPES = ("csv", "parquet", "png", "svg", "text")
+TABLE_TYPES = ("csv", "parquet")
+TABLE_KINDS = ("frequency", "magnitude", "model", "other")
+SUFFIXES = {"csv": (".csv",), "parquet": (".parquet",), "png": (".png",), "svg": (".svg",), "text": (".txt", ".md")}
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_OUTPUTS = 16
+KEYS = {"mode", "dataset", "purpose", "program", "entrypoint", "outputs", "timeout_seconds"}
+
+
+@dataclass(frozen=True)
+class DeclaredOutput:
+    name: str
+    type: str
+    table_kind: str | None = None
+    model_df: int | None = None
+
+    def to_dict(self) -> dict:
+        d = {"name": self.name, "type": self.type}
+        if self.table_kind:
+            d["table_kind"] = self.table_kind
+        if self.model_df is not None:
+            d["model_df"] = self.model_df
+        return d
+
+
+@dataclass(frozen=True)
+class ReviewedSpec:
+    dataset: str
+    purpose: str
+    entrypoint: str
+    outputs: tuple[DeclaredOutput, ...]
+    timeout_seconds: int
+    code: str
+    program_file: str | None = None
+
+    @property
+    def code_sha256(self) -> str:
+        return hashlib.sha256(self.code.encode()).hexdigest()
+
+    def declared(self, name: str) -> DeclaredOutput | None:
+        return next((o for o in self.outputs if o.name == name), None)
+
+    def to_dict(self) -> dict:
+        d = {"mode": "reviewed", "dataset": self.dataset, "purpose": self.purpose, "entrypoint": self.entrypoint,
+             "outputs": [o.to_dict() for o in self.outputs], "timeout_seconds": self.timeout_seconds,
+             "code_sha256": self.code_sha256}
+        if self.program_file:
+            d["program"] = self.program_file
+        return d
+
+    @property
+    def content_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"),
+                                         ensure_ascii=False).encode()).hexdigest()
+
+
+def check_code(code: object, entrypoint: str) -> None:
+    """Size, syntax and a top-level `def <entrypoint>(df, out)`; parsed, never run here."""
+    args = parse_source(code, entrypoint, "df, out").args
+    if len(args.args) < 2 or len(args.args) - len(args.defaults) > 2:
+        raise InvalidInput(Text("code: define a top-level function {entrypoint}(df, out) that writes files into out",
+                                entrypoint=entrypoint), "code")
+
+
+def parse_reviewed_spec(data: object, manifest: Manifest, *, code: str) -> ReviewedSpec:
+    if not isinstance(data, dict):
+        raise InvalidInput(Text("the job spec must be an object"))
+    unknown = sorted(set(data) - KEYS - {"code_sha256"})
+    if unknown:
+        raise InvalidInput(Text("{field}: unknown key; allowed: {keys}", field=unknown[0],
+                                keys=", ".join(sorted(KEYS))), unknown[0])
+    if data.get("mode") != "reviewed":
+        raise InvalidInput(Text("mode: must be 'reviewed'"), "mode")
+    if data.get("dataset") != manifest.name:
+        raise InvalidInput(Text("dataset: must be '{name}'", name=manifest.name), "dataset")
+    purpose = parse_purpose(data.get("purpose"))
+    entrypoint = parse_entrypoint(data.get("entrypoint", "analyse"))
+    check_code(code, entrypoint)
+    timeout = data.get("timeout_seconds", 300)
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= 3600:
+        raise InvalidInput(Text("timeout_seconds: an integer from 1 to 3600"), "timeout_seconds")
+    raw_outputs = data.get("outputs")
+    if not isinstance(raw_outputs, list) or not 1 <= len(raw_outputs) <= MAX_OUTPUTS:
+        raise InvalidInput(Text("outputs: declare 1 to {max} output files", max=MAX_OUTPUTS), "outputs")
+    outputs, seen = [], set()
+    for i, o in enumerate(raw_outputs):
+        where = f"outputs[{i}]"
+        if not isinstance(o, dict) or set(o) - {"name", "type", "table_kind", "model_df"}:
+            raise InvalidInput(Text("{field}: an object with name, type and (for tables) table_kind", field=where),
+                               where)
+        name, typ = o.get("name"), o.get("type")
+        if not isinstance(name, str) or not NAME_RE.match(name) or name in seen:
+            raise InvalidInput(Text("{field}: a unique plain file name (letters, digits, _.-; max 64)",
+                                    field=f"{where}.name"), where)
+        if typ not in FILE_TYPES:
+            raise InvalidInput(Text("{field}: one of {allowed}", field=f"{where}.type", allowed=", ".join(FILE_TYPES)),
+                               where)
+        if not name.lower().endswith(SUFFIXES[typ]):
+            suffixes = SUFFIXES[typ]
+            if len(suffixes) == 1:
+                message = Text("{field}: a {type} file must end with {suffix}", field=f"{where}.name", type=typ,
+                               suffix=suffixes[0])
+            else:
+                message = Text("{field}: a {type} file must end with {first} or {last}", field=f"{where}.name",
+                               type=typ, first=" or ".join(suffixes[:-1]), last=suffixes[-1])
+            raise InvalidInput(message, where)
+        kind = o.get("table_kind")
+        if typ in TABLE_TYPES:
+            if kind not in TABLE_KINDS:
+                raise InvalidInput(Text("{field}: one of {allowed} (decides the checks)", field=f"{where}.table_kind",
+                                        allowed=", ".join(TABLE_KINDS)), where)
+        elif kind is not None:
+            raise InvalidInput(Text("{field}: only tables have one", field=f"{where}.table_kind"), where)
+        df = o.get("model_df")
+        if df is not None and (isinstance(df, bool) or not isinstance(df, int) or df < 0 or kind != "model"):
+            raise InvalidInput(Text("{field}: residual degrees of freedom of a model table (integer >= 0)",
+                                    field=f"{where}.model_df"), where)
+        seen.add(name)
+        outputs.append(DeclaredOutput(name, typ, kind, df))
+    program_file = data.get("program")
+    if program_file is not None and not isinstance(program_file, str):
+        raise InvalidInput(Text("program: the file name of the code"), "program")
+    return ReviewedSpec(manifest.name, purpose, entrypoint, tuple(outputs), timeout, code, program_file)
