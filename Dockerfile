@@ -1,4 +1,4 @@
-# The job-runner image: Debian bookworm's Python 3.11 + the runner's wheels + the sandbox package.
+# The job-runner image: Debian bookworm's Python 3.11 + the runner's wheels + the box code.
 # Built offline by scripts/build-image.sh: the base comes from debootstrap + `docker import`
 # (no registry) and wheels from build/wheels (pip-downloaded on the host).
 ARG BASE=sandbox-base:bookworm
@@ -24,8 +24,13 @@ ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
     PYTHONPATH=/opt/runner \
     PYTHONDONTWRITEBYTECODE=1 \
     LANG=C.UTF-8
-# Last, so a change to the code rebuilds in seconds on top of the cached deps layers.
-COPY sandbox /opt/runner/sandbox
+# Last, so a change to the code rebuilds in seconds on top of the cached deps layers. Only the
+# box code: the runner, the rules it re-checks (core) and the OpenDP measurements (privacy);
+# the web app, store, agent and CLI never enter the image (tests/unit/test_box_imports.py).
+COPY sandbox/__init__.py /opt/runner/sandbox/__init__.py
+COPY sandbox/core /opt/runner/sandbox/core
+COPY sandbox/privacy /opt/runner/sandbox/privacy
+COPY sandbox/runner /opt/runner/sandbox/runner
 RUN /opt/venv/bin/python -m compileall -q /opt/runner
 USER 10001:10001
 WORKDIR /tmp

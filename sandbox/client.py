@@ -6,11 +6,14 @@
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import requests
+
+from sandbox.core import states as st
+from sandbox.core.release.bundle import release_files
+from sandbox.core.states import TERMINAL
 
 
 class ApiError(Exception):
@@ -20,7 +23,6 @@ class ApiError(Exception):
         super().__init__(f"HTTP {status}: {body.get('message') or body.get('error') or body}")
 
 
-FINAL_STATES = {"released", "rejected", "failed", "cancelled"}
 
 
 class Sandbox:
@@ -84,7 +86,7 @@ class Sandbox:
         return self._req("POST", f"/jobs/{job_id}/cancel").json()
 
     def wait(self, job_id: str, until: set[str] | None = None, timeout: float = 600, poll: float = 0.5) -> dict:
-        until = until or (FINAL_STATES | {"awaiting_review"})
+        until = until or (TERMINAL | {st.AWAITING_REVIEW})
         deadline = time.monotonic() + timeout
         while True:
             job = self.job(job_id)
@@ -99,24 +101,16 @@ class Sandbox:
         return self._req("GET", f"/jobs/{job_id}/release").json()
 
     def download(self, job_id: str, out_dir: str | Path) -> list[Path]:
-        rel = self.release(job_id)
+        """Write the released files, certificate.json and release_public_key.pem into
+        out_dir, as the bytes the certificate's sha256 values were computed over."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         written = []
-        encodings = rel.get("encodings", {})
-        for name, content in rel["files"].items():
-            p = out / Path(name).name
-            if encodings.get(name) == "base64":
-                import base64
-                p.write_bytes(base64.b64decode(content))
-            else:
-                p.write_text(content, encoding="utf-8")
+        for name, data in release_files(self.release(job_id)).items():
+            p = out / Path(name).name  # a file name only: never write outside out_dir
+            p.write_bytes(data)
             written.append(p)
-        cert = out / "certificate.json"
-        cert.write_text(json.dumps(rel["certificate"], ensure_ascii=False, indent=2), encoding="utf-8")
-        key = out / "release_public_key.pem"
-        key.write_text(rel["public_key"])
-        return written + [cert, key]
+        return written
 
     # compliance
     def review_queue(self) -> list[dict]:

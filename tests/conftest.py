@@ -12,7 +12,13 @@ import subprocess
 
 import pytest
 
+
 from sandbox.config import REPO_ROOT, load
+from sandbox.core.records import User
+
+# The demo owner account: the demo datasets are registered under it, so it alone
+# applies their policies and approves their runs.
+OWNER = User(name="owner", role="owner", token_hash="")
 
 PG_ADMIN_URL = os.environ.get("SANDBOX_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("SANDBOX_TEST_REDIS", "redis://127.0.0.1:6379/15")
@@ -115,11 +121,11 @@ def make_services(tmp_path, datasets_dir, *, users, database_url: str | None = N
     env = make_env(tmp_path, database_url or f"sqlite:///{tmp_path / 'db.sqlite'}", datasets_dir, backend)
     env.update(env_extra)
     svc = bootstrap(load(env), enqueue=lambda _job_id: None)
-    svc.register_dataset(REPO_ROOT / "datasets" / f"{dataset}.yaml", datasets_dir / dataset)
+    svc.owner.register_dataset(OWNER, REPO_ROOT / "datasets" / f"{dataset}.yaml", datasets_dir / dataset)
     if policy is not None:
-        svc.apply_policy(policy, f"policies/{dataset}.yaml", "owner")
+        svc.owner.apply_policy(OWNER, policy, f"policies/{dataset}.yaml")
     for name, role, token in users:
-        svc.create_user(name, role, token)
+        svc.accounts.create_user(name, role, token)
     return svc
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import base64
-import json
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -47,7 +46,3 @@ def verify_certificate(signed: dict, public_key_pem: str) -> bool:
         return True
     except (InvalidSignature, KeyError, ValueError, TypeError):
         return False
-
-
-def verify_certificate_file(path: Path, public_key_pem: str) -> bool:
-    return verify_certificate(json.loads(path.read_text()), public_key_pem)

@@ -1,15 +1,16 @@
-"""Sample-and-aggregate release for program mode. TRUSTED host code, in the domain.
+"""Sample-and-aggregate release for program mode. TRUSTED host code, next to raw data.
 
 Each block's box leaves a vector.json written by (or reachable from) the operator's
 code, so it is untrusted: `validate_vector` accepts a vector only if it has the
 declared length and finite numbers, else substitutes the contract's default;
 `clamp` forces every entry into its declared range; `aggregate` releases the mean or
-median of the k clamped vectors through OpenDP measurements whose privacy maps are
-checked against the budget before they see a number. The block vectors and the
-per-block failure reasons never leave the domain: the operator gets only the
-aggregate (result.json), compliance gets counts (compliance_summary).
+median of the k clamped vectors through the OpenDP measurements of
+sandbox.privacy.aggregate, whose privacy maps are checked against the budget before
+they see a number. The block vectors and the per-block failure reasons never leave
+the domain: the operator gets only the aggregate (result.json), compliance gets
+counts (compliance_summary).
 
-Accounting and the reasoning behind it: sandbox.core.specs.program.
+Accounting and the reasoning behind it: sandbox.core.specs.program_accounting.
 """
 from __future__ import annotations
 
@@ -20,22 +21,19 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from sandbox.core.specs import program as prog
+from sandbox.core.specs import program_accounting as prog
 from sandbox.core.specs.program import ProgramSpec
+from sandbox.privacy.aggregate import mean_measurement, median_measurement
+from sandbox.privacy.measurements import PrivacyAccountingError
 
 REASONS = ("missing", "not_json", "wrong_length", "non_numeric", "non_finite", "timeout", "error")
 VECTOR_FILE = "vector.json"
 MAX_VECTOR_BYTES = 64 * 1024
 RESULT_TABLE = "program_output"
-MAX_SCALE_NUDGES = 200
 # Starting Python, importing pandas/pyarrow and reading the block is not the operator's time.
 STARTUP_ALLOWANCE_SECONDS = 20
 # The box's own wall clock is a backstop behind the launcher's timeout of the child.
 BOX_MARGIN_SECONDS = 30
-
-
-class PrivacyAccountingError(RuntimeError):
-    """OpenDP's privacy map disagrees with the budget: release nothing."""
 
 
 # ------------------------------------------------------------------ block outputs
@@ -111,50 +109,6 @@ def compliance_summary(reasons: list[str | None], spec: ProgramSpec) -> dict:
 
 
 # ------------------------------------------------------------------ release
-
-def _opendp():
-    import opendp.prelude as dp
-
-    dp.enable_features("contrib")
-    return dp
-
-
-def _within(loss, epsilon: float) -> bool:
-    return Fraction(float(loss)) <= Fraction(epsilon)
-
-
-def mean_measurement(lower: float, upper: float, k: int, epsilon: float):
-    """clamp >> mean >> Laplace on a vector of exactly k floats, with the smallest scale
-    (from the closed form, nudged up) whose OpenDP privacy map at d_in = 2 (one block
-    replaced) is within epsilon."""
-    dp = _opendp()
-    domain = dp.vector_domain(dp.atom_domain(T=float, nan=False), size=k)
-    mean = dp.t.make_clamp(domain, dp.symmetric_distance(), (lower, upper)) >> dp.t.then_mean()
-    # OpenDP's own sensitivity includes a floating-point rounding allowance above (U - L) / k.
-    scale = prog.scale_at_least(float(mean.map(2)), epsilon)
-    for _ in range(MAX_SCALE_NUDGES):
-        meas = mean >> dp.m.then_laplace(scale)
-        if _within(meas.map(2), epsilon):
-            return meas, scale, float(mean.map(2))
-        scale = math.nextafter(scale, math.inf)
-    raise PrivacyAccountingError(f"no Laplace scale near {scale} meets epsilon {epsilon}")
-
-
-def median_measurement(lower: float, upper: float, k: int, epsilon: float, default: float):
-    """clamp >> OpenDP quantile (alpha 1/2) over the public candidate grid, vector of k."""
-    dp = _opendp()
-    domain = dp.vector_domain(dp.atom_domain(T=float, nan=False), size=k)
-    clamped = dp.t.make_clamp(domain, dp.symmetric_distance(), (lower, upper))
-    scale = prog.median_noise_scale(epsilon)
-    candidates = list(prog.median_candidates(lower, upper, include=(default,)))
-    for _ in range(MAX_SCALE_NUDGES):
-        meas = clamped >> dp.m.then_private_quantile(dp.max_divergence(), candidates=candidates, alpha=0.5,
-                                                     scale=scale)
-        if _within(meas.map(2), epsilon):
-            return meas, scale
-        scale = math.nextafter(scale, math.inf)
-    raise PrivacyAccountingError(f"no quantile scale near {scale} meets epsilon {epsilon}")
-
 
 def aggregate(vectors: list[list[float]], spec: ProgramSpec) -> dict:
     """Release the DP aggregate of exactly k block vectors (defaults already substituted)

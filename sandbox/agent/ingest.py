@@ -204,3 +204,27 @@ def enforce_unit_bound(data_dir: str | Path, unit: str, k: int, out_dir: str | P
         raise
     return EnforceReport(out_dir=out_dir, rows_in=rows_in, rows_out=rows_out,
                          rows_dropped=rows_in - rows_out, files=tuple(written))
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What the catalog keeps of a registered version (owner/compliance only)."""
+    version: str
+    bound_verified: bool
+    rows: int
+
+
+def grant_runner_read(data_dir: Path) -> None:
+    # The runner reads as an unprivileged uid inside its box; the bind mount keeps the
+    # host's modes, so registration makes the (read-only) dataset readable to it.
+    data_dir.chmod(0o755)
+    for p in data_dir.glob("*.parquet"):
+        p.chmod(0o644)
+
+
+def register_files(data_dir: Path, manifest) -> Registration:
+    """Hash and verify a dataset version's files next to the data."""
+    grant_runner_read(Path(data_dir))
+    version = dataset_version_hash(data_dir)
+    report = verify_unit_bound(data_dir, manifest.privacy_unit, manifest.max_rows_per_unit)
+    return Registration(version=version, bound_verified=bool(report.ok), rows=int(row_count(data_dir)))

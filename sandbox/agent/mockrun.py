@@ -6,14 +6,18 @@ analyst can see stdout, errors and outputs and fix a job before spending budget.
 """
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
-from sandbox.core.release import gate
+from sandbox.agent.backends import Limits
+from sandbox.agent.boxes import run_box
+from sandbox.core.errors import InvalidInput, Text
 from sandbox.core.manifest import Manifest
+from sandbox.core.release import gate
 from sandbox.core.specs.query import parse_query_spec
-from sandbox.agent.backends import Limits, RunRequest
+
+# How much of a mock run's stderr a refusal quotes: the end of a traceback.
+MOCK_STDERR_CHARS = 1500
 
 
 def mock_data_dir(manifest: Manifest, folder: Path, rows: int, seed: int = 0) -> Path:
@@ -36,18 +40,12 @@ def run_on_mock(raw_spec: dict, manifest: Manifest, backend, rows: int = 2000, s
     spec = parse_query_spec(raw_spec, manifest)
     with tempfile.TemporaryDirectory(prefix="sandbox-mock-") as tmp:
         root = Path(tmp)
-        for d in ("job", "out"):
-            (root / d).mkdir()
-            (root / d).chmod(0o755)
         mock_data_dir(manifest, root / "data", rows, seed)
         job = {"kind": "query", "spec": spec.to_dict(), "manifest": manifest.to_dict(), "data_dir": "/data",
                "bound_verified": False, "out_dir": "/out"}
-        (root / "job" / "job.json").write_text(json.dumps(job))
-        (root / "job" / "job.json").chmod(0o644)
-        result = backend.run(RunRequest(job_dir=root / "job", data_dir=root / "data", out_dir=root / "out",
-                                        python_args=("-m", "sandbox.runner", "/job/job.json"),
-                                        limits=Limits(wall_seconds=120), label="mock"))
-        raw = (root / "out" / "result.json").read_bytes() if (root / "out" / "result.json").exists() else None
+        result, collected = run_box(backend, root / "run", root / "data", job, Limits(wall_seconds=120), "mock",
+                                    expected={"result.json"})
+        raw = collected.accepted.get("result.json")
     checks, parsed = gate.check_query_result(raw, spec.to_dict(), manifest) if raw else ([], None)
     return {"mock": True, "backend": getattr(backend, "name", ""), "exit_code": result.exit_code,
             "timed_out": result.timed_out, "stdout": result.stdout.decode("utf-8", "replace"),
@@ -59,7 +57,8 @@ def _program_on_mock(raw_spec: dict, manifest: Manifest, backend, rows: int, see
     """Run the program on the whole mock dataset as one block, in the real block box,
     and show its vector, the contract check and everything it printed."""
     from sandbox.agent import aggregation as saa
-    from sandbox.core.specs.program import expected_error, parse_program_spec
+    from sandbox.core.specs.program import parse_program_spec
+    from sandbox.core.specs.program_accounting import expected_error
     spec = parse_program_spec(raw_spec, manifest, code=code)
     with tempfile.TemporaryDirectory(prefix="sandbox-mock-") as tmp:
         block = mock_data_dir(manifest, Path(tmp) / "block", rows, seed)
@@ -79,25 +78,15 @@ def _reviewed_on_mock(raw_spec: dict, manifest: Manifest, backend, rows: int, se
     the checks they would get (default thresholds: the dataset's policy may be stricter)."""
     from types import SimpleNamespace
 
+    from sandbox.agent.modes.reviewed import run_program
     from sandbox.core.specs.reviewed import parse_reviewed_spec
-    from sandbox.agent.outputs import collect_outputs
     spec = parse_reviewed_spec(raw_spec, manifest, code=code)
     with tempfile.TemporaryDirectory(prefix="sandbox-mock-") as tmp:
         root = Path(tmp)
-        for d in ("job", "out"):
-            (root / d).mkdir()
-            (root / d).chmod(0o755)
         mock_data_dir(manifest, root / "data", rows, seed)
-        (root / "job" / "program.py").write_text(code, encoding="utf-8")
-        (root / "job" / "job.json").write_text(json.dumps({"kind": "reviewed", "entrypoint": spec.entrypoint,
-                                                           "program": "/job/program.py", "data_dir": "/data",
-                                                           "out_dir": "/out"}))
-        for f in (root / "job" / "program.py", root / "job" / "job.json"):
-            f.chmod(0o644)
-        result = backend.run(RunRequest(job_dir=root / "job", data_dir=root / "data", out_dir=root / "out",
-                                        python_args=("-m", "sandbox.runner", "/job/job.json"),
-                                        limits=Limits(wall_seconds=min(spec.timeout_seconds, 300)), label="mock"))
-        collected = collect_outputs(root / "out", None, max_files=32, max_total_bytes=10 << 20)
+        result, collected = run_program(spec, root / "data", root / "run",
+                                        Limits(wall_seconds=min(spec.timeout_seconds, 300), output_files=32),
+                                        "mock", backend)
     policy = SimpleNamespace(forbidden_columns=frozenset(), min_group_size=10)
     checks = []
     for o in spec.outputs:
@@ -109,3 +98,40 @@ def _reviewed_on_mock(raw_spec: dict, manifest: Manifest, backend, rows: int, se
             "files": {n: len(b) for n, b in collected.accepted.items()},
             "dropped": [n for n in collected.accepted if not spec.declared(n)] + [r[0] for r in collected.refused],
             "checks": checks}
+
+
+# ------------------------------------------------------------------ checks at submission
+def check_program_on_mock(backend, spec, manifest: Manifest) -> None:
+    """A program that fails on mock data cannot be submitted: run it once on a mock
+    block in the same box the real run uses; its errors are about mock data only."""
+    from sandbox.agent import aggregation as saa
+    with tempfile.TemporaryDirectory(prefix="sandbox-mockcheck-") as tmp:
+        block = mock_data_dir(manifest, Path(tmp) / "block", rows=500)
+        outcome = saa.run_block(backend, spec, block, Path(tmp) / "run",
+                                saa.block_limits(spec, Limits(memory_mb=2048)), label="mockcheck")
+    if outcome.reason is not None:
+        # Mock data is made from the public manifest alone, so its errors may be shown.
+        raw = getattr(outcome.run, "stderr", b"") or b""
+        stderr = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)).strip()
+        if stderr:
+            raise InvalidInput(Text("code: the program fails on mock data ({reason}); run `sandbox run --mock "
+                                    "SPEC` to see its output and errors, fix it, then submit; its last error "
+                                    "output:\n{stderr}", reason=outcome.reason,
+                                    stderr=stderr[-MOCK_STDERR_CHARS:]), "code")
+        raise InvalidInput(Text("code: the program fails on mock data ({reason}); run `sandbox run --mock SPEC` "
+                                "to see its output and errors, fix it, then submit", reason=outcome.reason),
+                           "code")
+
+
+def check_reviewed_on_mock(backend, spec, manifest: Manifest) -> None:
+    from sandbox.agent.modes.reviewed import run_program
+    with tempfile.TemporaryDirectory(prefix="sandbox-mockcheck-") as tmp:
+        data = mock_data_dir(manifest, Path(tmp) / "data", rows=1000)
+        result, collected = run_program(spec, data, Path(tmp) / "run",
+                                        Limits(memory_mb=2048, wall_seconds=min(spec.timeout_seconds, 300)),
+                                        "mockcheck", backend)
+    missing = [o.name for o in spec.outputs if o.name not in collected.accepted]
+    if not result.ok or missing:
+        why = Text("it failed") if not result.ok else Text("it did not write {files}", files=", ".join(missing))
+        raise InvalidInput(Text("code: the program fails on mock data ({reason}); run `sandbox run --mock SPEC` "
+                                "to see its output and errors, fix it, then submit", reason=why), "code")

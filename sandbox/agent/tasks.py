@@ -1,9 +1,7 @@
-"""Celery: the task that runs jobs, and the sweeper that recovers lost work.
+"""Celery tasks on the agent side: run a job, run one program block, sweep.
 
-Tasks are acknowledged late and are idempotent (the claim queued -> running is
-atomic in the store), so a redelivered message never runs a job twice and a
-worker killed mid-job is recovered by the sweeper (lease expiry).
-The default broker is Kombu's filesystem transport: no server needed.
+Tasks are acknowledged late and are idempotent (see agent/executor.py), so a
+redelivered message never runs a job twice.
 """
 from __future__ import annotations
 
@@ -11,56 +9,10 @@ import logging
 import threading
 from functools import lru_cache
 
-from celery import Celery, signals
-
+from sandbox.adapters.queue import celery_app
 from sandbox.config import Settings, load
 
 log = logging.getLogger(__name__)
-
-
-def _broker_options(settings: Settings) -> dict:
-    if settings.broker_url.startswith("filesystem"):
-        folder = settings.broker_dir
-        (folder / "queue").mkdir(parents=True, exist_ok=True)
-        (folder / "processed").mkdir(parents=True, exist_ok=True)
-        return {"data_folder_in": str(folder / "queue"), "data_folder_out": str(folder / "queue"),
-                "processed_folder": str(folder / "processed"), "store_processed": False,
-                # The filesystem transport polls; once a second added ~0.5 s to every job.
-                "polling_interval": 0.1}
-    if settings.broker_url.startswith("redis"):
-        # Redelivery of unacknowledged messages after a worker loss.
-        return {"visibility_timeout": 3600}
-    return {}
-
-
-@lru_cache(maxsize=8)
-def celery_app(settings: Settings) -> Celery:
-    app = Celery("sandbox", broker=settings.broker_url)
-    app.conf.update(
-        broker_transport_options=_broker_options(settings),
-        broker_connection_retry_on_startup=True,
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        task_serializer="json",
-        accept_content=["json"],
-        task_ignore_result=True,
-        worker_hijack_root_logger=False,
-    )
-
-    @app.task(name="sandbox.run_job", acks_late=True)
-    def run_job(job_id: str) -> str | None:
-        return _services(settings).execute(job_id)
-
-    @app.task(name="sandbox.run_block", acks_late=True)
-    def run_block(job_id: str, attempt: int, index: int) -> str | None:
-        return _services(settings).run_block(job_id, attempt, index)
-
-    @app.task(name="sandbox.sweep")
-    def sweep() -> dict:
-        return _services(settings).sweep()
-
-    return app
 
 
 @lru_cache(maxsize=8)
@@ -69,22 +21,42 @@ def _services(settings: Settings):
     return bootstrap(settings)
 
 
-def run_worker(settings: Settings | None = None, concurrency: int = 1, loglevel: str = "INFO") -> None:
-    settings = settings or load()
-    sweep_every = settings.sweep_seconds
+def register_tasks(settings: Settings):
     app = celery_app(settings)
+    if "sandbox.run_job" in app.tasks:
+        return app
+
+    @app.task(name="sandbox.run_job", acks_late=True)
+    def run_job(job_id: str) -> str | None:
+        return _services(settings).agent.execute(job_id)
+
+    @app.task(name="sandbox.run_block", acks_late=True)
+    def run_block(job_id: str, attempt: int, index: int) -> str | None:
+        return _services(settings).agent.run_block(job_id, attempt, index)
+
+    @app.task(name="sandbox.sweep")
+    def sweep() -> dict:
+        return _services(settings).agent.sweep()
+
+    return app
+
+
+def run_worker(settings: Settings | None = None, concurrency: int = 1, loglevel: str = "INFO") -> None:
+    from celery import signals
+    settings = settings or load()
+    app = register_tasks(settings)
     stop = threading.Event()
 
     def sweeper():
-        while not stop.wait(sweep_every):
+        while not stop.wait(settings.sweep_seconds):
             try:
-                _services(settings).sweep()
+                _services(settings).agent.sweep()
             except Exception:  # noqa: BLE001 - keep sweeping; the next round retries
                 log.exception("sweep failed")
 
     @signals.worker_ready.connect(weak=False)
     def _ready(**_kw):
-        _services(settings).sweep(queued_grace_seconds=0)
+        _services(settings).agent.sweep(queued_grace_seconds=0)
         threading.Thread(target=sweeper, name="sandbox-sweeper", daemon=True).start()
 
     @signals.worker_shutdown.connect(weak=False)

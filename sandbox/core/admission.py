@@ -14,7 +14,7 @@ from datetime import date
 
 from sandbox.core.errors import Text
 from sandbox.core.ledger import Balance, LedgerError, exact
-from sandbox.core.policy import DP_MODES, Policy
+from sandbox.core.policy.model import DP_MODES, Policy
 
 
 @dataclass(frozen=True)

@@ -84,3 +84,15 @@ class InvalidInput(ValueError):
         if self.field:
             out["field"] = self.field
         return out
+
+
+class NotFound(Exception):
+    """No such object, or one the actor may not know exists (answered alike)."""
+
+
+class Forbidden(Exception):
+    """The actor may not do this (core.permissions says who may)."""
+
+
+class Conflict(Exception):
+    """The object is not in a state that allows this."""

@@ -45,7 +45,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Iterable
 
-from sandbox.core.policy import REFRESH_RULES, Budget
+from sandbox.core.policy.model import REFRESH_RULES, Budget
 
 KINDS = ("reserve", "charge", "release")
 ZERO = Fraction(0)

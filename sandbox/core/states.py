@@ -5,8 +5,6 @@ change and its audit event in the same database transaction.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 SUBMITTED = "submitted"
 AWAITING_APPROVAL = "awaiting_approval"   # data owner must approve the run (policy)
 QUEUED = "queued"
@@ -54,16 +52,6 @@ BEFORE_RUN = frozenset({SUBMITTED, AWAITING_APPROVAL, QUEUED})
 
 class TransitionError(Exception):
     """An invalid state change or an actor not allowed to make it."""
-
-
-@dataclass(frozen=True)
-class Transition:
-    job_id: str
-    from_state: str
-    to_state: str
-    actor_role: str
-    actor: str
-    reason: str = ""
 
 
 def check_transition(from_state: str, to_state: str, actor_role: str) -> None:

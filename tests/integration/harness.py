@@ -17,6 +17,7 @@ from werkzeug.serving import make_server
 
 from sandbox.controller.cli import setup
 from sandbox.client import Sandbox
+from tests.conftest import OWNER
 from sandbox.config import REPO_ROOT, load
 
 
@@ -74,7 +75,7 @@ class Harness:
         self.kill_worker(signal.SIGTERM)
         if self.server:
             self.server.shutdown()
-        self.services.store.dispose()
+        self.services.dispose()
 
     def apply_policy(self, dataset: str, wall_seconds: int) -> None:
         """The demo policy with a shorter wall-time limit: operators see a run's outcome
@@ -82,7 +83,7 @@ class Harness:
         import re
         text = (REPO_ROOT / "policies" / f"{dataset}.yaml").read_text(encoding="utf-8")
         text = re.sub(r"wall_seconds: \d+", f"wall_seconds: {wall_seconds}", text)
-        self.services.apply_policy(text, f"policies/{dataset}.yaml", "owner")
+        self.services.owner.apply_policy(OWNER, text, f"policies/{dataset}.yaml")
 
     def client(self, name: str) -> Sandbox:
         return Sandbox(self.url, self.tokens[name])

@@ -14,33 +14,33 @@ from tests.conftest import make_env
 def services(database_url, tmp_path):
     svc = bootstrap(load(make_env(tmp_path, database_url, tmp_path / "data")), enqueue=lambda _j: None)
     for i in range(6):
-        svc.create_user(f"user{i}", "operator")
+        svc.accounts.create_user(f"user{i}", "operator")
     yield svc
-    svc.store.dispose()
+    svc.dispose()
 
 
 def test_untouched_log_verifies(services):
-    result = services.audit_verify()
+    result = services.views.audit_verify()
     assert result["ok"] and result["entries"] == 6 and result["head"]["seq"] == 6
 
 
 def test_modified_row_is_detected(services):
     with services.store.transaction() as s:
         s.execute(update(AuditEvent).where(AuditEvent.seq == 3).values(actor="mallory"))
-    result = services.audit_verify()
+    result = services.views.audit_verify()
     assert not result["ok"] and any("seq=3" in p for p in result["problems"])
 
 
 def test_deleted_row_is_detected(services):
     with services.store.transaction() as s:
         s.execute(delete(AuditEvent).where(AuditEvent.seq == 2))
-    assert not services.audit_verify()["ok"]
+    assert not services.views.audit_verify()["ok"]
 
 
 def test_deleted_last_row_is_detected_through_the_head(services):
     with services.store.transaction() as s:
         s.execute(delete(AuditEvent).where(AuditEvent.seq == 6))
-    result = services.audit_verify()
+    result = services.views.audit_verify()
     assert not result["ok"] and any("head" in p for p in result["problems"])
 
 
@@ -52,7 +52,7 @@ def test_reordered_rows_are_detected(services):
         for f in fields:
             setattr(a, f, vb[f])
             setattr(b, f, va[f])
-    assert not services.audit_verify()["ok"]
+    assert not services.views.audit_verify()["ok"]
 
 
 def test_inserted_row_is_detected(services):
@@ -61,4 +61,4 @@ def test_inserted_row_is_detected(services):
         last = s.execute(select(AuditEvent).where(AuditEvent.seq == 3)).scalar_one()
         s.add(AuditEvent(seq=4, at=last.at, actor="mallory", action="user.token_issued", subject="x",
                          payload={}, prev_hash=last.hash, hash=last.hash))
-    assert not services.audit_verify()["ok"]
+    assert not services.views.audit_verify()["ok"]

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import pytest
+
+from tests.conftest import OWNER
 from sqlalchemy import select
 
 from sandbox.adapters.store.models import AuditEvent
@@ -14,7 +16,7 @@ def services(demo_datasets_dir, tmp_path):
     need_backend("bwrap")
     svc = make_services(tmp_path, demo_datasets_dir, users=[("operator", "operator", "op-token")])
     yield svc
-    svc.store.dispose()
+    svc.dispose()
 
 
 def grouped(column: str) -> dict:
@@ -24,28 +26,28 @@ def grouped(column: str) -> dict:
 
 @pytest.mark.bwrap
 def test_output_with_a_forbidden_column_never_reaches_review(services):
-    services.apply_policy(TIGHT_POLICY + "forbidden_columns: [person_id, sex]\n",
-                          "policies/health_visits.yaml", "owner")
-    user = services.authenticate("op-token")
-    job_id = services.submit(user, grouped("sex"))["job"]["id"]
-    assert services.execute(job_id) == "failed"
+    services.owner.apply_policy(OWNER, TIGHT_POLICY + "forbidden_columns: [person_id, sex]\n",
+                          "policies/health_visits.yaml")
+    user = services.accounts.authenticate("op-token")
+    job_id = services.operator.submit(user, grouped("sex"))["job"]["id"]
+    assert services.agent.execute(job_id) == "failed"
     with services.store.transaction() as s:
         events = s.execute(select(AuditEvent).where(AuditEvent.action == "gate.checks",
                                                     AuditEvent.subject == job_id)).scalars().all()
     failed = [c["name"] for c in events[-1].payload["checks"] if c["status"] == "fail"]
     assert failed == ["forbidden_columns:by"]
-    view = services.get_job(user, job_id)
+    view = services.views.get_job(user, job_id)
     assert "sex" not in view["message"] and view["state"] in ("in_progress", "failed")
 
 
 @pytest.mark.bwrap
 def test_clean_dp_table_passes_every_check(services):
-    services.apply_policy(TIGHT_POLICY, "policies/health_visits.yaml", "owner")
-    user = services.authenticate("op-token")
-    job_id = services.submit(user, grouped("district"))["job"]["id"]
-    assert services.execute(job_id) == "awaiting_review"
-    reviewer = services.authenticate(services.create_user("rev", "compliance", "rev-token") and "rev-token")
-    detail = services.review_detail(reviewer, job_id)
+    services.owner.apply_policy(OWNER, TIGHT_POLICY, "policies/health_visits.yaml")
+    user = services.accounts.authenticate("op-token")
+    job_id = services.operator.submit(user, grouped("district"))["job"]["id"]
+    assert services.agent.execute(job_id) == "awaiting_review"
+    reviewer = services.accounts.authenticate(services.accounts.create_user("rev", "compliance", "rev-token") and "rev-token")
+    detail = services.compliance.review_detail(reviewer, job_id)
     checks = next(o for o in detail["outputs"] if o["name"] == "result.json")["checks"]
     assert {c["name"] for c in checks} >= {"shape:by", "forbidden_columns:by", "direct_identifiers:by",
                                            "row_level:by", "table_size:by"}

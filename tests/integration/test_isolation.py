@@ -6,6 +6,8 @@ SANDBOX_REQUIRE_DOCKER=1 (CI). Likewise SANDBOX_REQUIRE_RUNSC=1 / SANDBOX_REQUIR
 """
 from __future__ import annotations
 
+import ast
+import json
 import os
 import socket
 import subprocess
@@ -104,6 +106,43 @@ def test_the_runner_libraries_and_the_sandbox_package_import(backend, areas):
         print("ok")
     """)
     assert result.ok, result.stderr[-2000:]
+
+
+def test_the_box_holds_only_the_box_code(backend, areas):
+    # The image and the bwrap box carry sandbox.core, .privacy and .runner: no web app,
+    # store, agent or CLI code to read or import next to raw data.
+    result = run(backend, areas, """
+        import pkgutil, sandbox
+        print(sorted(m.name for m in pkgutil.walk_packages(sandbox.__path__, "sandbox.")))
+    """)
+    assert result.ok, result.stderr[-2000:]
+    modules = set(ast.literal_eval(result.stdout.decode()))
+    assert {m.split(".")[1] for m in modules} == {"core", "privacy", "runner"}
+    assert {"sandbox.runner.query", "sandbox.privacy.measurements", "sandbox.core.dp"} <= modules
+
+
+def test_a_query_job_runs_on_the_box_code_alone(backend, areas):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    job, data, out = areas
+    pq.write_table(pa.table({"pid": [1, 2, 3], "region": ["north", "south", "north"]}), data / "rows.parquet")
+    (data / "rows.parquet").chmod(0o644)
+    manifest = {"name": "tiny", "classification": "L2", "privacy_unit": "pid", "max_rows_per_unit": 1,
+                "columns": [{"name": "pid", "type": "int64", "kind": "identifier"},
+                            {"name": "region", "type": "string", "kind": "categorical",
+                             "categories": ["north", "south"]}]}
+    spec = {"mode": "query", "dataset": "tiny", "purpose": "isolation test",
+            "queries": [{"name": "n", "statistic": "count", "group_by": ["region"], "epsilon": 1}]}
+    (job / "job.json").write_text(json.dumps({"kind": "query", "spec": spec, "manifest": manifest,
+                                              "data_dir": "/data", "out_dir": "/out", "bound_verified": True}))
+    # 2 GB: under gVisor memory is bounded as address space, and Polars + OpenDP map ~1 GB.
+    result = backend.run(RunRequest(job_dir=job, data_dir=data, out_dir=out,
+                                    python_args=("-m", "sandbox.runner", "/job/job.json"),
+                                    limits=Limits(memory_mb=2048), label=f"test-{uuid.uuid4().hex[:8]}"))
+    assert result.ok, result.stderr[-2000:]
+    table = json.loads((out / "result.json").read_text())["tables"][0]
+    assert [row[0] for row in table["rows"]] == ["north", "south"]
 
 
 def test_the_box_has_no_network(backend, areas):

@@ -40,11 +40,11 @@ def services(database_url, demo_datasets_dir, tmp_path):
     svc = make_services(tmp_path, demo_datasets_dir, database_url=database_url, policy=TIGHT_POLICY,
                         users=[("operator", "operator", "op-token")])
     yield svc
-    svc.store.dispose()
+    svc.dispose()
 
 
 def operator(svc) -> User:
-    return svc.authenticate("op-token")
+    return svc.accounts.authenticate("op-token")
 
 
 def test_200_concurrent_submissions_admit_exactly_what_the_budget_fits(services):
@@ -56,7 +56,7 @@ def test_200_concurrent_submissions_admit_exactly_what_the_budget_fits(services)
         barrier.wait()
         for _ in range(4):
             try:
-                results.append(services.submit(user, spec(0.1))["admitted"])
+                results.append(services.operator.submit(user, spec(0.1))["admitted"])
             except Exception as e:  # noqa: BLE001 - collected and asserted below
                 errors.append(repr(e))
 
@@ -67,33 +67,33 @@ def test_200_concurrent_submissions_admit_exactly_what_the_budget_fits(services)
         t.join()
     assert errors == []
     assert len(results) == 200 and results.count(True) == 10
-    bal = services.balance(user, "health_visits")
+    bal = services.views.balance(user, "health_visits")
     assert bal["period_available"] == 0.0 and bal["period_reserved"] == pytest.approx(1.0)
     with services.store.transaction() as s:
         reserves = s.execute(select(LedgerEntry).where(LedgerEntry.kind == "reserve")).scalars().all()
         assert len(reserves) == 10
         assert s.execute(select(Job).where(Job.state == st.QUEUED)).scalars().all().__len__() == 10
-    assert services.audit_verify()["ok"]
+    assert services.views.audit_verify()["ok"]
 
 
 def test_dry_run_reserves_nothing_and_shows_the_balance_after(services):
     user = operator(services)
-    dry = services.submit(user, spec(0.4), dry_run=True)
+    dry = services.operator.submit(user, spec(0.4), dry_run=True)
     assert dry["admitted"] and dry["balance_after"]["period_available"] == pytest.approx(0.6)
-    assert services.balance(user, "health_visits")["period_available"] == pytest.approx(1.0)
-    assert services.list_jobs(user) == []
+    assert services.views.balance(user, "health_visits")["period_available"] == pytest.approx(1.0)
+    assert services.views.list_jobs(user) == []
 
 
 def test_cancel_before_running_releases_and_a_charge_is_recorded_once(services):
     user = operator(services)
-    first = services.submit(user, spec(0.5))["job"]["id"]
-    second = services.submit(user, spec(0.5))["job"]["id"]
-    assert not services.submit(user, spec(0.1))["admitted"]
-    services.cancel(user, second)
-    assert services.balance(user, "health_visits")["period_available"] == pytest.approx(0.5)
+    first = services.operator.submit(user, spec(0.5))["job"]["id"]
+    second = services.operator.submit(user, spec(0.5))["job"]["id"]
+    assert not services.operator.submit(user, spec(0.1))["admitted"]
+    services.operator.cancel(user, second)
+    assert services.views.balance(user, "health_visits")["period_available"] == pytest.approx(0.5)
     # The worker claims the first job twice (a redelivered message): charged once.
-    assert services.claim(first) is not None
-    assert services.claim(first) is None
+    assert services.agent.claim(first) is not None
+    assert services.agent.claim(first) is None
     with services.store.transaction() as s:
         kinds = sorted(e.kind for e in s.execute(select(LedgerEntry).where(LedgerEntry.job_id == first)).scalars())
     assert kinds == ["charge", "reserve"]
@@ -103,23 +103,23 @@ def test_period_refresh_and_lifetime_cap(services):
     user = operator(services)
     now = datetime(2026, 11, 30, 12, tzinfo=timezone.utc)
     services.clock = lambda: now
-    assert services.submit(user, spec(1.0))["admitted"]
-    assert not services.submit(user, spec(0.1))["admitted"]       # period spent
+    assert services.operator.submit(user, spec(1.0))["admitted"]
+    assert not services.operator.submit(user, spec(0.1))["admitted"]       # period spent
     now = datetime(2026, 12, 1, 0, 0, 1, tzinfo=timezone.utc)
     services.clock = lambda: now
-    assert services.submit(user, spec(0.5))["admitted"]           # new month
-    refused = services.submit(user, spec(0.1))                     # lifetime 1.5 reached
+    assert services.operator.submit(user, spec(0.5))["admitted"]           # new month
+    refused = services.operator.submit(user, spec(0.1))                     # lifetime 1.5 reached
     assert not refused["admitted"] and any("lifetime" in r for r in refused["reasons"])
 
 
 def test_sweeper_requeues_a_job_whose_worker_vanished(services):
     user = operator(services)
-    job_id = services.submit(user, spec(0.1))["job"]["id"]
-    assert services.claim(job_id) is not None          # running, then the worker "dies"
+    job_id = services.operator.submit(user, spec(0.1))["job"]["id"]
+    assert services.agent.claim(job_id) is not None          # running, then the worker "dies"
     later = datetime.now(timezone.utc) + timedelta(seconds=60 + services.settings.lease_margin_seconds + 1)
     services.clock = lambda: later
-    assert services.sweep()["requeued"] == [job_id]
-    assert services.claim(job_id)["attempt"] == 2
+    assert services.agent.sweep()["requeued"] == [job_id]
+    assert services.agent.claim(job_id)["attempt"] == 2
     with services.store.transaction() as s:
         entries = s.execute(select(LedgerEntry).where(LedgerEntry.job_id == job_id)).scalars().all()
     assert sorted(e.kind for e in entries) == ["charge", "reserve"]
@@ -128,9 +128,9 @@ def test_sweeper_requeues_a_job_whose_worker_vanished(services):
 def test_an_operators_state_filter_is_what_they_see_and_applies_before_the_limit(services):
     user = operator(services)
     now = datetime.now(timezone.utc)
-    old_released = services.submit(user, spec(0.1))["job"]["id"]
-    running = services.submit(user, spec(0.1))["job"]["id"]
-    assert services.claim(running) is not None  # its outcome shows only after visible_after
+    old_released = services.operator.submit(user, spec(0.1))["job"]["id"]
+    running = services.operator.submit(user, spec(0.1))["job"]["id"]
+    assert services.agent.claim(running) is not None  # its outcome shows only after visible_after
     with services.store.transaction() as s:
         job = s.get(Job, old_released)
         job.state, job.visible_after, job.created_at = st.RELEASED, now - timedelta(hours=1), now - timedelta(days=9)
@@ -143,7 +143,7 @@ def test_an_operators_state_filter_is_what_they_see_and_applies_before_the_limit
                       state=st.CANCELLED, created_at=now))
 
     def ids(state):
-        return [v["id"] for v in services.list_jobs(user, state)]
+        return [v["id"] for v in services.views.list_jobs(user, state)]
 
     assert ids("released") == [old_released]
     assert ids("in_progress") == [running]

@@ -8,7 +8,7 @@ import pytest
 
 from sandbox.config import REPO_ROOT
 from sandbox.core.errors import InvalidInput
-from sandbox.services import Conflict
+from sandbox.core.errors import Conflict
 from tests.conftest import make_services, need_backend
 
 POLICY = (REPO_ROOT / "policies" / "enterprise_registry.yaml").read_text(encoding="utf-8")
@@ -20,7 +20,7 @@ def services(demo_datasets_dir, tmp_path):
     svc = make_services(tmp_path, demo_datasets_dir, dataset="enterprise_registry", policy=POLICY,
                         users=[("operator", "operator", "operator-token"), ("rev", "compliance", "rev-token")])
     yield svc
-    svc.store.dispose()
+    svc.dispose()
 
 
 def job(code: str | None = None, outputs=None) -> dict:
@@ -36,76 +36,76 @@ def checks_of(detail, name):
 
 @pytest.mark.bwrap
 def test_example_job_goes_to_review_with_every_check_and_releases_after_approval(services):
-    op, rev = services.authenticate("operator-token"), services.authenticate("rev-token")
-    job_id = services.submit(op, job())["job"]["id"]
-    assert services.execute(job_id) == "awaiting_review"
-    detail = services.review_detail(rev, job_id)
+    op, rev = services.accounts.authenticate("operator-token"), services.accounts.authenticate("rev-token")
+    job_id = services.operator.submit(op, job())["job"]["id"]
+    assert services.agent.execute(job_id) == "awaiting_review"
+    detail = services.compliance.review_detail(rev, job_id)
     freq = checks_of(detail, "active_by_district.csv")
     assert {"file", "min_cell_count", "direct_identifiers", "row_level", "differencing"} <= set(freq)
     assert "fail" not in freq.values() and freq["direct_identifiers"] == "pass", freq
     assert "dominance_nk" in checks_of(detail, "employees_by_type.csv")
     assert checks_of(detail, "notes.txt")["content"] == "needs_review"
-    services.review(rev, job_id, "approve")
-    assert services.get_job(rev, job_id)["state"] == "released"
-    files = services.release(rev, job_id)["files"]
+    services.compliance.review(rev, job_id, "approve")
+    assert services.views.get_job(rev, job_id)["state"] == "released"
+    files = services.views.release(rev, job_id)["files"]
     assert set(files) == {"active_by_district.csv", "employees_by_type.csv", "notes.txt"}
 
 
 @pytest.mark.bwrap
 def test_undeclared_files_are_dropped_and_named_only_to_compliance(services):
-    op, rev = services.authenticate("operator-token"), services.authenticate("rev-token")
+    op, rev = services.accounts.authenticate("operator-token"), services.accounts.authenticate("rev-token")
     code = ("import os\n"
             "def analyse(df, out):\n"
             "    df.groupby('industry').size().reset_index(name='n').to_csv(os.path.join(out, 'n.csv'), index=False)\n"
             "    df.head(50).to_csv(os.path.join(out, 'raw_rows.csv'), index=False)\n"
             "    os.symlink('/data', os.path.join(out, 'link'))\n")
-    job_id = services.submit(op, job(code, [{"name": "n.csv", "type": "csv", "table_kind": "frequency"}]))["job"]["id"]
-    assert services.execute(job_id) == "awaiting_review"
-    detail = services.review_detail(rev, job_id)
+    job_id = services.operator.submit(op, job(code, [{"name": "n.csv", "type": "csv", "table_kind": "frequency"}]))["job"]["id"]
+    assert services.agent.execute(job_id) == "awaiting_review"
+    detail = services.compliance.review_detail(rev, job_id)
     assert [o["name"] for o in detail["outputs"]] == ["n.csv"]
     dropped = {d[0] for d in detail["compliance"]["dropped_files"]}
     assert {"raw_rows.csv", "link"} <= dropped
-    seen = json.dumps(services.get_job(op, job_id))
+    seen = json.dumps(services.views.get_job(op, job_id))
     assert "raw_rows" not in seen and "dropped" not in seen
 
 
 @pytest.mark.bwrap
 def test_row_level_output_and_differencing_fail_and_block_release(services):
-    op, rev = services.authenticate("operator-token"), services.authenticate("rev-token")
+    op, rev = services.accounts.authenticate("operator-token"), services.accounts.authenticate("rev-token")
     rows = ("import os\n"
             "def analyse(df, out):\n"
             "    df[['enterprise_id', 'district', 'registered_capital']].head(200).to_csv(os.path.join(out, 't.csv'), index=False)\n")
-    job_id = services.submit(op, job(rows, [{"name": "t.csv", "type": "csv", "table_kind": "magnitude"}]))["job"]["id"]
-    services.execute(job_id)
-    assert "fail" in checks_of(services.review_detail(rev, job_id), "t.csv").values()
+    job_id = services.operator.submit(op, job(rows, [{"name": "t.csv", "type": "csv", "table_kind": "magnitude"}]))["job"]["id"]
+    services.agent.execute(job_id)
+    assert "fail" in checks_of(services.compliance.review_detail(rev, job_id), "t.csv").values()
     with pytest.raises(Conflict):
-        services.review(rev, job_id, "approve")
+        services.compliance.review(rev, job_id, "approve")
 
     # Release a total by district, then a table that excludes one small group: the difference isolates it.
     total = ("import os\n"
              "def analyse(df, out):\n"
              "    df.groupby('district').size().reset_index(name='n').to_csv(os.path.join(out, 'd.csv'), index=False)\n")
-    first = services.submit(op, job(total, [{"name": "d.csv", "type": "csv", "table_kind": "frequency"}]))["job"]["id"]
-    services.execute(first)
-    services.review(rev, first, "approve")
+    first = services.operator.submit(op, job(total, [{"name": "d.csv", "type": "csv", "table_kind": "frequency"}]))["job"]["id"]
+    services.agent.execute(first)
+    services.compliance.review(rev, first, "approve")
     minus = ("import os\n"
              "def analyse(df, out):\n"
              "    keep = df.drop(df[df['district'] == '兰州市'].index[:3]) if len(df) > 2000 else df\n"
              "    keep.groupby('district').size().reset_index(name='n').to_csv(os.path.join(out, 'd2.csv'), index=False)\n")
-    second = services.submit(op, job(minus, [{"name": "d2.csv", "type": "csv", "table_kind": "frequency"}]))["job"]["id"]
-    services.execute(second)
-    assert checks_of(services.review_detail(rev, second), "d2.csv")["differencing"] == "fail"
+    second = services.operator.submit(op, job(minus, [{"name": "d2.csv", "type": "csv", "table_kind": "frequency"}]))["job"]["id"]
+    services.agent.execute(second)
+    assert checks_of(services.compliance.review_detail(rev, second), "d2.csv")["differencing"] == "fail"
 
 
 @pytest.mark.bwrap
 def test_bad_reviewed_contracts_are_refused_with_the_field(services):
-    op = services.authenticate("operator-token")
+    op = services.accounts.authenticate("operator-token")
     with pytest.raises(InvalidInput) as e:
-        services.submit(op, job(outputs=[{"name": "../x.csv", "type": "csv", "table_kind": "frequency"}]))
+        services.operator.submit(op, job(outputs=[{"name": "../x.csv", "type": "csv", "table_kind": "frequency"}]))
     assert e.value.field == "outputs[0]"
     with pytest.raises(InvalidInput) as e:
-        services.submit(op, job(outputs=[{"name": "x.png", "type": "csv", "table_kind": "frequency"}]))
+        services.operator.submit(op, job(outputs=[{"name": "x.png", "type": "csv", "table_kind": "frequency"}]))
     assert "must end with" in str(e.value)
     with pytest.raises(InvalidInput) as e:
-        services.submit(op, job(code="def analyse(df, out):\n    raise RuntimeError('x')\n"))
+        services.operator.submit(op, job(code="def analyse(df, out):\n    raise RuntimeError('x')\n"))
     assert "mock data" in str(e.value)

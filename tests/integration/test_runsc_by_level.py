@@ -16,19 +16,19 @@ def services_for(tmp_path, datasets_dir, **env_extra):
 def test_a_level_listed_for_runsc_runs_under_gvisor(demo_datasets_dir, tmp_path):
     need_backend("docker-runsc")
     svc = services_for(tmp_path, demo_datasets_dir, SANDBOX_RUNSC_LEVELS="L3")
-    job_id = svc.submit(svc.authenticate("op-token"), spec(0.1))["job"]["id"]
-    assert svc.execute(job_id) == "awaiting_review"
-    assert svc.get_job(svc.authenticate("rev-token"), job_id)["backend"] == "docker-runsc"
-    svc.store.dispose()
+    job_id = svc.operator.submit(svc.accounts.authenticate("op-token"), spec(0.1))["job"]["id"]
+    assert svc.agent.execute(job_id) == "awaiting_review"
+    assert svc.views.get_job(svc.accounts.authenticate("rev-token"), job_id)["backend"] == "docker-runsc"
+    svc.dispose()
 
 
 @pytest.mark.bwrap
 def test_without_the_required_runtime_the_job_fails_instead_of_running_weaker(demo_datasets_dir, tmp_path):
     need_backend("bwrap")
     svc = services_for(tmp_path, demo_datasets_dir, SANDBOX_RUNSC_LEVELS="L3", SANDBOX_IMAGE="no-such-image:none")
-    op = svc.authenticate("op-token")
-    job_id = svc.submit(op, spec(0.1))["job"]["id"]
-    assert svc.execute(job_id) == "failed"
-    detail = svc.review_detail(svc.authenticate("rev-token"), job_id)
+    op = svc.accounts.authenticate("op-token")
+    job_id = svc.operator.submit(op, spec(0.1))["job"]["id"]
+    assert svc.agent.execute(job_id) == "failed"
+    detail = svc.compliance.review_detail(svc.accounts.authenticate("rev-token"), job_id)
     assert "isolation backend unavailable" in detail["run_logs"][0]["stderr"]
-    svc.store.dispose()
+    svc.dispose()

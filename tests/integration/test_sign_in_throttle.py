@@ -38,4 +38,4 @@ def test_wrong_passwords_pause_signing_in_for_that_name_only(demo_datasets_dir, 
         monkeypatch.setattr(auth, "FAILURE_WINDOW", auth.timedelta(seconds=0))
         assert _sign_in(client, "alice", "correct horse battery").status_code == 302
     finally:
-        svc.store.dispose()
+        svc.dispose()

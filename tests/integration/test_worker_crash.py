@@ -6,6 +6,8 @@ import subprocess
 import time
 
 import pytest
+
+from tests.conftest import OWNER
 from sqlalchemy import select
 
 from sandbox.adapters.store.models import Job, LedgerEntry
@@ -24,8 +26,8 @@ def test_sigkilled_worker_job_recovers_and_is_charged_once(backend, database_url
     if not database_url.startswith("sqlite"):
         flush_redis()
     with running(env, DEMO_ROWS) as h:
-        h.services.apply_policy(TIGHT_POLICY.replace("wall_seconds: 60", "wall_seconds: 8"),
-                                "policies/health_visits.yaml", "owner")
+        h.services.owner.apply_policy(OWNER, TIGHT_POLICY.replace("wall_seconds: 60", "wall_seconds: 8"),
+                                "policies/health_visits.yaml")
         job_id = h.client("operator").submit(spec(0.1))["job"]["id"]
         deadline = time.monotonic() + 60
         while True:

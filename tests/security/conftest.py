@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+
+from tests.conftest import OWNER
 from sqlalchemy import select
 
 from sandbox.bootstrap import bootstrap
@@ -193,11 +195,11 @@ def _run_campaign(backend: str, demo_datasets_dir: Path, tmp_path: Path) -> Camp
     svc = bootstrap(settings, enqueue=lambda _job_id: None)
     health = demo_datasets_dir / "health_visits"
     other = demo_datasets_dir / "enterprise_registry"
-    svc.register_dataset(REPO_ROOT / "datasets" / "health_visits.yaml", health)
-    svc.register_dataset(REPO_ROOT / "datasets" / "enterprise_registry.yaml", other)
-    svc.create_user("operator", "operator", "op-token")
-    svc.create_user("rev", "compliance", "rev-token")
-    operator, reviewer = svc.authenticate("op-token"), svc.authenticate("rev-token")
+    svc.owner.register_dataset(OWNER, REPO_ROOT / "datasets" / "health_visits.yaml", health)
+    svc.owner.register_dataset(OWNER, REPO_ROOT / "datasets" / "enterprise_registry.yaml", other)
+    svc.accounts.create_user("operator", "operator", "op-token")
+    svc.accounts.create_user("rev", "compliance", "rev-token")
+    operator, reviewer = svc.accounts.authenticate("op-token"), svc.accounts.authenticate("rev-token")
 
     raw = pq.read_table(sorted(glob.glob(str(health / "*.parquet")))).to_pandas()
     target = int(raw["person_id"].iloc[0])
@@ -225,33 +227,32 @@ def _run_campaign(backend: str, demo_datasets_dir: Path, tmp_path: Path) -> Camp
                 "block_timeout_seconds": p.block_timeout}
 
     def submit(p: Hostile) -> str:
-        return svc.submit(operator, {"spec": spec(p), "code": source(p, constants)})["job"]["id"]
+        return svc.operator.submit(operator, {"spec": spec(p), "code": source(p, constants)})["job"]["id"]
 
     ids: dict[str, str] = {}
     try:
         # The timing pair runs under a policy version whose wall time is shorter than the slow run.
-        svc.apply_policy(POLICY.format(wall=TIMING_WALL_SECONDS, memory=MEMORY_MB),
-                         "policies/health_visits.yaml", "owner")
+        svc.owner.apply_policy(OWNER, POLICY.format(wall=TIMING_WALL_SECONDS, memory=MEMORY_MB),
+                         "policies/health_visits.yaml")
         for p in programs:
             if p.timing_policy:
                 ids[p.name] = submit(p)
-        svc.apply_policy(POLICY.format(wall=WALL_SECONDS, memory=MEMORY_MB), "policies/health_visits.yaml",
-                         "owner")
+        svc.owner.apply_policy(OWNER, POLICY.format(wall=WALL_SECONDS, memory=MEMORY_MB), "policies/health_visits.yaml")
         # Realistic too: a program that fails on mock data is refused at submission.
-        mock_refusal = {"balance_before": svc.balance(operator, "health_visits")}
+        mock_refusal = {"balance_before": svc.views.balance(operator, "health_visits")}
         try:
-            svc.submit(operator, {"spec": spec(PROGRAMS[0]),
+            svc.operator.submit(operator, {"spec": spec(PROGRAMS[0]),
                                   "code": "def analyse(df):\n    raise RuntimeError('mock ' + str(len(df)))\n"})
             mock_refusal["error"] = None
         except InvalidInput as e:
             mock_refusal["error"] = str(e)
-        mock_refusal["balance_after"] = svc.balance(operator, "health_visits")
-        mock_refusal["jobs"] = len(svc.list_jobs(operator))
+        mock_refusal["balance_after"] = svc.views.balance(operator, "health_visits")
+        mock_refusal["jobs"] = len(svc.views.list_jobs(operator))
 
         def submit_and_run(p: Hostile) -> None:
             if p.name not in ids:
                 ids[p.name] = submit(p)
-            svc.execute(ids[p.name])
+            svc.agent.execute(ids[p.name])
 
         for phase in (1, 2):
             with ThreadPoolExecutor(PARALLEL_JOBS) as pool:
@@ -303,17 +304,17 @@ def _run_campaign(backend: str, demo_datasets_dir: Path, tmp_path: Path) -> Camp
         visible = _aware(ev.visible_after)
         try:
             svc.clock = lambda: visible - timedelta(microseconds=1)
-            ev.operator_before = svc.get_job(operator, job_id)
-            ev.operator_listed.append(next(v for v in svc.list_jobs(operator) if v["id"] == job_id))
+            ev.operator_before = svc.views.get_job(operator, job_id)
+            ev.operator_listed.append(next(v for v in svc.views.list_jobs(operator) if v["id"] == job_id))
             svc.clock = lambda: visible + timedelta(seconds=1)
-            ev.operator_after = svc.get_job(operator, job_id)
-            ev.operator_listed.append(next(v for v in svc.list_jobs(operator) if v["id"] == job_id))
+            ev.operator_after = svc.views.get_job(operator, job_id)
+            ev.operator_listed.append(next(v for v in svc.views.list_jobs(operator) if v["id"] == job_id))
             svc.clock = real_clock
-            ev.compliance = svc.review_detail(reviewer, job_id)
+            ev.compliance = svc.compliance.review_detail(reviewer, job_id)
             if ev.state == "awaiting_review":
-                svc.review(reviewer, job_id, "approve")
+                svc.compliance.review(reviewer, job_id, "approve")
                 svc.clock = lambda: visible + timedelta(seconds=2)
-                ev.operator_release = svc.release(operator, job_id)
+                ev.operator_release = svc.views.release(operator, job_id)
         finally:
             svc.clock = real_clock
         evidence[p.name] = ev
@@ -350,4 +351,4 @@ def pytest_collection_modifyitems(config, items):
 def campaign(request, demo_datasets_dir, tmp_path_factory) -> Campaign:
     result = _run_campaign(request.param, demo_datasets_dir, tmp_path_factory.mktemp(f"hostile-{request.param}"))
     yield result
-    result.services.store.dispose()
+    result.services.dispose()

@@ -237,7 +237,7 @@ def test_a_program_job_is_decided_before_its_outcome_becomes_visible(campaign):
 def test_every_job_is_charged_exactly_its_declared_epsilon(campaign):
     for name, ev in campaign.evidence.items():
         assert ev.ledger == [("reserve", "reserve", EPSILON), ("charge", "resolve", EPSILON)], name
-    balance = campaign.services.balance(campaign.operator, "health_visits")
+    balance = campaign.services.views.balance(campaign.operator, "health_visits")
     assert balance["lifetime_spent"] == pytest.approx(EPSILON * len(campaign.evidence))
     assert balance["lifetime_reserved"] == pytest.approx(0.0)
 
@@ -279,7 +279,7 @@ def test_the_suite_covers_enough_hostile_programs():
 
 
 def test_every_hostile_program_is_a_well_formed_submission():
-    from sandbox.core.specs.program import check_code
+    from sandbox.core.specs.source import check_code
     from tests.security.hostile import source
     for p in PROGRAMS:
         check_code(source(p, {"MARK": "m"}))      # syntax, size, no NUL, def analyse(df)

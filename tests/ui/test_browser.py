@@ -55,7 +55,7 @@ def test_operator_reviewer_operator_flow(page, sandbox_app):
     with page.expect_download() as dl:
         page.click("#mock-download")
     header = next(csv.reader(io.StringIO(dl.value.path().read_text(encoding="utf-8"))))
-    assert header == [c["name"] for c in h.services.get_dataset("health_visits")["columns"]]
+    assert header == [c["name"] for c in h.services.views.get_dataset("health_visits")["columns"]]
 
     # Job builder: three queries; the live preview shows cost, balance and expected errors.
     page.click("#new-job")
@@ -128,7 +128,7 @@ def test_operator_reviewer_operator_flow(page, sandbox_app):
     with page.expect_download() as dl:
         page.click("#download-certificate")
     cert = json.loads(dl.value.path().read_text(encoding="utf-8"))
-    assert verify_certificate(cert, h.services.public_key())
+    assert verify_certificate(cert, h.services.views.public_key())
     assert cert["certificate"]["job"] == job_id
     with page.expect_download() as dl:
         page.click("#download-zip")
@@ -159,7 +159,7 @@ def test_owner_changes_policy_and_approves_runs(page, sandbox_app):
     page.click("#policy-apply")
     page.wait_for_selector(".flash")
     assert "run_approval: owner" in page.input_value("#policy-text")
-    assert h.services.current_policy_text("enterprise_registry")["content"].count("run_approval: owner") == 1
+    assert h.services.views.current_policy_text("enterprise_registry")["content"].count("run_approval: owner") == 1
     assert_fits_1366(page)
 
     # An operator's job now waits for the owner, who approves it in the browser.

@@ -1,32 +1,41 @@
-"""Error bars on released statistics come from the mechanism's public noise scale."""
+"""Chart geometry: round axis ticks, and error bars that span the noise interval around each value."""
 from __future__ import annotations
-
-import math
 
 import pytest
 
-from sandbox.controller.web.ui import nice_ticks, noise_halfwidth
-
-
-def test_laplace_error_bar_is_the_central_95_percent_interval():
-    # P(|X| > t) = exp(-t/b) for Laplace(b): 5 % at t = b ln 20.
-    assert noise_halfwidth("laplace", 2.0) == pytest.approx(2.0 * math.log(20))
-
-
-@pytest.mark.parametrize("scale", [0.3, 1.0, 16.67, 250.0])
-def test_discrete_laplace_error_bar_is_the_smallest_integer_covering_95_percent(scale):
-    p = math.exp(-1 / scale)
-    t = noise_halfwidth("discrete_laplace", scale)
-    tail = lambda k: 2 * p ** (k + 1) / (1 + p)  # noqa: E731 - P(|X| > k)
-    assert t == int(t) and tail(t) <= 0.05 + 1e-12
-    assert t == 0 or tail(t - 1) > 0.05
-
-
-def test_no_error_bar_where_the_error_depends_on_the_data():
-    assert noise_halfwidth("exponential", 3.0) is None
-    assert noise_halfwidth("laplace+discrete_laplace", 3.0) is None
+from sandbox.controller.web.ui.charts import bar_chart, consumption_chart, nice_ticks, release_chart
+from sandbox.core.intervals import noise_halfwidth
 
 
 def test_axis_ticks_are_round_and_inside_the_range():
     assert nice_ticks(0, 4160) == [0, 1000, 2000, 3000, 4000]
     assert nice_ticks(-651784.5, 4889470.5) == [0, 2000000, 4000000]
+
+
+def test_a_released_count_gets_an_error_bar_of_the_noise_halfwidth_around_its_value():
+    table = {"name": "visits", "statistic": "count", "group_by": ["region"], "columns": ["region", "count"],
+             "mechanism": "discrete_laplace", "noise_scale": 2.0, "rows": [["north", 120], ["south", 80]]}
+    out = release_chart(table)
+    half = noise_halfwidth("discrete_laplace", 2.0)
+    assert out["halfwidth"] == half and [b["label"] for b in out["bars"]] == ["north", "south"]
+    north = out["chart"]["rows"][0]
+    # The bar's end is the value; the error bar is centred on it.
+    assert north["x"] + north["w"] == pytest.approx((north["ex0"] + north["ex1"]) / 2)
+    assert north["ex0"] < north["x"] + north["w"] < north["ex1"]
+
+
+def test_no_error_bar_is_drawn_where_the_error_depends_on_the_data():
+    table = {"name": "median_age", "statistic": "quantile", "mechanism": "exponential", "noise_scale": 3.0,
+             "rows": [[41.0]]}
+    row = release_chart(table)["chart"]["rows"][0]
+    assert "ex0" not in row and row["label"] == "median_age"
+    assert bar_chart([]) == {"height": 0, "rows": []}
+
+
+def test_consumption_chart_stacks_reserved_on_charged_under_the_per_period_line():
+    periods = [{"period_start": "all", "operator": "op", "epsilon_charged": 1.0, "epsilon_reserved": 0.5}]
+    chart = consumption_chart(periods, per_period=2.0, all_time_label="全部")
+    bar = chart["rows"][0]
+    assert chart["labels"][0]["text"] == "全部"
+    assert bar["ry"] + bar["rh"] == pytest.approx(bar["y"])      # reserved sits on top of charged
+    assert chart["limit_y"] < bar["ry"] < chart["base"]           # both below the allowance line

@@ -20,15 +20,16 @@ from sandbox.core.admission import JobRequest, decide
 from sandbox.core.errors import InvalidInput, Text
 from sandbox.core.ledger import balance
 from sandbox.core.manifest import parse_manifest
-from sandbox.core.policy import PolicyError, parse_policy
+from sandbox.core.policy.file import PolicyError, parse_policy
 from sandbox.core.specs.query import parse_query_spec
-from sandbox.services import Conflict
-from sandbox.controller.web import ui
+from sandbox.core.errors import Conflict
+from sandbox.controller.web.ui import i18n
 
-CATALOG = REPO_ROOT / "sandbox" / "web" / "translations" / "zh" / "LC_MESSAGES"
+WEB = REPO_ROOT / "sandbox" / "controller" / "web"
+CATALOG = WEB / "translations" / "zh" / "LC_MESSAGES"
 METHODS = [("**.py", "python"), ("templates/**.html", "jinja2")]
 # Where Text("template", ...) messages are written (babel.cfg extracts them with -k Text).
-TEXT_METHODS = [("domain/**.py", "python"), ("services.py", "python")]
+TEXT_METHODS = [("core/**.py", "python"), ("agent/**.py", "python"), ("controller/**.py", "python")]
 
 
 def _po():
@@ -44,7 +45,7 @@ def _text_messages() -> set[str]:
 def test_every_ui_message_has_a_chinese_translation():
     po = _po()
     translated = {m.id for m in po if m.id and m.string}
-    used = {msg for _f, _l, msg, _c, _x in extract_from_dir(REPO_ROOT / "sandbox" / "web", METHODS,
+    used = {msg for _f, _l, msg, _c, _x in extract_from_dir(WEB, METHODS,
                                                              keywords={"_": None, "gettext": None, "_l": None})}
     assert used and not (used - translated), f"untranslated: {sorted(used - translated)}"
 
@@ -77,12 +78,12 @@ def test_compiled_catalog_matches_the_po_file():
     assert {m.id: m.string for m in mo if m.id} == {m.id: m.string for m in po if m.id}
 
 
-# ---------------------------------------------------------------- ui.localized
+# ---------------------------------------------------------------- i18n.localized
 
 @pytest.fixture(scope="module")
 def app():
     app = Flask(__name__)
-    ui.init_babel(app)
+    i18n.init_babel(app)
     return app
 
 
@@ -117,17 +118,17 @@ def test_a_spec_refusal_in_chinese_and_english(zh):
     e = _refusal(statistic="median")
     english = ("queries[0].statistic: 'median' is not supported; use one of count, sum, mean, histogram, quantile")
     assert str(e) == english
-    assert ui.localized(e) == "queries[0].statistic：不支持 'median'；请使用以下之一：count, sum, mean, histogram, quantile"
+    assert i18n.localized(e) == "queries[0].statistic：不支持 'median'；请使用以下之一：count, sum, mean, histogram, quantile"
     with force_locale("en"):
-        assert ui.localized(e) == english
+        assert i18n.localized(e) == english
 
 
 def test_nested_texts_are_translated_in_turn(zh):
     e = _refusal(group_by=["person_id"])
     assert str(e).startswith("queries[0].group_by: 'person_id' is an identifier; group only by categorical columns: ")
-    assert ui.localized(e).startswith("queries[0].group_by：'person_id' 是标识符列；只能按分类列分组：")
+    assert i18n.localized(e).startswith("queries[0].group_by：'person_id' 是标识符列；只能按分类列分组：")
     e = _refusal(epsilon=10 ** 40)
-    assert ui.localized(e) == "queries[0].epsilon：必须是大于 0 且不超过 10 的有限数值（收到 一个非常大的整数）"
+    assert i18n.localized(e) == "queries[0].epsilon：必须是大于 0 且不超过 10 的有限数值（收到 一个非常大的整数）"
 
 
 def test_admission_reasons_in_chinese_and_english(zh):
@@ -137,30 +138,30 @@ def test_admission_reasons_in_chinese_and_english(zh):
         "medical_insurance_research, public_health_planning.",
         "Privacy cost epsilon 6 exceeds the 5 epsilon available in the current monthly period; "
         "it refreshes on 2025-04-01.")
-    assert [ui.localized(r) for r in d.reasons] == [
+    assert [i18n.localized(r) for r in d.reasons] == [
         "用途 'tax_audit' 不在运营方 'operator' 对数据集 'health_visits' 的授权范围内；已授权的用途："
         "medical_insurance_research, public_health_planning。",
         "隐私成本 epsilon 6 超出了本期预算（每月刷新，下次刷新日期为 2025-04-01）中可用的 epsilon 5。"]
     with force_locale("en"):
-        assert [ui.localized(r) for r in d.reasons] == list(d.reasons)
+        assert [i18n.localized(r) for r in d.reasons] == list(d.reasons)
 
 
 def test_policy_problems_and_service_errors_in_chinese(zh):
     with pytest.raises(PolicyError) as info:
         parse_policy("dataset: x\nmodes: []\n", "policies/x.yaml")
-    lines = ui.localized(info.value).splitlines()
+    lines = i18n.localized(info.value).splitlines()
     assert lines[0] == "policies/x.yaml:1: classification: 为必填项"
     assert "policies/x.yaml:2: modes: 至少须列出一种模式" in lines
     assert len(lines) == len(str(info.value).splitlines())
-    assert ui.localized(Conflict(Text("job is {state}, not awaiting review", state="queued"))) == \
+    assert i18n.localized(Conflict(Text("job is {state}, not awaiting review", state="queued"))) == \
         "作业当前状态为 queued，不在待审查状态"
 
 
 def test_plain_strings_pass_unchanged_and_a_broken_translation_falls_back_to_english(zh, monkeypatch):
-    assert ui.localized("已翻译的文字 {x}") == "已翻译的文字 {x}"
-    assert ui.localized(ValueError("a plain error")) == "a plain error"
-    monkeypatch.setattr(ui, "_", lambda s: "坏的 {nope}")
-    assert ui.localized(Text("spec is {size} bytes", size=5)) == "spec is 5 bytes"
+    assert i18n.localized("已翻译的文字 {x}") == "已翻译的文字 {x}"
+    assert i18n.localized(ValueError("a plain error")) == "a plain error"
+    monkeypatch.setattr(i18n, "_", lambda s: "坏的 {nope}")
+    assert i18n.localized(Text("spec is {size} bytes", size=5)) == "spec is 5 bytes"
 
 
 def test_a_stored_admission_refusal_reads_in_chinese_from_the_store(zh):
@@ -172,8 +173,8 @@ def test_a_stored_admission_refusal_reads_in_chinese_from_the_store(zh):
                                                      reasons=join_texts("; ", reasons)))))
     message = text_from_data(stored)
     assert str(message) == "Refused at admission: " + "; ".join(reasons)
-    assert ui.localized(message).startswith("准入时被拒绝：用途 'tax_audit' 不在运营方 'operator'")
+    assert i18n.localized(message).startswith("准入时被拒绝：用途 'tax_audit' 不在运营方 'operator'")
     typed = text_from_data(json.loads(json.dumps(text_to_data(
         Text("Rejected by compliance: {reason}", reason="cell sizes too small")))))
-    assert ui.localized(typed) == "合规审核驳回：cell sizes too small"
+    assert i18n.localized(typed) == "合规审核驳回：cell sizes too small"
     assert text_from_data(None) is None and text_from_data({"template": "{missing}"}) is None

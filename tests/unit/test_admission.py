@@ -8,7 +8,7 @@ import pytest
 
 from sandbox.core.admission import Decision, JobRequest, decide
 from sandbox.core.ledger import LedgerEntry, balance
-from sandbox.core.policy import parse_policy
+from sandbox.core.policy.file import parse_policy
 
 REPO = Path(__file__).resolve().parents[2]
 TODAY = date(2025, 3, 10)

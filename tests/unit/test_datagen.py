@@ -159,7 +159,7 @@ def test_failure_midway_leaves_no_dataset_and_no_temp_dir(tmp_path, health, monk
             raise OSError("disk full")
         return real_write(table, where, **kw)
 
-    monkeypatch.setattr(datagen.pq, "write_table", failing_write)
+    monkeypatch.setattr(pq, "write_table", failing_write)
     with pytest.raises(OSError):
         datagen.generate(health, 3_000, tmp_path / "ds", chunk_rows=1_000)
     assert list(tmp_path.iterdir()) == []

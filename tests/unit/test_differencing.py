@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sandbox.core.release.disclosure import FAIL, PASS
+from sandbox.core.release.checks import FAIL, PASS
 from sandbox.core.release.differencing import ReleasedAggregate, check_differencing, find_differences
 
 V = "sha256:aaaa"

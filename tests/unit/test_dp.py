@@ -113,7 +113,7 @@ SCALE_CASES = [(1, 0.3), (5, 0.1), (3, 1e-3), (7, 9.99), (50000.0, 0.2), (25000.
 
 @pytest.mark.parametrize("sens,eps", SCALE_CASES)
 def test_opendp_laplace_map_confirms_the_closed_form(sens, eps):
-    from sandbox.runner.query import float_laplace, integer_laplace
+    from sandbox.privacy.measurements import float_laplace, integer_laplace
 
     b = acc.laplace_scale(sens, eps)
     assert b == pytest.approx(sens / eps, rel=1e-12)
@@ -128,7 +128,7 @@ def test_opendp_laplace_map_confirms_the_closed_form(sens, eps):
 
 @pytest.mark.parametrize("k,q,eps", [(1, 0.5, 1.0), (5, 0.5, 0.1), (3, 0.3, 0.7), (2, 0.9, 2.0)])
 def test_opendp_noisy_max_map_confirms_the_quantile_accounting(k, q, eps):
-    from sandbox.runner.query import exponential_selection
+    from sandbox.privacy.measurements import exponential_selection
 
     num, den = acc.quantile_alpha(q)
     sens = acc.quantile_score_sensitivity(k, num, den)
@@ -153,7 +153,7 @@ def test_quantile_accounting_matches_opendps_own_quantile_measurement():
 
 
 def test_a_scale_too_small_for_the_claimed_epsilon_is_caught():
-    from sandbox.runner.query import PrivacyAccountingError, integer_laplace
+    from sandbox.privacy.measurements import PrivacyAccountingError, integer_laplace
 
     with pytest.raises(PrivacyAccountingError):
         integer_laplace(acc.laplace_scale(5, 0.3) * 0.99, 5, 0.3)

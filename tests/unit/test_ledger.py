@@ -8,7 +8,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initial
 
 from sandbox.core.ledger import (LedgerEntry, LedgerError, balance, can_reserve, exact, job_state,
     next_period_start, period_start, validate_sequence)
-from sandbox.core.policy import Budget
+from sandbox.core.policy.model import Budget
 
 UTC = timezone.utc
 JAN = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)

@@ -15,8 +15,9 @@ from sandbox.core.admission import JobRequest, decide
 from sandbox.core.errors import InvalidInput, Text, join_texts
 from sandbox.core.ledger import balance
 from sandbox.core.manifest import parse_manifest
-from sandbox.core.policy import PolicyError, parse_policy
-from sandbox.core.specs.query import load_spec_text, parse_query_spec
+from sandbox.core.policy.file import PolicyError, parse_policy
+from sandbox.core.specs.common import load_spec_text
+from sandbox.core.specs.query import parse_query_spec
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2025, 3, 10, 9, tzinfo=timezone.utc)

@@ -6,8 +6,8 @@ import pytest
 
 from sandbox.core.errors import InvalidInput
 from sandbox.core.manifest import parse_manifest
-from sandbox.core.policy import (LEVEL_RULES, Budget, Policy, PolicyError, ResourceLimits,
-    check_against_manifest, diff_policies, parse_policy)
+from sandbox.core.policy.file import PolicyError, check_against_manifest, diff_policies, parse_policy
+from sandbox.core.policy.model import LEVEL_RULES, Budget, Policy, ResourceLimits
 
 REPO = Path(__file__).resolve().parents[2]
 FILE = "policies/demo.yaml"

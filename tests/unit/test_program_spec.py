@@ -15,11 +15,12 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sandbox.core.specs import program as prog
 from sandbox.core.errors import InvalidInput
 from sandbox.core.manifest import parse_manifest
-from sandbox.core.specs.program import (MAX_CODE_BYTES, MAX_K, MIN_K, check_code, choose_k, expected_error,
-    parse_program_spec, split_epsilon)
+from sandbox.core.specs import program_accounting as acc
+from sandbox.core.specs.program import parse_program_spec
+from sandbox.core.specs.program_accounting import MAX_K, MIN_K, choose_k, expected_error, split_epsilon
+from sandbox.core.specs.source import MAX_CODE_BYTES, check_code
 
 REPO = Path(__file__).resolve().parents[2]
 CODE = "def analyse(df):\n    return [1.0, 2.0, 3.0]\n"
@@ -179,8 +180,10 @@ def test_code_is_never_executed_on_the_host(manifest, example, tmp_path):
     assert not marker.exists()
 
 
-def test_the_domain_module_imports_only_the_standard_library():
-    tree = ast.parse(Path(prog.__file__).read_text(encoding="utf-8"))
+@pytest.mark.parametrize("module", ["program", "program_accounting", "source"])
+def test_the_domain_module_imports_only_the_standard_library(module):
+    path = REPO / "sandbox" / "core" / "specs" / f"{module}.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
     imported = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -204,7 +207,7 @@ def test_auto_k_comes_from_the_public_manifest(example):
 
 
 def test_choose_k_takes_no_data_only_a_public_estimate():
-    assert choose_k(None) == prog.DEFAULT_AUTO_K
+    assert choose_k(None) == acc.DEFAULT_AUTO_K
     assert choose_k(0) == MIN_K
     assert choose_k(10**9) == MAX_K
     assert choose_k(12_345, policy_k=7) == 7
@@ -264,6 +267,6 @@ def test_expected_error_of_a_median_reports_its_rank_error(manifest, example):
 
 
 def test_median_candidates_are_public_and_include_the_default():
-    grid = prog.median_candidates(0.0, 10.0, include=(3.14159,))
+    grid = acc.median_candidates(0.0, 10.0, include=(3.14159,))
     assert grid[0] == 0.0 and grid[-1] == 10.0 and 3.14159 in grid
     assert all(a < b for a, b in zip(grid, grid[1:]))

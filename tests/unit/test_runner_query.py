@@ -17,8 +17,8 @@ from sandbox.core import dp as acc
 from sandbox.core.manifest import parse_manifest
 from sandbox.core.specs.query import parse_query_spec
 from sandbox.runner import run_job
-from sandbox.runner.query import (aggregate_frame, exact_cells, over_limit_units, quantile_scores,
-    release_table, scan_dataset)
+from sandbox.runner.frames import aggregate_frame, exact_cells, over_limit_units, scan_dataset
+from sandbox.runner.query import quantile_scores, release_table
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -337,7 +337,8 @@ ALL_QUERIES = [
 
 
 def _both_paths(data_dir, manifest_dict, queries):
-    from sandbox.runner.query import cell_statistics, dataset_files
+    from sandbox.runner.frames import dataset_files
+    from sandbox.runner.scan import cell_statistics
 
     manifest = parse_manifest(manifest_dict)
     spec = parse_query_spec(_spec(queries), manifest)
@@ -397,7 +398,7 @@ def test_scan_path_equals_the_polars_path_on_many_row_groups_and_other_column_ty
 
 
 def test_scan_path_maps_large_dictionaries_row_by_row(tmp_path, monkeypatch):
-    from sandbox.runner import query as rq
+    from sandbox.runner import scan
 
     d = tmp_path / "dirty"
     d.mkdir()
@@ -406,7 +407,7 @@ def test_scan_path_maps_large_dictionaries_row_by_row(tmp_path, monkeypatch):
                   "sex": ["F", "M"] * (n // 2), "amount": [float(i % 101) for i in range(n)],
                   "age": [i % 11 for i in range(n)]}).write_parquet(d / "x.parquet")
     queries = [q for q in ALL_QUERIES if q["statistic"] != "quantile"]
-    monkeypatch.setattr(rq, "MAX_LOCAL_SLOTS", 4)  # force the row-by-row mapping
+    monkeypatch.setattr(scan, "MAX_LOCAL_SLOTS", 4)  # force the row-by-row mapping
     fast, slow = _both_paths(d, MANIFEST, queries)
     for q, f, s in zip(queries, fast, slow):
         assert _same(f, s), (q["name"], f, s)
@@ -416,14 +417,14 @@ def test_scan_path_maps_large_dictionaries_row_by_row(tmp_path, monkeypatch):
 def test_scan_path_equals_the_polars_path_on_one_row_group(tmp_path, monkeypatch, workers):
     # One file of one row group: with more threads than row groups, pyarrow decodes the
     # columns of the row group in parallel (the other tests have as many row groups as threads).
-    from sandbox.runner import query as rq
+    from sandbox.runner import scan
 
     d = tmp_path / "one"
     d.mkdir()
     schema = {"pid": pl.Int64, "region": pl.String, "sex": pl.String, "amount": pl.Float64, "age": pl.Int64}
     pl.concat([pl.DataFrame(FILE_A, schema=schema), pl.DataFrame(FILE_B, schema=schema)]).write_parquet(
         d / "all.parquet")
-    monkeypatch.setattr(rq, "_workers", lambda: workers)
+    monkeypatch.setattr(scan, "_workers", lambda: workers)
     fast, slow = _both_paths(d, MANIFEST, ALL_QUERIES)
     for q, f, s in zip(ALL_QUERIES, fast, slow):
         assert _same(f, s), (q["name"], f, s)
@@ -461,33 +462,35 @@ def test_a_job_parses_each_parquet_footer_once(data_dir, monkeypatch):
 def test_every_release_builds_and_checks_its_own_measurement(data_dir, monkeypatch):
     # Only OpenDP's domain/metric descriptors are kept per process; each query's measurement
     # is built with its own scale and checked by OpenDP's privacy map every time.
+    from sandbox.privacy import measurements
     from sandbox.runner import query as rq
 
     checked = []
-    real = rq._checked
+    real = measurements._checked
 
     def spy(meas, d_in, epsilon):
         checked.append((d_in, epsilon))
         return real(meas, d_in, epsilon)
 
-    monkeypatch.setattr(rq, "_checked", spy)
+    monkeypatch.setattr(measurements, "_checked", spy)
     for eps in (0.5, 2.0):
         spec = _spec([{"name": "n", "statistic": "count", "group_by": ["region"], "epsilon": eps}])
         rq.compute_release(spec, MANIFEST, data_dir, bound_verified=True)
     assert checked == [(2, 0.5), (2, 2.0)]
-    meas = rq.integer_laplace(4.0, 2, 0.5)  # scale 4 for sensitivity 2 gives exactly epsilon 0.5
+    meas = measurements.integer_laplace(4.0, 2, 0.5)  # scale 4 for sensitivity 2 gives exactly epsilon 0.5
     assert meas.map(2) == pytest.approx(0.5)
-    with pytest.raises(rq.PrivacyAccountingError):
-        rq.integer_laplace(2.0, 2, 0.5)  # the same cached descriptors, but the scale is too small
+    with pytest.raises(measurements.PrivacyAccountingError):
+        measurements.integer_laplace(2.0, 2, 0.5)  # the same cached descriptors, but the scale is too small
 
 
 def test_runner_uses_the_polars_path_when_a_unit_must_be_truncated(data_dir, monkeypatch):
     from sandbox.runner import query as rq
+    from sandbox.runner import scan
 
     def boom(*a, **k):
         raise AssertionError("the scan path cannot truncate units")
 
-    monkeypatch.setattr(rq, "cell_statistics", boom)
+    monkeypatch.setattr(scan, "cell_statistics", boom)
     spec = _spec([{"name": "n", "statistic": "count", "group_by": ["region"], "epsilon": 10}])
     got = _as_dict(rq.compute_release(spec, MANIFEST, data_dir, bound_verified=False)["tables"][0])
     assert abs(got[("north",)] - COUNT_BY_REGION[False]["north"]) <= 2

@@ -14,8 +14,10 @@ import yaml
 from scipy import stats
 
 from sandbox.agent import aggregation as saa
+from sandbox.privacy.aggregate import mean_measurement, median_measurement
 from sandbox.core.manifest import parse_manifest
-from sandbox.core.specs.program import expected_error, parse_program_spec
+from sandbox.core.specs.program import parse_program_spec
+from sandbox.core.specs.program_accounting import expected_error
 
 REPO = Path(__file__).resolve().parents[2]
 CODE = "def analyse(df):\n    return [0.0, 0.0]\n"
@@ -141,7 +143,7 @@ def test_each_output_gets_its_share_of_epsilon_checked_by_opendp(manifest):
     assert table["epsilon"] == 0.9 and table["k"] == 37 and table["mechanism"] == "laplace"
     planned = expected_error(spec)["outputs"]
     for part, plan, (lo, hi) in zip(table["parts"], planned, [(0, 100), (-1, 1)]):
-        meas, scale, sens = saa.mean_measurement(lo, hi, 37, eps_j)
+        meas, scale, sens = mean_measurement(lo, hi, 37, eps_j)
         assert meas.map(2) <= eps_j
         assert part["noise_scale"] == scale == pytest.approx(plan["noise_scale"], rel=1e-9)
         assert sens == pytest.approx((hi - lo) / 37, rel=1e-9) and sens >= (hi - lo) / 37
@@ -151,7 +153,7 @@ def test_a_median_is_selected_by_opendp_within_its_documented_rank_error(manifes
     spec = _spec(manifest, outputs=[{"name": "m", "lower": 0, "upper": 1000, "aggregate": "median"}],
                  blocks=200, epsilon=1.0)
     values = [[i * 3 + 0.5] for i in range(200)]
-    meas, scale = saa.median_measurement(0.0, 1000.0, 200, 1.0, spec.default[0])
+    meas, scale = median_measurement(0.0, 1000.0, 200, 1.0, spec.default[0])
     assert meas.map(2) <= 1.0 and scale == pytest.approx(2.0)
     sorted_vals = np.array(sorted(v[0] for v in values))
     draws = [saa.aggregate(values, spec)["tables"][0]["rows"][0][1] for _ in range(300)]

@@ -10,7 +10,8 @@ import yaml
 
 from sandbox.core.errors import InvalidInput
 from sandbox.core.manifest import parse_manifest
-from sandbox.core.specs.query import MAX_CELLS, load_spec_text, parse_query_spec
+from sandbox.core.specs.common import load_spec_text
+from sandbox.core.specs.query import MAX_CELLS, parse_query_spec
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -261,11 +262,12 @@ def test_yaml_boolean_epsilon_is_refused(manifest):
     assert exc.value.field == "queries[0].epsilon"
 
 
-def test_spec_module_imports_only_the_standard_library():
+@pytest.mark.parametrize("module", ["query", "common"])
+def test_spec_module_imports_only_the_standard_library(module):
     import ast
+    import importlib
 
-    import sandbox.core.specs.query as mod
-
+    mod = importlib.import_module(f"sandbox.core.specs.{module}")
     tree = ast.parse(Path(mod.__file__).read_text(encoding="utf-8"))
     top_level = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
     names = {a.name.split(".")[0] for n in top_level if isinstance(n, ast.Import) for a in n.names}

@@ -1,16 +1,15 @@
-"""SQLAlchemy models. API tokens are stored only as sha256 hashes; the ledger
-and the audit log are append-only tables."""
+"""The tables behind adapters/store/repository.py (the records themselves are plain
+dataclasses in core/records.py). API tokens are stored only as sha256 hashes; the
+ledger and the audit log are append-only tables."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text,
                         UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+from sandbox.core.records import utcnow
 
 
 class Base(DeclarativeBase):
@@ -35,6 +34,7 @@ class Dataset(Base):
     manifest: Mapped[dict] = mapped_column(JSON)
     classification: Mapped[str] = mapped_column(String(4))
     owner: Mapped[str] = mapped_column(String(64), default="")
+    owner_account: Mapped[str] = mapped_column(String(64), default="", server_default="")
     data_dir: Mapped[str] = mapped_column(Text)          # in-domain path, never shown to operators
     version_hash: Mapped[str] = mapped_column(String(64))
     bound_verified: Mapped[bool] = mapped_column(Boolean, default=False)

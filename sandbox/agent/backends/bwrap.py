@@ -1,8 +1,9 @@
 """bubblewrap isolation backend, for machines where no Docker daemon runs.
 
 The box is a fresh mount namespace that holds only: the system's /usr, the interpreter's
-prefixes (base install and venv), the sandbox package, and the three run directories; plus
-new pid/net/ipc/uts/user/cgroup namespaces. Limits come from cgroup v1 (pids, memory, cpu)
+prefixes (base install and venv), the box code (sandbox.core, .privacy, .runner at
+/opt/runner, as in the Docker image), and the three run directories; plus new
+pid/net/ipc/uts/user/cgroup namespaces. Limits come from cgroup v1 (pids, memory, cpu)
 where the host lets us create groups, and from rlimits (prlimit) always.
 
 Caveat: run as root, bwrap maps the box's uid 65534 to host uid 0 (without capabilities).
@@ -33,6 +34,10 @@ SYSTEM_LINKS = ("/bin", "/lib", "/lib64", "/sbin")
 # /proc directories that act on or describe the host rather than the box (as Docker's
 # masked and read-only paths): hidden behind an empty read-only tmpfs.
 PROC_COVERED_DIRS = ("sys", "irq", "bus", "fs", "acpi", "driver", "scsi", "asound", "sysvipc", "tty")
+# The box sees the same code as the Docker image: only these subpackages of sandbox, under
+# /opt/runner (first on sys.path), never the web app, the store, the agent or the CLI.
+BOX_CODE_ROOT = "/opt/runner"
+BOX_SUBPACKAGES = ("core", "privacy", "runner")
 
 
 class BwrapBackend(CheckedBackend):
@@ -146,6 +151,7 @@ class BwrapBackend(CheckedBackend):
             "--clearenv",
             "--setenv", "PATH", f"{Path(self.python).parent}:/usr/bin:/bin",
             "--setenv", "HOME", "/tmp",
+            "--setenv", "PYTHONPATH", BOX_CODE_ROOT,
             "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
             "--setenv", "PYTHONHASHSEED", "0",
             "--setenv", "LANG", "C.UTF-8",
@@ -158,6 +164,7 @@ class BwrapBackend(CheckedBackend):
         args += self._system_links()
         for d in self._python_dirs():
             args += ["--ro-bind", d, d]
+        args += self._box_code()
         args += [
             "--ro-bind", str(Path(request.job_dir).resolve()), "/job",
             "--ro-bind", str(Path(request.data_dir).resolve()), "/data",
@@ -199,18 +206,31 @@ class BwrapBackend(CheckedBackend):
         return args
 
     def _python_dirs(self) -> list[str]:
-        """The interpreter's install, its venv, and the sandbox package: nothing else of the
-        repository (var/ holds raw data and work areas of other jobs)."""
-        import sandbox
-
+        """The interpreter's install and its venv: nothing of the repository (var/ holds raw
+        data and work areas of other jobs; the box code comes from _box_code)."""
         exe = Path(self.python)
         dirs = {exe.resolve().parent.parent}                 # base install, e.g. pyenv version
         if (exe.parent.parent / "pyvenv.cfg").exists():
             dirs.add(exe.parent.parent.absolute())           # the venv, site-packages included
-        dirs.add(Path(sandbox.__file__).resolve().parent)
         system = tuple(Path(d) for d in SYSTEM_DIRS)
         # Paths under /usr are already visible; binding them again would be harmless but noisy.
         return sorted(str(d) for d in dirs if not any(d.is_relative_to(s) for s in system))
+
+    def _box_code(self) -> list[str]:
+        """sandbox/__init__.py and BOX_SUBPACKAGES, read-only under BOX_CODE_ROOT. A package
+        installed inside a bound prefix (not an editable checkout) is covered by an empty
+        read-only tmpfs, so the rest of it is not readable in the box either."""
+        import sandbox
+
+        package = Path(sandbox.__file__).resolve().parent
+        args = []
+        if any(package.is_relative_to(d) for d in (*SYSTEM_DIRS, *self._python_dirs())):
+            args += ["--tmpfs", str(package), "--remount-ro", str(package)]
+        target = Path(BOX_CODE_ROOT) / "sandbox"
+        args += ["--ro-bind", str(package / "__init__.py"), str(target / "__init__.py")]
+        for name in BOX_SUBPACKAGES:
+            args += ["--ro-bind", str(package / name), str(target / name)]
+        return args
 
 
 class _TailReader(threading.Thread):

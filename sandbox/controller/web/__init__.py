@@ -4,14 +4,14 @@ from __future__ import annotations
 from flask import Flask, jsonify
 
 from sandbox.core.errors import InvalidInput
-from sandbox.core.specs.program import MAX_CODE_BYTES
+from sandbox.core.specs.source import MAX_CODE_BYTES
 from sandbox.core.states import TransitionError
 
 
 def create_app(settings=None, services=None) -> Flask:
     from sandbox.bootstrap import bootstrap
     from sandbox.config import load
-    from sandbox.services import Conflict, Forbidden, NotFound
+    from sandbox.core.errors import Conflict, Forbidden, NotFound
 
     app = Flask(__name__)
     settings = settings or load()
@@ -26,8 +26,7 @@ def create_app(settings=None, services=None) -> Flask:
     # Web UI (/ui): sessions signed with a per-installation secret, Chinese by default.
     from sandbox.controller.web import auth, ui
     auth.init_app(app, settings)
-    ui.init_babel(app)
-    app.register_blueprint(ui.bp)
+    ui.init_app(app)
 
     @app.errorhandler(InvalidInput)
     def _invalid(e: InvalidInput):

@@ -1,17 +1,15 @@
 """REST API under /api/v1. Views parse the request, call one service, render JSON."""
 from __future__ import annotations
 
-import base64
 import io
-import json
-import zipfile
 from functools import wraps
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from sandbox.core.errors import InvalidInput
+from sandbox.core.release import bundle
 from sandbox.core.states import COMPLIANCE, OPERATOR, OWNER
-from sandbox.services import Forbidden
+from sandbox.core.errors import Forbidden
 from sandbox.controller.web.openapi import spec as openapi_spec
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -27,7 +25,7 @@ def auth(*roles):
         def wrapper(*args, **kwargs):
             header = request.headers.get("Authorization", "")
             token = header[7:].strip() if header.startswith("Bearer ") else ""
-            user = services().authenticate(token)
+            user = services().accounts.authenticate(token)
             if user is None:
                 return jsonify({"error": "unauthorized",
                                 "message": "send 'Authorization: Bearer <token>' with a valid token"}), 401
@@ -64,13 +62,13 @@ def me():
 @bp.get("/datasets")
 @auth()
 def datasets():
-    return jsonify({"datasets": services().list_datasets()})
+    return jsonify({"datasets": services().views.list_datasets()})
 
 
 @bp.get("/datasets/<name>")
 @auth()
 def dataset(name):
-    return jsonify(services().get_dataset(name))
+    return jsonify(services().views.get_dataset(name))
 
 
 @bp.get("/datasets/<name>/mock")
@@ -81,7 +79,7 @@ def mock(name):
         rows = int(request.args.get("rows", "1000"))
     except ValueError:
         raise InvalidInput("rows must be an integer", "rows")
-    data = services().mock_data(name, fmt, rows)
+    data = services().views.mock_data(name, fmt, rows)
     mime = "text/csv" if fmt == "csv" else "application/vnd.apache.parquet"
     return Response(data, mimetype=mime,
                     headers={"Content-Disposition": f"attachment; filename={name}-mock.{fmt}"})
@@ -90,7 +88,7 @@ def mock(name):
 @bp.get("/datasets/<name>/policy")
 @auth()
 def policy(name):
-    return jsonify(services().current_policy_text(name))
+    return jsonify(services().views.current_policy_text(name))
 
 
 @bp.post("/policies")
@@ -100,13 +98,13 @@ def apply_policy():
     text = body.get("content")
     if not isinstance(text, str):
         raise InvalidInput("content: send the policy YAML text", "content")
-    return jsonify(services().apply_policy(text, body.get("filename", "<upload>"), g.user.name))
+    return jsonify(services().owner.apply_policy(g.user, text, body.get("filename", "<upload>")))
 
 
 @bp.get("/budget/<dataset>")
 @auth()
 def budget(dataset):
-    return jsonify(services().balance(g.user, dataset, request.args.get("operator")))
+    return jsonify(services().views.balance(g.user, dataset, request.args.get("operator")))
 
 
 @bp.post("/jobs")
@@ -122,26 +120,26 @@ def submit():
     dry_run = _flag(request.args.get("dry_run", "0"))
     if isinstance(raw, dict) and "dry_run" in raw:
         dry_run = dry_run or raw.pop("dry_run") is True
-    result = services().submit(g.user, raw, dry_run=dry_run)
+    result = services().operator.submit(g.user, raw, dry_run=dry_run)
     return jsonify(result), (200 if dry_run else 201)
 
 
 @bp.get("/jobs")
 @auth()
 def jobs():
-    return jsonify({"jobs": services().list_jobs(g.user, request.args.get("state"))})
+    return jsonify({"jobs": services().views.list_jobs(g.user, request.args.get("state"))})
 
 
 @bp.get("/jobs/<job_id>")
 @auth()
 def job(job_id):
-    return jsonify(services().get_job(g.user, job_id))
+    return jsonify(services().views.get_job(g.user, job_id))
 
 
 @bp.post("/jobs/<job_id>/cancel")
 @auth(OPERATOR)
 def cancel(job_id):
-    return jsonify(services().cancel(g.user, job_id))
+    return jsonify(services().operator.cancel(g.user, job_id))
 
 
 @bp.post("/jobs/<job_id>/run-approval")
@@ -151,69 +149,63 @@ def run_approval(job_id):
     decision = body.get("decision")
     if decision not in ("approve", "reject"):
         raise InvalidInput("decision must be 'approve' or 'reject'", "decision")
-    return jsonify(services().approve_run(g.user, job_id, decision == "approve", body.get("reason", "")))
+    return jsonify(services().owner.approve_run(g.user, job_id, decision == "approve", body.get("reason", "")))
 
 
 @bp.get("/reviews")
 @auth(COMPLIANCE)
 def review_queue():
-    return jsonify({"jobs": services().review_queue(g.user)})
+    return jsonify({"jobs": services().compliance.review_queue(g.user)})
 
 
 @bp.get("/reviews/<job_id>")
 @auth(COMPLIANCE)
 def review_detail(job_id):
-    return jsonify(services().review_detail(g.user, job_id))
+    return jsonify(services().compliance.review_detail(g.user, job_id))
 
 
 @bp.post("/reviews/<job_id>")
 @auth(COMPLIANCE)
 def review(job_id):
     body = _json_body()
-    return jsonify(services().review(g.user, job_id, body.get("decision"), body.get("reason", "")))
+    return jsonify(services().compliance.review(g.user, job_id, body.get("decision"), body.get("reason", "")))
 
 
 @bp.get("/jobs/<job_id>/release")
 @auth()
 def release(job_id):
-    return jsonify(services().release(g.user, job_id))
+    return jsonify(services().views.release(g.user, job_id))
 
 
 @bp.get("/jobs/<job_id>/release.zip")
 @auth()
 def release_zip(job_id):
-    rel = services().release(g.user, job_id)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, content in rel["files"].items():
-            z.writestr(name, base64.b64decode(content) if rel["encodings"].get(name) == "base64" else content)
-        z.writestr("certificate.json", json.dumps(rel["certificate"], ensure_ascii=False, indent=2))
-        z.writestr("release_public_key.pem", rel["public_key"])
-    return Response(buf.getvalue(), mimetype="application/zip",
+    data = bundle.release_zip(services().views.release(g.user, job_id))
+    return Response(data, mimetype="application/zip",
                     headers={"Content-Disposition": f"attachment; filename=release-{job_id}.zip"})
 
 
 @bp.get("/public-key")
 def public_key():
-    return Response(services().public_key(), mimetype="application/x-pem-file")
+    return Response(services().views.public_key(), mimetype="application/x-pem-file")
 
 
 @bp.get("/audit/verify")
 @auth(COMPLIANCE, OWNER)
 def audit_verify():
-    return jsonify(services().audit_verify())
+    return jsonify(services().views.audit_verify())
 
 
 @bp.get("/consumption/<dataset>")
 @auth(OWNER, COMPLIANCE)
 def consumption(dataset):
-    return jsonify({"dataset": dataset, "periods": services().consumption(g.user, dataset)})
+    return jsonify({"dataset": dataset, "periods": services().views.consumption(g.user, dataset)})
 
 
 @bp.get("/metering")
 @auth(OWNER, COMPLIANCE)
 def metering():
-    rows = services().metering(g.user)
+    rows = services().views.metering(g.user)
     if request.args.get("format") == "csv":
         import csv
         buf = io.StringIO()
@@ -230,10 +222,10 @@ def metering():
 @bp.get("/audit/head")
 @auth(COMPLIANCE, OWNER)
 def audit_head():
-    return jsonify(services().audit_head())
+    return jsonify(services().views.audit_head())
 
 
 @bp.post("/admin/sweep")
 @auth(OWNER, COMPLIANCE)
 def sweep():
-    return jsonify(services().sweep())
+    return jsonify(services().agent.sweep())

@@ -21,11 +21,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from flask import Response, abort, current_app, g, redirect, request, session, url_for
-from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from sandbox.core.errors import InvalidInput
-from sandbox.adapters.store.models import User
+from sandbox.core.records import User
 
 MIN_PASSWORD_CHARS = 10
 SESSION_HOURS = 8
@@ -114,39 +113,33 @@ def _dummy_hash() -> str:
 
 
 def set_password(services, name: str, password: str, actor: str = "system") -> None:
-    """Set a user's UI password (the one model write outside services: the
-    password column). The event is audited in the same transaction."""
+    """Set a user's UI password; the change is audited in the same transaction."""
     if not isinstance(password, str) or len(password) < MIN_PASSWORD_CHARS:
         raise InvalidInput(f"password: at least {MIN_PASSWORD_CHARS} characters", "password")
-    hashed = generate_password_hash(password)
-    with services.store.transaction() as s:
-        user = s.execute(select(User).where(User.name == name)).scalar_one_or_none()
-        if user is None:
-            raise InvalidInput(f"no user named '{name}'", "name")
-        user.password_hash = hashed
-        services.audit(s, actor, "user.password_set", name, {})
+    services.accounts.set_password_hash(name, generate_password_hash(password), actor)
 
 
 def password_is(services, name: str, password: str) -> bool:
     """True if `password` is the user's current one (used to keep setup idempotent)."""
-    with services.store.transaction() as s:
-        user = s.execute(select(User).where(User.name == name)).scalar_one_or_none()
-        return bool(user and user.password_hash and check_password_hash(user.password_hash, password))
+    user = services.accounts.user(name)
+    return bool(user and user.password_hash and check_password_hash(user.password_hash, password))
 
 
 def check_credentials(services, name: str, password: str) -> User | None:
     key = (name or "").strip().lower()
     if _throttle.blocked(key):
         check_password_hash(_dummy_hash(), password or "")  # a refusal costs the same either way
+        services.accounts.record_sign_in_failure(name, "throttled")
         return None
-    with services.store.transaction() as s:
-        user = s.execute(select(User).where(User.name == (name or "").strip())).scalar_one_or_none()
+    user = services.accounts.user(name)
     if user is None or not user.password_hash or not user.active:
         check_password_hash(_dummy_hash(), password or "")
         _throttle.failed(key)
+        services.accounts.record_sign_in_failure(name, "unknown or inactive user")
         return None
     if not check_password_hash(user.password_hash, password or ""):
         _throttle.failed(key)
+        services.accounts.record_sign_in_failure(name, "wrong password")
         return None
     _throttle.succeeded(key)
     return user
@@ -182,9 +175,7 @@ def current_user() -> User | None:
     user = None
     name = session.get("user")
     if name:
-        services = current_app.config["SERVICES"]
-        with services.store.transaction() as s:
-            user = s.execute(select(User).where(User.name == name)).scalar_one_or_none()
+        user = current_app.config["SERVICES"].accounts.user(name)
         if user is None or not user.active or not user.password_hash or session.get("pw") != _pw_marker(user):
             user = None
             log_out()

@@ -27,7 +27,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sandbox.core.release.disclosure import FAIL, PASS, Check, fmt_key
+from sandbox.core.release.checks import FAIL, PASS, Check, fmt_key
 
 MAX_LISTED = 10
 _EPS = 1e-9   # counts are integers; tolerance only absorbs float round-trips through storage

@@ -15,7 +15,7 @@ import math
 from sandbox.core.manifest import Manifest
 
 # One Check type for every rule: the gate's own checks and the disclosure checks alike.
-from sandbox.core.release.disclosure import FAIL, NEEDS_REVIEW, PASS, Check  # noqa: E402,F401
+from sandbox.core.release.checks import FAIL, NEEDS_REVIEW, PASS, Check  # noqa: E402,F401
 
 
 def expected_cells(query: dict, manifest: Manifest) -> int:
@@ -81,7 +81,7 @@ def disclosure_checks_for_query(result: dict, spec: dict, *, forbidden_columns, 
     """
     import pandas as pd
 
-    from sandbox.core.release.disclosure import check_table
+    from sandbox.core.release.tables import check_table
     out: list[Check] = []
     for q, t in zip(spec["queries"], sorted(result["tables"], key=lambda t: [x["name"] for x in spec["queries"]].index(t["name"]))):
         df = pd.DataFrame(t["rows"], columns=t["columns"])
@@ -201,15 +201,16 @@ def frequency_aggregate(name: str, declared_type: str, content: str, encoding: s
 
 def check_declared_file(declared, data: bytes | None, max_bytes: int, policy, previous: list, version: str) -> list[Check]:
     """Every check a declared reviewed-mode file gets: type and size; for tables the
-    statistical-disclosure rules of its kind (ACRO's rules, sandbox.core.release.disclosure) and,
+    statistical-disclosure rules of its kind (ACRO's rules, sandbox.core.release.tables) and,
     for frequency tables, differencing against every earlier release of this dataset version."""
-    from sandbox.core.release import disclosure as sdc
     from sandbox.core.release.differencing import check_differencing
+    from sandbox.core.release.files import check_file
+    from sandbox.core.release.tables import check_table
     name = declared.name
     if data is None:
         return [Check(f"present:{name}", FAIL, f"{name} was declared but not written by the program")]
     kind = {"csv": "csv", "parquet": "parquet", "png": "png", "svg": "svg", "text": "text"}[declared.type]
-    file_check = sdc.check_file(name, data, kind, max_bytes)
+    file_check = check_file(name, data, kind, max_bytes)
     out = [Check(f"file:{name}", file_check.status, file_check.explanation)]
     if file_check.status != PASS or declared.type not in ("csv", "parquet"):
         if declared.type in ("png", "svg", "text") and file_check.status == PASS:
@@ -220,8 +221,8 @@ def check_declared_file(declared, data: bytes | None, max_bytes: int, policy, pr
         df = _read_table(declared.type, data)
     except Exception:  # noqa: BLE001 - what was wrong with it is for the reviewer, not the operator
         return out + [Check(f"table:{name}", FAIL, f"{name} cannot be read as a {declared.type} table")]
-    for c in sdc.check_table(df, kind=declared.table_kind, forbidden_columns=frozenset(policy.forbidden_columns),
-                             policy_min_group=policy.min_group_size, model_df=declared.model_df):
+    for c in check_table(df, kind=declared.table_kind, forbidden_columns=frozenset(policy.forbidden_columns),
+                         policy_min_group=policy.min_group_size, model_df=declared.model_df):
         out.append(Check(f"{c.name}:{name}", c.status, c.explanation))
     if declared.table_kind == "frequency":
         agg = frequency_aggregate(name, declared.type, data.decode("utf-8", "replace") if declared.type == "csv"

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from sandbox.core.errors import InvalidInput, Text
 from sandbox.core.manifest import Manifest
-from sandbox.core.specs.program import parse_entrypoint, parse_source
-from sandbox.core.specs.query import parse_purpose
+from sandbox.core.specs.common import parse_purpose
+from sandbox.core.specs.source import parse_entrypoint, parse_source
 
 FILE_TYPES = ("csv", "parquet", "png", "svg", "text")
 TABLE_TYPES = ("csv", "parquet")

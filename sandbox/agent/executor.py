@@ -1,0 +1,204 @@
+"""The secure side's use cases: claim a queued job, run it next to the data, and finish
+it through one sequence for every mode (record the run, gate, store, release or review).
+Also the sweeper that recovers lost workers and lost messages.
+
+Tasks are idempotent: the claim queued -> running is atomic, every later step checks
+that the job is still running this attempt, so a redelivered message never runs a job
+twice and a worker killed mid-job is recovered by the sweeper (lease expiry).
+"""
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+from sandbox.agent.backends import BackendUnavailable, Limits
+from sandbox.agent.modes import RunFacts, image_digest
+from sandbox.agent.modes import program as program_mode
+from sandbox.agent.modes import query as query_mode
+from sandbox.agent.modes import reviewed as reviewed_mode
+from sandbox.core import lookups
+from sandbox.core import states as st
+from sandbox.core.lifecycle import tell, transition
+from sandbox.core.lookups import OPERATOR_FAILURE_MESSAGE
+from sandbox.core.ports import Parts
+from sandbox.core.records import Event, RunLog
+from sandbox.core.release import gate
+from sandbox.core.schedule import outcome_delay_seconds
+
+MODES = {"query": query_mode, "reviewed": reviewed_mode, "program": program_mode}
+
+
+class Executor:
+    def __init__(self, parts: Parts, run_blocks_inline: bool = False):
+        self.p = parts
+        # Without a queue for blocks (tests, the CLI) the blocks run one after another here.
+        self.run_blocks_inline = run_blocks_inline
+
+    # ------------------------------------------------------------------ claim
+    def claim(self, job_id: str) -> dict | None:
+        """queued -> running atomically; returns what the run needs, or None when
+        another worker has it or it is no longer runnable (idempotent task)."""
+        with self.p.repo.transaction() as tx:
+            job = tx.job(job_id, for_update=True)
+            if job is None or job.state != st.QUEUED:
+                return None
+            ds = lookups.dataset(tx, job.dataset)
+            lim = lookups.job_policy(tx, job).limits
+            now = self.p.clock()
+            job.attempts += 1
+            run_bound = outcome_delay_seconds(job.mode, job.spec, lim.wall_seconds)
+            if job.visible_after is None:
+                job.visible_after = now + timedelta(seconds=run_bound)
+            job.lease_expires = now + timedelta(seconds=run_bound + self.p.settings.lease_margin_seconds)
+            transition(tx, job, st.RUNNING, st.SYSTEM, "worker", now, f"attempt {job.attempts}")
+            return {"job_id": job.id, "attempt": job.attempts, "spec": job.spec, "manifest": ds.manifest,
+                    "mode": job.mode, "code": job.code, "data_dir": ds.data_dir,
+                    "bound_verified": ds.bound_verified, "classification": ds.classification,
+                    "limits": Limits(memory_mb=lim.memory_mb, cpus=lim.cpus, wall_seconds=lim.wall_seconds,
+                                     output_bytes=lim.output_bytes)}
+
+    # ------------------------------------------------------------------ execute
+    def execute(self, job_id: str) -> str | None:
+        """Run one job end to end on the real data. Safe to call twice."""
+        work = self.claim(job_id)
+        if work is None:
+            return None
+        # Earlier attempts' work areas (a lost worker's) hold copies of raw data: remove them.
+        shutil.rmtree(self.p.settings.jobs_dir / job_id, ignore_errors=True)
+        attempt_dir = self.p.settings.jobs_dir / job_id / f"attempt-{work['attempt']}"
+        backend = self._real_backend(work)
+        if backend is None:
+            return st.FAILED
+        if work["mode"] == "program":
+            return self._start_program(work, attempt_dir)
+        facts = MODES[work["mode"]].run(work, attempt_dir, backend)
+        return self.finish(job_id, work["attempt"], facts)
+
+    def finish(self, job_id: str, attempt: int, facts: RunFacts) -> str:
+        """The one sequence after the boxes of an attempt are done, for every mode."""
+        mode = None
+        with self.p.repo.transaction() as tx:
+            job = tx.job(job_id, for_update=True)
+            if job.state != st.RUNNING or job.attempts != attempt:
+                return job.state  # the sweeper moved it on; this attempt's outputs are dropped
+            mode = MODES[job.mode]
+            now = self.p.clock()
+            job.backend = facts.backend
+            job.compliance = {**(job.compliance or {}), **facts.compliance, "runner_image": facts.runner_image}
+            if facts.run_log is not None:
+                tx.add_run_log(facts.run_log, Event("worker", "job.run_recorded", job.id, {"attempt": attempt}))
+            if not facts.ok:
+                tell(job, OPERATOR_FAILURE_MESSAGE)
+                transition(tx, job, st.FAILED, st.SYSTEM, "worker", now, "run failed (details in run log)")
+                return job.state
+            transition(tx, job, st.CHECKING, st.SYSTEM, "worker", now)
+            verdict = mode.judge(tx, job, facts)
+            checked = Event("system", "gate.checks", job.id, {"checks": verdict.checks, **verdict.audit})
+            tx.record(checked)
+            if verdict.failed:
+                tell(job, verdict.operator_message or OPERATOR_FAILURE_MESSAGE)
+                transition(tx, job, st.FAILED, st.SYSTEM, "gate", now, verdict.failed)
+                return job.state
+            for output in verdict.outputs:
+                tx.add_output(output, checked)
+            needs_human = any(c["status"] == gate.NEEDS_REVIEW for c in verdict.checks)
+            # reviewers_required is fixed at admission (0 only for auto-released DP queries).
+            if verdict.may_auto_release and job.reviewers_required == 0 and not needs_human:
+                transition(tx, job, st.RELEASED, st.SYSTEM, "gate", now, "automatic release of a DP query")
+            else:
+                transition(tx, job, st.AWAITING_REVIEW, st.SYSTEM, "gate", now)
+            state = job.state
+        shutil.rmtree(self.p.settings.jobs_dir / job_id, ignore_errors=True)  # nothing of a run outside the store
+        return state
+
+    # ------------------------------------------------------------------ program blocks
+    def _start_program(self, work: dict, attempt_dir: Path) -> str:
+        split = program_mode.split(work, attempt_dir)
+        with self.p.repo.transaction() as tx:
+            tx.record(Event("system", "program.blocks_assigned", work["job_id"], split["audit"]))
+        for i in range(split["k"]):
+            if self.run_blocks_inline:
+                self.run_block(work["job_id"], work["attempt"], i)
+            else:
+                self.p.queue.send_block(work["job_id"], work["attempt"], i)
+        with self.p.repo.transaction() as tx:
+            return tx.job(work["job_id"]).state
+
+    def run_block(self, job_id: str, attempt: int, index: int) -> str | None:
+        """One block of a program job (a task of its own; idempotent)."""
+        with self.p.repo.transaction() as tx:
+            job = tx.job(job_id)
+            if job is None or job.state != st.RUNNING or job.attempts != attempt:
+                return None
+            done = any(r.block == index for r in tx.block_results(job_id, attempt))
+            ds = lookups.dataset(tx, job.dataset)
+            limits = lookups.job_policy(tx, job).limits
+            spec = program_mode.program_spec(job.spec, ds.manifest, job.code)
+        if not done:
+            result = program_mode.block_outcome(self.p, spec, ds.classification, limits, job_id, attempt, index)
+            with self.p.repo.transaction() as tx:
+                tx.add_block_result(result, program_mode.block_event(job_id, attempt, index))
+        return self._maybe_finish_program(job_id, attempt, ds.classification)
+
+    def _maybe_finish_program(self, job_id: str, attempt: int, classification: str) -> str | None:
+        with self.p.repo.transaction() as tx:
+            job = tx.job(job_id, for_update=True)
+            if job.state != st.RUNNING or job.attempts != attempt:
+                return job.state
+            summary = program_mode.blocks_summary(tx, job)
+            if summary is None:
+                return job.state
+            job.compliance = {**(job.compliance or {}), "blocks": summary}
+            tx.save_job(job, Event("worker", "program.blocks_done", job.id, {"attempt": attempt}))
+        backend = self._backend_or_none(classification)
+        facts = RunFacts(ok=True, backend=getattr(backend, "name", ""), runner_image=image_digest(backend))
+        return self.finish(job_id, attempt, facts)
+
+    # ------------------------------------------------------------------ backends
+    def _real_backend(self, work: dict):
+        """The backend for a real-data run, chosen by the dataset's classification; when
+        it cannot run here the job fails (never a weaker box), and compliance learns why."""
+        try:
+            return self.p.backend_factory(work["classification"])
+        except BackendUnavailable as e:
+            log = RunLog(job_id=work["job_id"], attempt=work["attempt"], backend="none",
+                         stderr=f"isolation backend unavailable: {e}")
+            self.finish(work["job_id"], work["attempt"], RunFacts(ok=False, backend="", run_log=log))
+            return None
+
+    def _backend_or_none(self, classification: str | None = None):
+        try:
+            return self.p.backend_factory(classification)
+        except Exception:  # noqa: BLE001 - no backend here means nothing of ours is running here
+            return None
+
+    # ------------------------------------------------------------------ sweeper
+    def sweep(self, queued_grace_seconds: int = 30) -> dict:
+        """Recover from lost workers and lost broker messages.
+
+        running with an expired lease -> queued again (charged once already);
+        queued for longer than the grace period -> re-sent (the task is idempotent)."""
+        now = self.p.clock()
+        requeued, resent = [], []
+        with self.p.repo.transaction() as tx:
+            for job in tx.jobs(states=[st.RUNNING]):
+                if job.lease_expires is not None and job.lease_expires < now:
+                    job.lease_expires = None
+                    transition(tx, job, st.QUEUED, st.SYSTEM, "sweeper", now, "worker lost; lease expired")
+                    requeued.append(job.id)
+            for job in tx.jobs(states=[st.QUEUED]):
+                if job.id not in requeued and job.updated_at < now - timedelta(seconds=queued_grace_seconds):
+                    resent.append(job.id)
+        if requeued:
+            # A lost worker may have left its box behind (a Docker container outlives its client).
+            backend = self._backend_or_none()
+            for job_id in requeued:
+                if backend is not None and hasattr(backend, "terminate"):
+                    backend.terminate(job_id)
+        for job_id in requeued + resent:
+            try:
+                self.p.queue.send_job(job_id)
+            except Exception:  # noqa: BLE001 - the next sweep re-sends
+                pass
+        return {"requeued": requeued, "resent": resent}

@@ -1,0 +1,249 @@
+"""Commands of the three roles (operator, data owner, compliance), run from any machine:
+they reach the sandbox only through its HTTP API (`sandbox.client`) with the person's
+token. Two need no server at all: `policy validate` and `verify-release` check files
+offline. `run --mock` fetches the public manifest over HTTP, then runs the job on mock
+data through a local isolation backend."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from sandbox.controller.cli.common import UsageError, print_json, read_text
+from sandbox.core.states import AWAITING_REVIEW, TERMINAL
+
+
+def _client(args):
+    from sandbox.client import Sandbox
+    from sandbox.config import load_client
+    env = load_client()
+    token = args.token or env.token
+    if not token:
+        raise UsageError("no token: pass --token or set SANDBOX_TOKEN (make run prints the demo tokens)")
+    return Sandbox(args.url or env.url, token)
+
+
+def cmd_policy_validate(args) -> int:
+    from sandbox.core.policy.file import PolicyError, parse_policy
+    bad = 0
+    for f in args.files:
+        try:
+            p = parse_policy(Path(f).read_text(encoding="utf-8"), f)
+            print(f"{f}: ok (dataset {p.dataset}, {p.classification}, hash {p.content_hash[:12]})")
+        except PolicyError as e:
+            print(str(e), file=sys.stderr)
+            bad += 1
+        except OSError as e:
+            raise UsageError(f"{f}: cannot read ({e.strerror})")
+    return 2 if bad else 0
+
+
+def cmd_policy_diff(args) -> int:
+    from sandbox.core.policy.file import diff_policies, parse_policy
+    text = read_text(args.file)
+    parse_policy(text, args.file)
+    dataset = parse_policy(text, args.file).dataset
+    current = _client(args).policy(dataset)
+    print(diff_policies(current["content"], text, f"applied v{current['version']}", args.file))
+    return 0
+
+
+def cmd_policy_apply(args) -> int:
+    text = read_text(args.file)
+    from sandbox.core.policy.file import parse_policy
+    parse_policy(text, args.file)  # validate locally first: clear errors with line numbers
+    print_json(_client(args).apply_policy(text, args.file))
+    return 0
+
+
+def cmd_verify_release(args) -> int:
+    from sandbox.adapters.signing import verify_certificate
+    try:
+        signed = json.loads(read_text(args.file))
+    except ValueError:
+        raise UsageError(f"{args.file}: not a JSON certificate")
+    key = read_text(args.public_key)
+    if verify_certificate(signed, key):
+        cert = signed["certificate"]
+        print(f"OK: certificate of job {cert.get('job')} is signed by this key")
+        if args.files_dir:
+            import hashlib
+            for name, digest in cert.get("files", {}).items():
+                p = Path(args.files_dir) / name
+                actual = hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else None
+                if actual != digest:
+                    print(f"MISMATCH: {name}", file=sys.stderr)
+                    return 1
+                print(f"  {name}: sha256 matches")
+        return 0
+    print("INVALID: the signature does not match (tampered certificate or wrong key)", file=sys.stderr)
+    return 1
+
+
+def cmd_datasets(args) -> int:
+    c = _client(args)
+    print_json(c.dataset(args.name) if args.name else c.datasets())
+    return 0
+
+
+def cmd_mock(args) -> int:
+    data = _client(args).mock(args.name, args.format, args.rows)
+    if args.output:
+        Path(args.output).write_bytes(data)
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.buffer.write(data)
+    return 0
+
+
+def cmd_submit(args) -> int:
+    c = _client(args)
+    # The server parses and validates the text (JSON or YAML) with the same rules for
+    # every client, so the CLI sends it unchanged; a program job also sends its code.
+    result = c.submit(_submission_text(args.file), dry_run=args.dry_run)
+    if args.dry_run or not args.wait or not result.get("admitted"):
+        print_json(result)
+        return 0 if result.get("admitted", True) else 1
+    job = result["job"]
+    print(f"submitted job {job['id']} ({job['state']})", file=sys.stderr)
+    job = _follow(c, job["id"])
+    print_json(job)
+    return 0
+
+
+def _program_code(spec_path: str, spec: dict) -> str:
+    name = spec.get("program")
+    if not isinstance(name, str) or not name:
+        raise UsageError("a program job spec names its Python file in \"program\"")
+    return read_text(str(Path(spec_path).parent / name))
+
+
+def _submission_text(path: str) -> str:
+    from sandbox.core.specs.common import load_spec_text
+    text = read_text(path)
+    try:
+        spec = load_spec_text(text)
+    except Exception:  # noqa: BLE001 - the server reports the parse error with what to fix
+        return text
+    if isinstance(spec, dict) and spec.get("mode") in ("program", "reviewed"):
+        return json.dumps({"spec": spec, "code": _program_code(path, spec)}, ensure_ascii=False)
+    return text
+
+
+def _follow(c, job_id: str) -> dict:
+    last = None
+    while True:
+        job = c.job(job_id)
+        if job["state"] != last:
+            print(f"  state: {job['state']}", file=sys.stderr)
+            last = job["state"]
+        if job["state"] in TERMINAL | {AWAITING_REVIEW}:
+            return job
+        if job["state"] == "in_progress" and _waited_long(job_id):
+            return job
+        time.sleep(0.5)
+
+
+_started: dict = {}
+
+
+def _waited_long(job_id: str, limit: float = 900) -> bool:
+    _started.setdefault(job_id, time.monotonic())
+    return time.monotonic() - _started[job_id] > limit
+
+
+def cmd_run_mock(args) -> int:
+    """Run a job on mock data through the same runner and backend, showing everything."""
+    from sandbox.config import load
+    from sandbox.core.manifest import parse_manifest
+    from sandbox.core.specs.common import load_spec_text
+    from sandbox.agent.backends.select import get_backend
+    from sandbox.agent.mockrun import run_on_mock
+    if not args.mock:
+        raise UsageError("only --mock runs are local; submit real-data jobs with `sandbox submit`")
+    raw = load_spec_text(read_text(args.file))
+    if not isinstance(raw, dict) or not isinstance(raw.get("dataset"), str):
+        raise UsageError("the job spec must name its dataset")
+    public = _client(args).dataset(raw["dataset"])
+    manifest = parse_manifest(public)
+    code = _program_code(args.file, raw) if raw.get("mode") in ("program", "reviewed") else None
+    report = run_on_mock(raw, manifest, get_backend(load()), rows=args.rows, code=code)
+    print_json(report)
+    return 0 if report["exit_code"] == 0 and all(c["status"] == "pass" for c in report["checks"]) else 1
+
+
+def cmd_jobs(args) -> int:
+    print_json(_client(args).jobs(args.state))
+    return 0
+
+
+def cmd_status(args) -> int:
+    c = _client(args)
+    print_json(_follow(c, args.job_id) if args.wait else c.job(args.job_id))
+    return 0
+
+
+def cmd_cancel(args) -> int:
+    print_json(_client(args).cancel(args.job_id))
+    return 0
+
+
+def cmd_download(args) -> int:
+    paths = _client(args).download(args.job_id, args.output)
+    for p in paths:
+        print(p)
+    return 0
+
+
+def cmd_budget(args) -> int:
+    print_json(_client(args).budget(args.dataset, args.operator))
+    return 0
+
+
+def cmd_review(args) -> int:
+    c = _client(args)
+    if args.action == "list":
+        print_json(c.review_queue())
+    elif args.action == "show":
+        print_json(c.review_detail(_need(args.job_id, "job id")))
+    else:
+        if args.action == "reject" and not args.reason:
+            raise UsageError("a rejection needs --reason (the operator will read it)")
+        print_json(c.review(_need(args.job_id, "job id"), args.action, args.reason or ""))
+    return 0
+
+
+def cmd_run_approval(args) -> int:
+    print_json(_client(args).run_approval(args.job_id, args.decision, args.reason or ""))
+    return 0
+
+
+def cmd_audit_verify(args) -> int:
+    result = _client(args).audit_verify()
+    print_json(result)
+    return 0 if result["ok"] else 1
+
+
+def cmd_audit_head(args) -> int:
+    print_json(_client(args).audit_head())
+    return 0
+
+
+def cmd_consumption(args) -> int:
+    print_json(_client(args).consumption(args.dataset))
+    return 0
+
+
+def cmd_metering(args) -> int:
+    if args.csv:
+        sys.stdout.write(_client(args).metering("csv"))
+    else:
+        print_json(_client(args).metering())
+    return 0
+
+
+def _need(value, what):
+    if not value:
+        raise UsageError(f"missing {what}")
+    return value

@@ -1,0 +1,94 @@
+"""The page's language: locale choice, Babel, number and date filters, labels, and domain messages."""
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+
+from flask import session
+from flask_babel import Babel, format_datetime, format_decimal, gettext as _, lazy_gettext as _l
+
+from sandbox.core import states as st
+from sandbox.core.errors import Text
+from sandbox.core.states import COMPLIANCE, OPERATOR, OWNER
+
+# Chinese messages live in translations/zh: newer Babel reads "zh_CN" as zh_Hans_CN,
+# whose gettext fallbacks include "zh" but not "zh_CN".
+LANGUAGES = {"zh_CN": "中文", "en": "English"}
+DEFAULT_LANGUAGE = "zh_CN"
+DISPLAY_TIMEZONE = "Asia/Shanghai"   # the bureau's; shown in the page footer
+TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
+
+ROLE_LABELS = {OPERATOR: _l("Licensed operator"), OWNER: _l("Data owner"), COMPLIANCE: _l("Compliance reviewer")}
+STATE_LABELS = {
+    st.SUBMITTED: _l("submitted"), st.AWAITING_APPROVAL: _l("awaiting owner approval"), st.QUEUED: _l("queued"),
+    st.RUNNING: _l("running"), st.CHECKING: _l("checking"), st.AWAITING_REVIEW: _l("awaiting review"),
+    st.RELEASED: _l("released"), st.REJECTED: _l("rejected"), st.FAILED: _l("failed"),
+    st.CANCELLED: _l("cancelled"), "in_progress": _l("in progress"),
+}
+STATISTIC_LABELS = {"count": _l("count"), "sum": _l("sum"), "mean": _l("mean"), "histogram": _l("histogram"),
+                    "quantile": _l("quantile")}
+MECHANISM_LABELS = {"discrete_laplace": _l("discrete Laplace"), "laplace": _l("Laplace"),
+                    "exponential": _l("exponential (noisy max)"),
+                    "laplace+discrete_laplace": _l("Laplace + discrete Laplace")}
+
+
+def select_locale() -> str:
+    lang = session.get("lang")
+    return lang if lang in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def init_babel(app) -> None:
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LANGUAGE)
+    app.config.setdefault("BABEL_DEFAULT_TIMEZONE", DISPLAY_TIMEZONE)
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
+    Babel(app, locale_selector=select_locale)
+
+
+def localized(message) -> str:
+    """A domain or service message in the page's language.
+
+    The domain and the services write English `Text`s (sandbox/core/errors.py) that keep
+    their template and parameters: the template is translated and then formatted, and
+    parameters that are Texts themselves are translated in turn. A plain str (already
+    translated here, or data such as a name) is shown as it is; an exception stands for its
+    message. The JSON API keeps the English text (str of the message)."""
+    if isinstance(message, BaseException):
+        e = message
+        message = getattr(e, "message", None)  # InvalidInput keeps the message as raised
+        if not isinstance(message, str):
+            message = e.args[0] if len(e.args) == 1 else str(e)
+    if not isinstance(message, Text):
+        return message if isinstance(message, str) else str(message)
+    params = {k: localized(v) if isinstance(v, str) else v for k, v in message.params.items()}
+    try:
+        return _(message.template).format(**params)
+    except (KeyError, IndexError, ValueError):  # a catalog entry that lost a placeholder: English beats nothing
+        return message.template.format(**params)
+
+
+def format_when(value, fmt: str = "medium"):
+    """Template filter `dt`: a datetime or ISO string in the display time zone and locale."""
+    if not value:
+        return "—"
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return format_datetime(value, fmt)
+
+
+def format_number(value, digits: int = 4):
+    """Template filter `num`: grouped digits in the locale; tiny values in scientific notation."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value != 0 and abs(value) < 10 ** -digits:
+        return format_decimal(value, format="0.###E0")
+    return format_decimal(value, format="#,##0." + "#" * digits)

@@ -1,0 +1,304 @@
+"""Statistical disclosure checks for tables about to leave the domain (pure domain code).
+
+`check_table` runs every rule of a table's kind. The cell rules (threshold, dominance n-k
+and p%, zeros, negatives, degrees of freedom) are here; direct identifiers and row-level
+shape are in `microdata`, file type and content in `files`, the Check verdict in `checks`.
+
+Decision on ACRO (PyPI `acro`, AI-SDC): we reimplement its rules here instead of importing it.
+- ACRO records its checks while it *computes* a table itself (its crosstab/pivot_table/
+  statsmodels wrappers). Our tables arrive finished, written by untrusted programs; the
+  per-cell contributor counts and largest contributions come from trusted code as `CellStats`.
+- acro 1.0.2 pins pandas<=2.3.3 and pulls in statsmodels, matplotlib, rdflib, lxml; we run
+  pandas 3 / numpy 2, and the release gate should not carry a plotting stack.
+So the rules, their defaults and their edge cases follow ACRO 1.0.2 (`acro/sdcchecks.py`,
+`acro/default.yaml`): safe_threshold 10, safe_nk_n 2, safe_nk_k 0.90, safe_pratio_p 0.10,
+safe_dof_threshold 10, zeros_are_disclosive True. Each rule cites the ACRO definition it
+mirrors; where we add or diverge, the comment says why. docs/disclosure-checks.md has the list.
+"""
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from sandbox.core.release.cells import (cell_values, flatten, infer_key_columns, is_numeric, norm_key, norm_name,
+    row_keys, unique_keys)
+from sandbox.core.release.checks import FAIL, NEEDS_REVIEW, PASS, Check, fmt_cells, fmt_names
+from sandbox.core.release.microdata import check_identifiers, check_row_level
+
+TABLE_KINDS = ("frequency", "magnitude", "model", "other")
+
+DEFAULT_THRESHOLD = 10          # ACRO safe_threshold
+DEFAULT_NK = (2, 0.90)          # ACRO safe_nk_n, safe_nk_k
+DEFAULT_P_PERCENT = 0.10        # ACRO safe_pratio_p
+DEFAULT_MIN_DF = 10             # ACRO safe_dof_threshold
+DEFAULT_MAX_ROWS = 10_000       # ours: an aggregate a person can review; larger looks like data
+
+
+@dataclass(frozen=True)
+class CellStats:
+    """What trusted code computed from raw data for one released cell.
+
+    Contributors are privacy units (people, enterprises), not rows: a unit's rows are summed
+    first, so `top1`/`top2` are the two largest per-unit contributions (signed, as ACRO's
+    `nlargest`). `n_negative` counts units with a negative contribution (0 for counts); it
+    is an addition to the brief's four fields because ACRO's dominance rules need it.
+    """
+    n_contributors: int
+    total: float
+    top1: float = 0.0
+    top2: float = 0.0
+    n_negative: int = 0
+
+    def __post_init__(self):
+        if self.n_contributors < 0 or self.n_negative < 0:
+            raise ValueError("n_contributors and n_negative must be >= 0")
+        if self.n_contributors < 2 and self.top2 != 0:
+            raise ValueError("top2 must be 0 when there are fewer than 2 contributors")
+        if self.top2 > self.top1:
+            raise ValueError("top2 must not exceed top1")
+
+    @property
+    def has_negative(self) -> bool:
+        return self.n_negative > 0 or self.top2 < 0 or self.top1 < 0 or self.total < 0
+
+
+# --- check_table -------------------------------------------------------------------------
+
+def check_table(table: pd.DataFrame, *, kind: str, cell_stats: Mapping[tuple, CellStats] | None = None,
+                policy_min_group: int = DEFAULT_THRESHOLD, forbidden_columns: Collection[str] = frozenset(),
+                nk: tuple[int, float] = DEFAULT_NK, p_percent: float = DEFAULT_P_PERCENT,
+                max_rows: int = DEFAULT_MAX_ROWS, model_df: int | None = None,
+                min_df: int = DEFAULT_MIN_DF, zeros_are_disclosive: bool = True,
+                key_columns: Sequence[str] | None = None) -> list[Check]:
+    """Run every rule that applies to a table of this kind; one Check per rule, in this order.
+
+    All kinds: table_size, forbidden_columns, direct_identifiers, row_level.
+    frequency: cell_keys (with cell_stats), min_cell_count, zero_cells, negative_values.
+    magnitude: cell_keys (with cell_stats), min_cell_count, dominance_nk, dominance_p,
+    negative_values. model: degrees_of_freedom. other: table_kind (always needs review).
+
+    The table should be long form: key columns (the group-by values) then value columns.
+    Key columns are the non-numeric columns (and a named index) unless `key_columns` says.
+    `cell_stats` is keyed by the same key tuples. Without it, contributor-based rules cannot
+    be verified and say so (needs_review), except that a frequency table's own visible
+    counts below the threshold fail at once.
+    """
+    if kind not in TABLE_KINDS:
+        raise ValueError(f"kind must be one of {TABLE_KINDS}, not {kind!r}")
+    n, k = nk
+    if n not in (1, 2):
+        raise ValueError("CellStats carries the two largest contributions, so nk n must be 1 or 2")
+    df = flatten(table)
+    keys = list(key_columns) if key_columns is not None else infer_key_columns(df)
+    missing = [c for c in keys if c not in df.columns]
+    if missing:
+        raise ValueError(f"key_columns not in the table: {missing}")
+    values = [c for c in df.columns if c not in keys and is_numeric(df[c])]
+
+    checks = [_check_size(df, max_rows), _check_forbidden(df, forbidden_columns),
+              check_identifiers(df), check_row_level(df, keys)]
+    if kind == "frequency":
+        if cell_stats is not None:
+            checks.append(_check_cell_keys(df, keys, cell_stats))
+        checks += [_check_threshold_frequency(df, keys, values, cell_stats, policy_min_group),
+                   _check_zeros(df, keys, values, cell_stats, zeros_are_disclosive),
+                   _check_negative_counts(df, keys, values)]
+    elif kind == "magnitude":
+        if cell_stats is not None:
+            checks.append(_check_cell_keys(df, keys, cell_stats))
+        checks += [_check_threshold_magnitude(cell_stats, policy_min_group),
+                   _check_nk(cell_stats, n, k),
+                   _check_p_percent(cell_stats, p_percent),
+                   _check_negative_magnitude(df, keys, values, cell_stats)]
+    elif kind == "model":
+        checks.append(_check_dof(model_df, min_df))
+    else:
+        checks.append(Check("table_kind", NEEDS_REVIEW,
+                            "the output is not declared as a frequency, magnitude or model table, so no "
+                            "cell-level rule could be applied; judge it by hand or ask the operator to "
+                            "declare it as an aggregate with its group-by"))
+    return checks
+
+
+def _check_size(df: pd.DataFrame, max_rows: int) -> Check:
+    if len(df) > max_rows:
+        return Check("table_size", FAIL, f"{len(df)} rows exceed the limit of {max_rows} for a released "
+                                         "table; aggregate further (coarser groups) or split the output")
+    return Check("table_size", PASS, f"{len(df)} rows, within the limit of {max_rows}")
+
+
+def _check_forbidden(df: pd.DataFrame, forbidden: Collection[str]) -> Check:
+    # Case-insensitive and trimmed: "Person_ID " must not slip past a policy listing person_id.
+    wanted = {norm_name(f) for f in forbidden}
+    hits = [str(c) for c in df.columns if norm_name(c) in wanted]
+    if hits:
+        return Check("forbidden_columns", FAIL,
+                     f"column(s) {fmt_names(hits)} are forbidden by the dataset's policy; remove them from the output")
+    return Check("forbidden_columns", PASS, "no column the policy forbids")
+
+
+def _check_cell_keys(df: pd.DataFrame, keys: list[str], cell_stats: Mapping[tuple, CellStats]) -> Check:
+    # Ours, not ACRO's: the threshold is checked on the groups trusted code computed, so the
+    # table must not hold rows outside them (an untrusted program could append extra cells).
+    widths = {len(k) for k in cell_stats}
+    if widths - {len(keys)} or (not keys and widths != {0}):
+        return Check("cell_keys", NEEDS_REVIEW,
+                     f"could not match the table's rows to the computed groups (key columns: "
+                     f"{fmt_names(keys) or 'none'}); check by hand that every row is one of the declared groups")
+    known = {norm_key(k) for k in cell_stats}
+    extra = [k for k in row_keys(df, keys) if norm_key(k) not in known]
+    if extra:
+        return Check("cell_keys", FAIL, f"{len(extra)} row(s) are not groups the trusted side computed: "
+                     f"{fmt_cells(extra)}; the table does not match its declared group-by, so rerun it")
+    return Check("cell_keys", PASS, f"every row is one of the {len(cell_stats)} computed groups")
+
+
+def _check_threshold_frequency(df, keys, values, cell_stats, threshold) -> Check:
+    if cell_stats is not None:
+        return _threshold_from_stats(cell_stats, threshold)
+    # Without recomputed stats the visible counts still fail when small (the table shows it),
+    # but large visible counts prove nothing: rows are not people, and the program is untrusted.
+    small = [key for key, v in cell_values(df, keys, values) if 0 < v < threshold]
+    if small:
+        return Check("min_cell_count", FAIL,
+                     f"{len(small)} cell(s) show counts below {threshold}: {fmt_cells(small)}; merge "
+                     "categories or suppress those cells")
+    return Check("min_cell_count", NEEDS_REVIEW,
+                 f"visible counts are all {threshold} or more, but trusted code could not recompute the "
+                 "number of contributors per cell; confirm each cell counts at least "
+                 f"{threshold} distinct people/units, or rerun the job as a declared aggregate")
+
+
+def _check_threshold_magnitude(cell_stats, threshold) -> Check:
+    if cell_stats is None:
+        return Check("min_cell_count", NEEDS_REVIEW, _NO_STATS.format(rule="contributor counts"))
+    return _threshold_from_stats(cell_stats, threshold)
+
+
+def _threshold_from_stats(cell_stats: Mapping[tuple, CellStats], threshold: int) -> Check:
+    # ACRO MinimumThresholdCheck: count < safe_threshold fails (exactly the threshold passes).
+    # Diverges only in leaving empty cells (0 contributors) to zero_cells, which names them apart.
+    small = [key for key, s in cell_stats.items() if 0 < s.n_contributors < threshold]
+    if small:
+        return Check("min_cell_count", FAIL,
+                     f"{len(small)} cell(s) have fewer than {threshold} contributors: {fmt_cells(small)}; "
+                     "merge categories or suppress those cells")
+    return Check("min_cell_count", PASS, f"all {len(cell_stats)} cells have {threshold} or more contributors "
+                                         "(or none)")
+
+
+def _check_zeros(df, keys, values, cell_stats, zeros_are_disclosive: bool) -> Check:
+    # ACRO PresenceOfZeroCheck: a zero count is class disclosure (everyone in the row shares
+    # the other attribute); it fails while zeros_are_disclosive (default True).
+    zeros = [key for key, v in cell_values(df, keys, values) if v == 0]
+    if cell_stats is not None:
+        zeros += [key for key, s in cell_stats.items() if s.n_contributors == 0]
+    zeros = unique_keys(zeros)
+    if not zeros:
+        return Check("zero_cells", PASS, "no empty (zero) cells")
+    if not zeros_are_disclosive:
+        return Check("zero_cells", PASS, f"{len(zeros)} zero cell(s); the policy does not treat zeros as "
+                                         "disclosive")
+    return Check("zero_cells", FAIL,
+                 f"{len(zeros)} cell(s) are zero: {fmt_cells(zeros)}; a zero reveals that everyone in the "
+                 "group shares the other attributes. Merge categories or suppress them; if they are "
+                 "structural (impossible combinations), the policy can mark zeros as not disclosive")
+
+
+def _check_negative_counts(df, keys, values) -> Check:
+    neg = [key for key, v in cell_values(df, keys, values) if v < 0]
+    if neg:
+        return Check("negative_values", FAIL, f"{len(neg)} count(s) are negative: {fmt_cells(neg)}; a count "
+                                              "cannot be negative, so the program or its declaration is wrong")
+    return Check("negative_values", PASS, "no negative counts")
+
+
+def _check_negative_magnitude(df, keys, values, cell_stats) -> Check:
+    # ACRO: "Dominance not defined when negative value are present" -> review.
+    neg = [key for key, v in cell_values(df, keys, values) if v < 0]
+    if cell_stats is not None:
+        neg += [key for key, s in cell_stats.items() if s.has_negative]
+    neg = unique_keys(neg)
+    if neg:
+        return Check("negative_values", NEEDS_REVIEW,
+                     f"{len(neg)} cell(s) involve negative values: {fmt_cells(neg)}; dominance rules are not "
+                     "defined there, so judge whether one contributor can be inferred")
+    return Check("negative_values", PASS, "no negative values")
+
+
+_NO_STATS = ("trusted code could not recompute {rule} for this table; rerun it as a declared aggregate "
+             "(group-by spec) or establish by hand that no cell is disclosive")
+
+
+def _check_nk(cell_stats, n: int, k: float) -> Check:
+    """ACRO NKCheck: a cell fails when its n largest contributions are >= k of its total."""
+    if cell_stats is None:
+        return Check("dominance_nk", NEEDS_REVIEW, _NO_STATS.format(rule="per-cell contributions"))
+    failing, skipped = [], []
+    for key, s in cell_stats.items():
+        if s.n_contributors == 0:
+            continue
+        if s.has_negative:
+            skipped.append(key)
+            continue
+        top = s.top1 + (s.top2 if n == 2 else 0.0)
+        # ACRO computes top/total; 0/0 is NaN and NaN >= k is False, so an all-zero cell passes
+        # here (the p% rule below catches it).
+        if s.total != 0 and top / s.total >= k:
+            failing.append(key)
+    label = f"the largest {n} contributor{'s' if n > 1 else ''} make up {k:.0%} or more of the total"
+    return _dominance_result("dominance_nk", failing, skipped, label, len(cell_stats))
+
+
+def _check_p_percent(cell_stats, p: float) -> Check:
+    """ACRO PPercentCheck (p-ratio): (total - top1 - top2) / top1 < p fails.
+
+    The second largest contributor could then estimate the largest within p%. As in ACRO, a
+    cell with top1 == 0 uses the unscaled remainder, so an all-zero cell fails: each
+    contributor's value (zero) is revealed.
+    """
+    if cell_stats is None:
+        return Check("dominance_p", NEEDS_REVIEW, _NO_STATS.format(rule="per-cell contributions"))
+    failing, skipped = [], []
+    for key, s in cell_stats.items():
+        if s.n_contributors == 0:
+            continue
+        if s.has_negative:
+            skipped.append(key)
+            continue
+        rest = s.total - s.top1 - s.top2
+        ratio = rest if s.top1 == 0 else rest / s.top1
+        if ratio < p:
+            failing.append(key)
+    label = f"the others add up to less than {p:.0%} of the largest contributor"
+    return _dominance_result("dominance_p", failing, skipped, label, len(cell_stats))
+
+
+def _dominance_result(name, failing, skipped, label, total_cells) -> Check:
+    # A definite failure outranks ACRO's blanket "review when negatives exist": safer, and
+    # the reviewer still learns which cells could not be assessed.
+    note = (f" {len(skipped)} cell(s) with negative contributions could not be assessed: {fmt_cells(skipped)}."
+            if skipped else "")
+    if failing:
+        return Check(name, FAIL, f"{len(failing)} cell(s) are dominated ({label}): {fmt_cells(failing)}; "
+                                 "suppress or merge them, or remove the dominant units." + note)
+    if skipped:
+        return Check(name, NEEDS_REVIEW, "dominance is not defined where contributions are negative." + note
+                     + " Judge whether one contributor can be inferred.")
+    return Check(name, PASS, f"no cell of {total_cells} is dominated")
+
+
+def _check_dof(model_df: int | None, min_df: int) -> Check:
+    # ACRO MinimumDoFCheck: residual df < safe_dof_threshold fails; an unknown df is -1 there,
+    # which fails too: a model we cannot size may be a lookup table of individuals.
+    if model_df is None:
+        return Check("degrees_of_freedom", FAIL,
+                     "the model's residual degrees of freedom are unknown; the job must report them "
+                     "(e.g. statsmodels df_resid) before the model can be released")
+    if model_df < min_df:
+        return Check("degrees_of_freedom", FAIL,
+                     f"residual degrees of freedom {model_df} < {min_df}: the model is close to a lookup "
+                     "table of individuals; use fewer parameters or more observations")
+    return Check("degrees_of_freedom", PASS, f"residual degrees of freedom {model_df} >= {min_df}")

@@ -1,0 +1,25 @@
+"""The command line is split by where a command runs: `admin` builds the application on the
+server; `operator` (the three roles' commands) reaches it only through the HTTP API, so it
+must never construct the application or open the store itself."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import sandbox.controller.cli as cli
+from tests.unit.test_domain_imports import imported_modules
+
+SERVER_SIDE = ("sandbox.bootstrap", "sandbox.services", "sandbox.controller.web", "sandbox.adapters.store",
+               "sandbox.agent.tasks")
+
+
+def server_side_imports(path: Path) -> set[str]:
+    return {m for m in imported_modules(path) if m.startswith(SERVER_SIDE)}
+
+
+def test_role_commands_never_build_the_application():
+    assert server_side_imports(Path(cli.operator.__file__)) == set()
+
+
+def test_admin_commands_are_the_ones_that_build_it():
+    assert {"sandbox.bootstrap", "sandbox.controller.web", "sandbox.agent.tasks"} <= \
+        server_side_imports(Path(cli.admin.__file__))
