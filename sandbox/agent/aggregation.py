@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from sandbox.core.schedule import BOX_MARGIN_SECONDS, STARTUP_ALLOWANCE_SECONDS
 from sandbox.core.specs import program_accounting as prog
 from sandbox.core.specs.program import ProgramSpec
 from sandbox.privacy.aggregate import mean_measurement, median_measurement
@@ -30,10 +31,6 @@ REASONS = ("missing", "not_json", "wrong_length", "non_numeric", "non_finite", "
 VECTOR_FILE = "vector.json"
 MAX_VECTOR_BYTES = 64 * 1024
 RESULT_TABLE = "program_output"
-# Starting Python, importing pandas/pyarrow and reading the block is not the operator's time.
-STARTUP_ALLOWANCE_SECONDS = 20
-# The box's own wall clock is a backstop behind the launcher's timeout of the child.
-BOX_MARGIN_SECONDS = 30
 
 
 # ------------------------------------------------------------------ block outputs
@@ -164,19 +161,12 @@ class BlockOutcome:
     refused_outputs: list
 
 
-def write_block_job(job_dir: Path, spec: ProgramSpec, *, memory_mb: int,
-                    startup_allowance_seconds: int = STARTUP_ALLOWANCE_SECONDS) -> None:
-    """job.json + program.py for one block's box (/job, read-only inside). Nothing
-    about the block (its index, the seed) goes in: the box needs none of it."""
-    job_dir = Path(job_dir)
-    job_dir.mkdir(parents=True, exist_ok=True)
-    job_dir.chmod(0o755)
-    job = {"kind": "program_block", "program": "/job/program.py", "entrypoint": spec.entrypoint,
-           "data_dir": "/data", "out_dir": "/out", "timeout_seconds": spec.block_timeout_seconds + startup_allowance_seconds,
-           "memory_mb": int(memory_mb)}
-    for name, text in (("job.json", json.dumps(job)), ("program.py", spec.code)):
-        (job_dir / name).write_text(text, encoding="utf-8")
-        (job_dir / name).chmod(0o644)
+def block_job(spec: ProgramSpec, *, memory_mb: int, startup_allowance_seconds: int = STARTUP_ALLOWANCE_SECONDS) -> dict:
+    """job.json for one block's box. Nothing about the block (its index, the seed) goes
+    in: the box needs none of it."""
+    return {"kind": "program_block", "program": "/job/program.py", "entrypoint": spec.entrypoint,
+            "data_dir": "/data", "out_dir": "/out",
+            "timeout_seconds": spec.block_timeout_seconds + startup_allowance_seconds, "memory_mb": int(memory_mb)}
 
 
 def block_limits(spec: ProgramSpec, base):
@@ -193,18 +183,11 @@ def run_block(backend, spec: ProgramSpec, block_dir: Path, work_dir: Path, limit
     """Run the program on one block in its own box and validate what came back.
 
     work_dir gets job/ and out/ (fresh); block_dir is mounted at /data, nothing else."""
-    from sandbox.agent.backends import RunRequest
-    from sandbox.agent.outputs import bounded_output_area, collect_outputs
+    from sandbox.agent.boxes import run_box
 
-    work_dir = Path(work_dir)
-    job_dir, out_dir = work_dir / "job", work_dir / "out"
-    write_block_job(job_dir, spec, memory_mb=limits.memory_mb, startup_allowance_seconds=startup_allowance_seconds)
-    out_dir.mkdir(parents=True, exist_ok=False)
-    with bounded_output_area(out_dir, MAX_VECTOR_BYTES, 1):
-        result = backend.run(RunRequest(job_dir=job_dir, data_dir=Path(block_dir), out_dir=out_dir,
-                                        python_args=("-m", "sandbox.runner", "/job/job.json"),
-                                        limits=limits, label=label))
-        collected = collect_outputs(out_dir, {VECTOR_FILE}, max_files=1, max_total_bytes=MAX_VECTOR_BYTES)
+    job = block_job(spec, memory_mb=limits.memory_mb, startup_allowance_seconds=startup_allowance_seconds)
+    result, collected = run_box(backend, work_dir, Path(block_dir), job, limits, label, program=spec.code,
+                                expected={VECTOR_FILE}, max_files=1)
     vec, reason = validate_vector(collected.accepted.get(VECTOR_FILE), spec, timed_out=result.timed_out,
                                   failed=not result.ok and not result.timed_out)
     return BlockOutcome(vector=clamp(vec, spec), reason=reason, run=result,

@@ -6,6 +6,7 @@ import secrets
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
 
+from sandbox.controller.dispatch import send_job
 from sandbox.core import admission as adm
 from sandbox.core import ledger as led
 from sandbox.core import lookups
@@ -18,7 +19,6 @@ from sandbox.core.ports import Parts
 from sandbox.core.records import BudgetEntry, Event, Job
 from sandbox.core.specs.common import load_spec_text
 from sandbox.core.specs.query import parse_query_spec
-from sandbox.controller.owner import send_job
 
 
 def _jsonable(obj):

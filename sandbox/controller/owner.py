@@ -5,6 +5,7 @@ from pathlib import Path
 
 import yaml
 
+from sandbox.controller.dispatch import send_job
 from sandbox.core import lookups
 from sandbox.core import permissions as perm
 from sandbox.core import states as st
@@ -79,10 +80,3 @@ class Owner:
             send_job(self.p, job_id)
         return view
 
-
-def send_job(parts: Parts, job_id: str) -> None:
-    # The job is durable in the store; if the broker is down, the sweeper re-sends.
-    try:
-        parts.queue.send_job(job_id)
-    except Exception:  # noqa: BLE001 - any broker failure is recovered by the sweeper
-        pass

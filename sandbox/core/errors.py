@@ -4,7 +4,7 @@ contain anything computed from raw data.
 Messages are written in English as `Text(template, **params)`: a `str` whose value is
 `template.format(**params)` (the English text, as the API and the CLI show it), which
 keeps the template and the parameters so the web UI can show the message in the
-user's language (`sandbox/web/ui.py: localized`). The templates are literals, so
+user's language (`sandbox/controller/web/ui/i18n.py: localized`). The templates are literals, so
 pybabel extracts them (keyword `Text`, see babel.cfg and docs/ui.md); the domain
 itself never translates anything.
 """

@@ -32,6 +32,10 @@ def test_wrong_passwords_pause_signing_in_for_that_name_only(demo_datasets_dir, 
         blocked = _sign_in(client, "alice", "correct horse battery")
         assert blocked.status_code == 401
         assert "暂停" in blocked.get_data(as_text=True)  # says why, in the default language
+        # Every failed sign-in is an audit event, the throttled one included.
+        failures = [r for r in svc.views.audit_records() if r.action == "user.sign_in_failed"]
+        assert [(r.subject, r.payload["reason"]) for r in failures] == (
+            [("alice", "wrong password")] * auth.MAX_FAILURES + [("alice", "throttled")])
         # Another name is not affected, and its right password still works.
         assert _sign_in(app.test_client(), "bob", "correct horse battery").status_code == 302
         # Once the failures are out of the window, the right password works again.

@@ -267,7 +267,7 @@ def _run_campaign(backend: str, demo_datasets_dir: Path, tmp_path: Path) -> Camp
     hashes_after = {"health_visits": tree_hash(health), "enterprise_registry": tree_hash(other)}
     containers = ""
     if backend.startswith("docker"):
-        listed = subprocess.run(["docker", "ps", "-a", "--filter", "label=sandbox.agent.backends=1",
+        listed = subprocess.run(["docker", "ps", "-a", "--filter", "label=sandbox.box=1",
                                  "--format", '{{.Label "sandbox.label"}}'], capture_output=True, text=True).stdout
         containers = "\n".join(l for l in listed.splitlines() if any(l.startswith(j) for j in ids.values()))
     processes = subprocess.run(["pgrep", "-af", mark], capture_output=True, text=True).stdout
@@ -300,7 +300,7 @@ def _run_campaign(backend: str, demo_datasets_dir: Path, tmp_path: Path) -> Camp
                     ev.claimed_at = e.at
                 if e.payload["from"] == "checking" or e.payload["to"] == "failed":
                     ev.finished_at = e.at
-        from sandbox.services import _aware
+        from sandbox.adapters.store.repository import _aware
         visible = _aware(ev.visible_after)
         try:
             svc.clock = lambda: visible - timedelta(microseconds=1)

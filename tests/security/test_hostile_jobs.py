@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from sandbox.agent import aggregation as saa
-from sandbox.services import _aware
+from sandbox.core.schedule import BOX_MARGIN_SECONDS, STARTUP_ALLOWANCE_SECONDS
+from sandbox.adapters.store.repository import _aware
 from tests.security.conftest import (EPSILON, K, SLEEP_SECONDS, TIMING_WALL_SECONDS, WALL_SECONDS, Campaign,
                                      programs_for)
 from tests.security.hostile import BY_NAME, PROGRAMS
@@ -35,7 +35,7 @@ ATTACKS = [(p.name, a) for p in PROGRAMS if p.reports for a in p.attacks]
 def _visible_delay(ev) -> int:
     """The data-independent delay the services promise: policy wall time, and for a program
     at least the time its k blocks could take one after another."""
-    from sandbox.services import outcome_delay_seconds
+    from sandbox.core.schedule import outcome_delay_seconds
     wall = TIMING_WALL_SECONDS if ev.program.timing_policy else WALL_SECONDS
     from tests.security.conftest import K
     return outcome_delay_seconds("program", {"blocks": K, "block_timeout_seconds": ev.program.block_timeout}, wall)
@@ -114,7 +114,7 @@ def test_a_resource_attack_costs_only_its_own_block(campaign, program, reason):
     assert sorted(b["reason"] or "" for b in ev.blocks) == ["", reason]
     blown = next(b for b in ev.blocks if b["reason"])
     assert blown["vector"] == [0.5]               # the contract's default, nothing from the run
-    box_wall = ev.program.block_timeout + saa.STARTUP_ALLOWANCE_SECONDS + saa.BOX_MARGIN_SECONDS
+    box_wall = ev.program.block_timeout + STARTUP_ALLOWANCE_SECONDS + BOX_MARGIN_SECONDS
     assert blown["wall_seconds"] < box_wall
 
 

@@ -188,9 +188,11 @@ def test_the_release_holds_no_block_values_or_failure_counts(manifest):
 
 def test_block_job_carries_no_seed_or_block_identity(manifest, tmp_path):
     spec = _spec(manifest)
-    saa.write_block_job(tmp_path / "job", spec, memory_mb=512)
+    from sandbox.agent.boxes import write_job_dir
+    from sandbox.core.schedule import STARTUP_ALLOWANCE_SECONDS
+    write_job_dir(tmp_path / "job", saa.block_job(spec, memory_mb=512), spec.code)
     job = json.loads((tmp_path / "job" / "job.json").read_text())
     assert job == {"kind": "program_block", "program": "/job/program.py", "entrypoint": "analyse",
                    "data_dir": "/data", "out_dir": "/out", "memory_mb": 512,
-                   "timeout_seconds": spec.block_timeout_seconds + saa.STARTUP_ALLOWANCE_SECONDS}
+                   "timeout_seconds": spec.block_timeout_seconds + STARTUP_ALLOWANCE_SECONDS}
     assert (tmp_path / "job" / "program.py").read_text() == CODE

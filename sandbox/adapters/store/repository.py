@@ -92,13 +92,17 @@ class SqlTx:
         return to_record(self.s.execute(select(m.User).where(m.User.token_hash == token_hash)).scalar_one_or_none(),
                          r.User)
 
-    def save_user(self, user: r.User, event: r.Event) -> None:
-        self.record(event)
-        row = self.s.execute(select(m.User).where(m.User.name == user.name)).scalar_one_or_none()
+    def _upsert_by_name(self, record, event: r.Event) -> None:
+        model = _ROW[type(record)]
+        row = self.s.execute(select(model).where(model.name == record.name)).scalar_one_or_none()
         if row is None:
-            return self._insert(user, event)
-        user.id = row.id
-        to_row(user, row)
+            return self._insert(record, event)
+        self.record(event)
+        record.id = row.id
+        to_row(record, row)
+
+    def save_user(self, user: r.User, event: r.Event) -> None:
+        self._upsert_by_name(user, event)
 
     # ---------------------------------------------------------------- datasets, policies
     def dataset(self, name: str):
@@ -109,12 +113,7 @@ class SqlTx:
         return self._all(r.Dataset, select(m.Dataset).order_by(m.Dataset.name))
 
     def save_dataset(self, dataset: r.Dataset, event: r.Event) -> None:
-        self.record(event)
-        row = self.s.execute(select(m.Dataset).where(m.Dataset.name == dataset.name)).scalar_one_or_none()
-        if row is None:
-            return self._insert(dataset, event)
-        dataset.id = row.id
-        to_row(dataset, row)
+        self._upsert_by_name(dataset, event)
 
     def latest_policy(self, dataset: str):
         return to_record(self.s.execute(select(m.PolicyVersion).where(m.PolicyVersion.dataset == dataset)

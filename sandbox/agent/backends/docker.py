@@ -22,7 +22,7 @@ from sandbox.agent.backends.seccomp import gvisor_security_opt
 
 IMAGE_PYTHON = "/opt/venv/bin/python"   # set up by ./Dockerfile
 CONTAINER_UID = 10001                   # created in ./Dockerfile, owns nothing in the image
-LABEL = "sandbox.agent.backends"             # marks our containers, so leftovers can be found
+LABEL = "sandbox.box"             # marks our containers, so leftovers can be found
 GVISOR_AS_ALLOWANCE_MB = 1024
 
 

@@ -55,7 +55,8 @@ def create_app(settings=None, services=None) -> Flask:
 
     @app.errorhandler(413)
     def _413(_e):
-        return jsonify({"error": "invalid_input", "message": "request body too large (max 256 KiB)"}), 400
+        limit_kib = app.config["MAX_CONTENT_LENGTH"] // 1024
+        return jsonify({"error": "invalid_input", "message": f"request body too large (max {limit_kib} KiB)"}), 400
 
     @app.errorhandler(500)
     def _500(_e):

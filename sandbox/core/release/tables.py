@@ -236,18 +236,13 @@ def _check_nk(cell_stats, n: int, k: float) -> Check:
     """ACRO NKCheck: a cell fails when its n largest contributions are >= k of its total."""
     if cell_stats is None:
         return Check("dominance_nk", NEEDS_REVIEW, _NO_STATS.format(rule="per-cell contributions"))
-    failing, skipped = [], []
-    for key, s in cell_stats.items():
-        if s.n_contributors == 0:
-            continue
-        if s.has_negative:
-            skipped.append(key)
-            continue
+    def dominated(s) -> bool:
         top = s.top1 + (s.top2 if n == 2 else 0.0)
         # ACRO computes top/total; 0/0 is NaN and NaN >= k is False, so an all-zero cell passes
         # here (the p% rule below catches it).
-        if s.total != 0 and top / s.total >= k:
-            failing.append(key)
+        return s.total != 0 and top / s.total >= k
+
+    failing, skipped = _dominated_cells(cell_stats, dominated)
     label = f"the largest {n} contributor{'s' if n > 1 else ''} make up {k:.0%} or more of the total"
     return _dominance_result("dominance_nk", failing, skipped, label, len(cell_stats))
 
@@ -261,19 +256,26 @@ def _check_p_percent(cell_stats, p: float) -> Check:
     """
     if cell_stats is None:
         return Check("dominance_p", NEEDS_REVIEW, _NO_STATS.format(rule="per-cell contributions"))
+    def dominated(s) -> bool:
+        rest = s.total - s.top1 - s.top2
+        return (rest if s.top1 == 0 else rest / s.top1) < p
+
+    failing, skipped = _dominated_cells(cell_stats, dominated)
+    label = f"the others add up to less than {p:.0%} of the largest contributor"
+    return _dominance_result("dominance_p", failing, skipped, label, len(cell_stats))
+
+
+def _dominated_cells(cell_stats, dominated) -> tuple[list, list]:
+    """Keys of cells the rule fails, and of cells it cannot assess (negative contributions)."""
     failing, skipped = [], []
     for key, s in cell_stats.items():
         if s.n_contributors == 0:
             continue
         if s.has_negative:
             skipped.append(key)
-            continue
-        rest = s.total - s.top1 - s.top2
-        ratio = rest if s.top1 == 0 else rest / s.top1
-        if ratio < p:
+        elif dominated(s):
             failing.append(key)
-    label = f"the others add up to less than {p:.0%} of the largest contributor"
-    return _dominance_result("dominance_p", failing, skipped, label, len(cell_stats))
+    return failing, skipped
 
 
 def _dominance_result(name, failing, skipped, label, total_cells) -> Check:

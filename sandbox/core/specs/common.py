@@ -5,6 +5,7 @@ several modes use (names, epsilon). Specs are untrusted input; every refusal is 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -201,3 +202,16 @@ def _check_size(data: object, max_bytes: int) -> None:
             budget -= len(repr(obj))
         if budget < 0:
             raise InvalidInput(Text("spec is larger than the limit of {limit} bytes", limit=max_bytes), "spec")
+
+
+class CanonicalSpec:
+    """The canonical JSON of a spec (`to_dict()`) and its hash: what admission, the audit
+    log and certificates name a spec by."""
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False)
+
+    @property
+    def content_hash(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode("utf-8")).hexdigest()

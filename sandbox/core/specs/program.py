@@ -25,14 +25,13 @@ sandbox.core.specs.program_accounting; the checks of the code itself in sandbox.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 from dataclasses import dataclass
 
 from sandbox.core.errors import InvalidInput, Text
 from sandbox.core.manifest import Manifest
-from sandbox.core.specs.common import (check_header, check_name, parse_epsilon, parse_purpose, refuse_unknown,
+from sandbox.core.specs.common import (CanonicalSpec, check_header, check_name, parse_epsilon, parse_purpose, refuse_unknown,
     require_keys, show)
 from sandbox.core.specs.program_accounting import MAX_K, MIN_K, choose_k, public_unit_estimate, split_epsilon
 from sandbox.core.specs.source import check_code, parse_entrypoint
@@ -63,7 +62,7 @@ class OutputSpec:
 
 
 @dataclass(frozen=True)
-class ProgramSpec:
+class ProgramSpec(CanonicalSpec):
     """A validated program job. `k` is resolved (never "auto") and `default` filled,
     so to_dict() re-parses to the same spec whatever the manifest says later."""
     dataset: str
@@ -101,15 +100,6 @@ class ProgramSpec:
         if self.program_file is not None:
             d["program"] = self.program_file
         return d
-
-    def canonical_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=False)
-
-    @property
-    def content_hash(self) -> str:
-        """Covers the contract and, through code_sha256, the code."""
-        return hashlib.sha256(self.canonical_json().encode("utf-8")).hexdigest()
 
 
 # ------------------------------------------------------------------ validation

@@ -8,14 +8,12 @@ header every mode shares: sandbox.core.specs.common.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from dataclasses import dataclass
 
 from sandbox.core.errors import InvalidInput, Text
 from sandbox.core.manifest import Column, Manifest
-from sandbox.core.specs.common import (MAX_SPEC_BYTES, check_header, check_name, parse_epsilon, parse_purpose,
+from sandbox.core.specs.common import (CanonicalSpec, MAX_SPEC_BYTES, check_header, check_name, parse_epsilon, parse_purpose,
     refuse_unknown, require_keys, show)
 
 STATISTICS = ("count", "sum", "mean", "histogram", "quantile")
@@ -59,7 +57,7 @@ class Query:
 
 
 @dataclass(frozen=True)
-class QuerySpec:
+class QuerySpec(CanonicalSpec):
     dataset: str
     purpose: str
     queries: tuple[Query, ...]
@@ -75,14 +73,6 @@ class QuerySpec:
             "purpose": self.purpose,
             "queries": [q.to_dict() for q in self.queries],
         }
-
-    def canonical_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=False)
-
-    @property
-    def content_hash(self) -> str:
-        return hashlib.sha256(self.canonical_json().encode("utf-8")).hexdigest()
 
 
 

@@ -8,13 +8,12 @@ output, other), which decides the statistical-disclosure rules applied to them.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 
 from sandbox.core.errors import InvalidInput, Text
 from sandbox.core.manifest import Manifest
-from sandbox.core.specs.common import parse_purpose
+from sandbox.core.specs.common import CanonicalSpec, parse_purpose
 from sandbox.core.specs.source import parse_entrypoint, parse_source
 
 FILE_TYPES = ("csv", "parquet", "png", "svg", "text")
@@ -43,7 +42,7 @@ class DeclaredOutput:
 
 
 @dataclass(frozen=True)
-class ReviewedSpec:
+class ReviewedSpec(CanonicalSpec):
     dataset: str
     purpose: str
     entrypoint: str
@@ -66,11 +65,6 @@ class ReviewedSpec:
         if self.program_file:
             d["program"] = self.program_file
         return d
-
-    @property
-    def content_hash(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"),
-                                         ensure_ascii=False).encode()).hexdigest()
 
 
 def check_code(code: object, entrypoint: str) -> None:
