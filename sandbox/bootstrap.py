@@ -57,7 +57,7 @@ class Services:
 
 
 def bootstrap(settings: Settings | None = None, *, repo=None, queue=None, backend_factory=None, clock=None,
-              create_schema: bool = True, enqueue=None, enqueue_block=None) -> Services:
+              sleep=None, create_schema: bool = True, enqueue=None, enqueue_block=None) -> Services:
     """`enqueue` / `enqueue_block` (callables) stand in for the queue; a caller that passes
     `enqueue` alone runs program blocks in-process, one after another."""
     from sandbox.adapters.queue import CallableQueue, CeleryQueue, InProcessQueue
@@ -90,7 +90,8 @@ def bootstrap(settings: Settings | None = None, *, repo=None, queue=None, backen
             if classification in _s.runsc_levels:
                 return _backend(_s.with_(backend="docker", docker_runtime="runsc"))
             return _backend(_s)
-    parts = Parts(settings=settings, repo=repo, clock=clock, queue=queue, backend_factory=backend_factory)
+    parts = Parts(settings=settings, repo=repo, clock=clock, queue=queue, backend_factory=backend_factory,
+                  **({"sleep": sleep} if sleep is not None else {}))
     views = Views(parts)
     agent = Executor(parts, run_blocks_inline=inline_blocks)
     if isinstance(queue, InProcessQueue):

@@ -119,8 +119,16 @@ class Sandbox:
     def review_detail(self, job_id: str) -> dict:
         return self._req("GET", f"/reviews/{job_id}").json()
 
-    def review(self, job_id: str, decision: str, reason: str = "") -> dict:
-        return self._req("POST", f"/reviews/{job_id}", json={"decision": decision, "reason": reason}).json()
+    def review(self, job_id: str, decision: str, reason: str = "", note: str = "") -> dict:
+        """`reason`: a code of review_reasons() (required to reject); `note`: compliance only."""
+        return self._req("POST", f"/reviews/{job_id}",
+                         json={"decision": decision, "reason": reason, "note": note}).json()
+
+    def review_diagnostics(self, job_id: str) -> dict:
+        return self._req("GET", f"/reviews/{job_id}/diagnostics").json()
+
+    def review_reasons(self) -> list[dict]:
+        return self._req("GET", "/review-reasons").json()["reasons"]
 
     def audit_verify(self) -> dict:
         return self._req("GET", "/audit/verify").json()

@@ -28,6 +28,10 @@ class Settings:
     sweep_seconds: float = 15.0      # how often each worker looks for lost jobs
     # Classification levels whose real-data runs must use Docker under gVisor (runsc).
     runsc_levels: tuple = ("L4",)
+    # Every run and program block holds its worker slot until the bound fixed in advance
+    # (core/schedule.py), so when a worker frees up, and thus when an operator's next job
+    # starts, never depends on the data. Off only for tests that do not measure timing.
+    hold_slots: bool = True
 
     @property
     def jobs_dir(self) -> Path:
@@ -58,6 +62,7 @@ def load(environ: dict | None = None) -> Settings:
         lease_margin_seconds=int(env.get("SANDBOX_LEASE_MARGIN_SECONDS", "60")),
         sweep_seconds=float(env.get("SANDBOX_SWEEP_SECONDS", "15")),
         runsc_levels=tuple(x for x in env.get("SANDBOX_RUNSC_LEVELS", "L4").split(",") if x),
+        hold_slots=env.get("SANDBOX_HOLD_SLOTS", "1") != "0",
     )
 
 

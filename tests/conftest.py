@@ -110,6 +110,10 @@ def make_env(tmp_path, database_url: str, datasets_dir, backend: str = "bwrap", 
         "SANDBOX_BACKEND": backend.split("-")[0],
         "SANDBOX_DOCKER_RUNTIME": backend.split("-")[1] if "-" in backend else "runc",
         "SANDBOX_DATASETS_DIR": str(datasets_dir),
+        # Holding every slot to its bound is what makes timing data-independent; tests that
+        # do not measure timing turn it off to stay fast (tests/integration/test_timing.py
+        # and tests/unit/test_observational_equivalence.py keep it on).
+        "SANDBOX_HOLD_SLOTS": "0",
     }
 
 

@@ -180,7 +180,7 @@ class MemoryTx:
 
     # ---- budget
     def lock_budget(self, dataset, operator):
-        pass  # every memory transaction already holds the one lock
+        pass  # every memory transaction already holds the one lock, dataset-wide included
 
     def add_budget_entry(self, entry, event):
         self._add(self.st.budget, entry, event)
@@ -204,4 +204,4 @@ class MemoryRepository:
             self._state = work  # reached only without an exception: commit
 
     def ensure_budget_lock(self, dataset: str, operator: str) -> None:
-        pass
+        pass  # no lock rows: transactions serialize on self._lock

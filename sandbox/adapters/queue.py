@@ -88,9 +88,10 @@ class InProcessQueue:
     def send_block(self, job_id: str, attempt: int, index: int) -> None:
         self.pending.append(("block", (job_id, attempt, index)))
 
-    def drain(self) -> int:
+    def drain(self, max_items: int | None = None) -> int:
+        """Run what is pending, in order (and what that sends in turn); at most `max_items`."""
         done = 0
-        while self.pending:
+        while self.pending and (max_items is None or done < max_items):
             kind, args = self.pending.popleft()
             (self.executor.execute if kind == "job" else self.executor.run_block)(*args)
             done += 1

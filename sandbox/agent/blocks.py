@@ -66,39 +66,53 @@ def _check_args(seed: bytes, k: int) -> None:
 
 def batch_block_ids(column, seed: bytes, k: int):
     """Block id (uint32 Arrow array) of every row of one Arrow column: the hash runs
-    once per distinct unit in the batch, then is looked up for each row."""
+    once per distinct unit in the batch, then is looked up for each row. A null unit
+    gets a null id (assign_blocks drops those rows)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
-    uniques = pc.unique(column)
+    uniques = pc.drop_null(pc.unique(column))
     ids = pa.array([block_of(v, seed, k) for v in uniques.to_pylist()], type=pa.uint32())
-    # skip_nulls=False: a null id matches the null in `uniques`, so null-unit rows get a block too.
-    positions = pc.index_in(column, value_set=uniques, skip_nulls=False)
+    positions = pc.index_in(column, value_set=uniques)
     return ids.take(positions)
 
 
 def assign_blocks(data_dir: Path, unit: str, k: int, seed: bytes, out_dir: Path, *,
-                  batch_rows: int = DEFAULT_BATCH_ROWS, buffer_bytes: int = DEFAULT_BUFFER_BYTES) -> list[Path]:
+                  column_types: dict | None = None, batch_rows: int = DEFAULT_BATCH_ROWS,
+                  buffer_bytes: int = DEFAULT_BUFFER_BYTES) -> list[Path]:
     """Write k block directories under out_dir (created; must not exist or be empty),
     each holding Parquet parts with the dataset's schema (an empty part when no unit
     hashed there). Returns the k directories, block 0 first.
+
+    The files are those registration hashed (sandbox.core.datafiles); hive partition
+    columns the manifest declares (``column_types``: name -> type) are written into the
+    blocks as ordinary columns. Rows whose unit is null go to no block: no person's
+    contribution bound covers them (the query runner drops them too).
 
     Directories are 0755 and files 0644, so the unprivileged uid inside a box can read
     the one block mounted at /data. On failure out_dir is removed."""
     import numpy as np
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    from sandbox.core import datafiles
+    from sandbox.runner.frames import ARROW_TYPES, with_partition_columns
+
     _check_args(seed, k)
-    files = sorted(Path(data_dir).glob("*.parquet"))
+    files = datafiles.data_files(data_dir)
     if not files:
         raise FileNotFoundError(f"no *.parquet files in {data_dir}")
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} is not empty")
-    schema = pq.read_schema(files[0])
+    file_schema = pq.read_schema(files[0].path)
+    parts = datafiles.partition_columns(files, column_types or {}, set(file_schema.names))
+    schema = file_schema
+    for key, typ in parts.items():
+        schema = schema.append(pa.field(key, getattr(pa, ARROW_TYPES[typ])()))
     if unit not in schema.names:
         raise KeyError(f"privacy unit column {unit!r} not in the dataset")
     dirs = [out_dir / BLOCK_DIR.format(b) for b in range(k)]
@@ -136,10 +150,14 @@ def assign_blocks(data_dir: Path, unit: str, k: int, seed: bytes, out_dir: Path,
             flushes += 1
 
         for f in files:
-            pf = pq.ParquetFile(f)
-            if not pf.schema_arrow.equals(schema):
+            pf = pq.ParquetFile(f.path)
+            if not pf.schema_arrow.equals(file_schema):
                 raise ValueError(f"{f.name}: schema differs from {files[0].name}")
+            values = datafiles.partition_values(f, parts)
             for batch in pf.iter_batches(batch_size=batch_rows):
+                batch = with_partition_columns(batch, values, parts)
+                if batch.column(unit).null_count:
+                    batch = batch.filter(pc.is_valid(batch.column(unit)))
                 buffered.append((batch, batch_block_ids(batch.column(unit), seed, k)))
                 size += batch.nbytes
                 if size >= buffer_bytes:

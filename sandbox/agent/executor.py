@@ -24,7 +24,7 @@ from sandbox.core.lookups import OPERATOR_FAILURE_MESSAGE
 from sandbox.core.ports import Parts
 from sandbox.core.records import Event, RunLog
 from sandbox.core.release import gate
-from sandbox.core.schedule import outcome_delay_seconds
+from sandbox.core import schedule
 
 MODES = {"query": query_mode, "reviewed": reviewed_mode, "program": program_mode}
 
@@ -47,67 +47,114 @@ class Executor:
             lim = lookups.job_policy(tx, job).limits
             now = self.p.clock()
             job.attempts += 1
-            run_bound = outcome_delay_seconds(job.mode, job.spec, lim.wall_seconds)
+            size = schedule.size_class(ds.rows)
+            run_bound = schedule.outcome_delay_seconds(job.mode, job.spec, lim.wall_seconds, size)
             if job.visible_after is None:
                 job.visible_after = now + timedelta(seconds=run_bound)
             job.lease_expires = now + timedelta(seconds=run_bound + self.p.settings.lease_margin_seconds)
             transition(tx, job, st.RUNNING, st.SYSTEM, "worker", now, f"attempt {job.attempts}")
+            slot = schedule.task_slot_seconds(job.mode, lim.wall_seconds, size)
             return {"job_id": job.id, "attempt": job.attempts, "spec": job.spec, "manifest": ds.manifest,
+                    "slot_ends": now + timedelta(seconds=slot),
                     "mode": job.mode, "code": job.code, "data_dir": ds.data_dir,
                     "bound_verified": ds.bound_verified, "classification": ds.classification,
+                    "content_hash": ds.version_hash, "current_version": ds.version_id,
+                    "job_version": job.dataset_version,
                     "limits": Limits(memory_mb=lim.memory_mb, cpus=lim.cpus, wall_seconds=lim.wall_seconds,
                                      output_bytes=lim.output_bytes)}
 
     # ------------------------------------------------------------------ execute
     def execute(self, job_id: str) -> str | None:
-        """Run one job end to end on the real data. Safe to call twice."""
+        """Run one job end to end on the real data. Safe to call twice. The slot is held
+        until its bound, whatever happened in it."""
         work = self.claim(job_id)
         if work is None:
             return None
+        try:
+            return self._execute(job_id, work)
+        finally:
+            self._hold_until(work["slot_ends"])
+
+    def _hold_until(self, slot_ends) -> None:
+        if self.p.settings.hold_slots:
+            remaining = (slot_ends - self.p.clock()).total_seconds()
+            if remaining > 0:
+                self.p.sleep(remaining)
+
+    def _execute(self, job_id: str, work: dict) -> str | None:
         # Earlier attempts' work areas (a lost worker's) hold copies of raw data: remove them.
         shutil.rmtree(self.p.settings.jobs_dir / job_id, ignore_errors=True)
         attempt_dir = self.p.settings.jobs_dir / job_id / f"attempt-{work['attempt']}"
+        stale = self._stale_snapshot(work)
+        if stale:
+            log = RunLog(job_id=job_id, attempt=work["attempt"], backend="none", stderr=stale)
+            return self.finish(job_id, work["attempt"], RunFacts(ok=False, backend="", run_log=log))
         backend = self._real_backend(work)
-        if backend is None:
-            return st.FAILED
+        if backend is None:  # finish() recorded why; the job's state says where it went
+            with self.p.repo.transaction() as tx:
+                return tx.job(job_id).state
         if work["mode"] == "program":
             return self._start_program(work, attempt_dir)
         facts = MODES[work["mode"]].run(work, attempt_dir, backend)
         return self.finish(job_id, work["attempt"], facts)
 
+    @staticmethod
+    def _stale_snapshot(work: dict) -> str:
+        """Why this job must not read the data (compliance only), or "": a job reads exactly
+        the version it was admitted on, re-hashed now, never data replaced since."""
+        from sandbox.agent.ingest import verify_snapshot
+        if work["job_version"] != work["current_version"]:
+            return "refused to run: the dataset has a new version since this job was admitted"
+        if not verify_snapshot(work["data_dir"], work["content_hash"]):
+            return "refused to run: the version's files no longer match their registered content hash"
+        return ""
+
     def finish(self, job_id: str, attempt: int, facts: RunFacts) -> str:
-        """The one sequence after the boxes of an attempt are done, for every mode."""
-        mode = None
+        """The one sequence after the boxes of an attempt are done, for every mode.
+
+        A job that a person releases (reviewers_required >= 1: every program and reviewed job,
+        queries under a reviewing policy) goes to compliance whether its run succeeded or
+        failed, the failure marked for compliance only: its operator sees the same states and
+        times either way (in_progress until the decision). Only a job no person releases (an
+        auto-released DP query) ends in `failed`, at its fixed time (docs/security.md)."""
         with self.p.repo.transaction() as tx:
             job = tx.job(job_id, for_update=True)
             if job.state != st.RUNNING or job.attempts != attempt:
                 return job.state  # the sweeper moved it on; this attempt's outputs are dropped
-            mode = MODES[job.mode]
             now = self.p.clock()
             job.backend = facts.backend
             job.compliance = {**(job.compliance or {}), **facts.compliance, "runner_image": facts.runner_image}
             if facts.run_log is not None:
                 tx.add_run_log(facts.run_log, Event("worker", "job.run_recorded", job.id, {"attempt": attempt}))
+            failure = None  # (stage, why for compliance, what the operator reads when no person decides)
             if not facts.ok:
-                tell(job, OPERATOR_FAILURE_MESSAGE)
-                transition(tx, job, st.FAILED, st.SYSTEM, "worker", now, "run failed (details in run log)")
-                return job.state
-            transition(tx, job, st.CHECKING, st.SYSTEM, "worker", now)
-            verdict = mode.judge(tx, job, facts)
-            checked = Event("system", "gate.checks", job.id, {"checks": verdict.checks, **verdict.audit})
-            tx.record(checked)
-            if verdict.failed:
-                tell(job, verdict.operator_message or OPERATOR_FAILURE_MESSAGE)
-                transition(tx, job, st.FAILED, st.SYSTEM, "gate", now, verdict.failed)
-                return job.state
-            for output in verdict.outputs:
-                tx.add_output(output, checked)
-            needs_human = any(c["status"] == gate.NEEDS_REVIEW for c in verdict.checks)
-            # reviewers_required is fixed at admission (0 only for auto-released DP queries).
-            if verdict.may_auto_release and job.reviewers_required == 0 and not needs_human:
-                transition(tx, job, st.RELEASED, st.SYSTEM, "gate", now, "automatic release of a DP query")
+                failure = ("run", "run failed (details in run log)", OPERATOR_FAILURE_MESSAGE, [])
             else:
-                transition(tx, job, st.AWAITING_REVIEW, st.SYSTEM, "gate", now)
+                transition(tx, job, st.CHECKING, st.SYSTEM, "worker", now)
+                verdict = MODES[job.mode].judge(tx, job, facts)
+                checked = Event("system", "gate.checks", job.id, {"checks": verdict.checks, **verdict.audit})
+                tx.record(checked)
+                if verdict.failed:
+                    failure = ("gate", verdict.failed, verdict.operator_message or OPERATOR_FAILURE_MESSAGE,
+                               verdict.checks)
+            actor = "worker" if not facts.ok else "gate"
+            if failure is not None and job.reviewers_required > 0:
+                stage, why, _message, checks = failure
+                # Nothing is stored to release: the reviewer can only reject (compliance.review).
+                job.compliance = {**job.compliance, "failed": {"stage": stage, "reason": why, "checks": checks}}
+                transition(tx, job, st.AWAITING_REVIEW, st.SYSTEM, actor, now, why)
+            elif failure is not None:
+                tell(job, failure[2])
+                transition(tx, job, st.FAILED, st.SYSTEM, actor, now, failure[1])
+            else:
+                for output in verdict.outputs:
+                    tx.add_output(output, checked)
+                needs_human = any(c["status"] == gate.NEEDS_REVIEW for c in verdict.checks)
+                # reviewers_required is fixed at admission (0 only for auto-released DP queries).
+                if verdict.may_auto_release and job.reviewers_required == 0 and not needs_human:
+                    transition(tx, job, st.RELEASED, st.SYSTEM, "gate", now, "automatic release of a DP query")
+                else:
+                    transition(tx, job, st.AWAITING_REVIEW, st.SYSTEM, "gate", now)
             state = job.state
         shutil.rmtree(self.p.settings.jobs_dir / job_id, ignore_errors=True)  # nothing of a run outside the store
         return state
@@ -135,11 +182,16 @@ class Executor:
             ds = lookups.dataset(tx, job.dataset)
             limits = lookups.job_policy(tx, job).limits
             spec = program_mode.program_spec(job.spec, ds.manifest, job.code)
-        if not done:
+        if done:
+            return self._maybe_finish_program(job_id, attempt, ds.classification)
+        slot_ends = self.p.clock() + timedelta(seconds=schedule.block_slot_seconds(spec.block_timeout_seconds))
+        try:
             result = program_mode.block_outcome(self.p, spec, ds.classification, limits, job_id, attempt, index)
             with self.p.repo.transaction() as tx:
                 tx.add_block_result(result, program_mode.block_event(job_id, attempt, index))
-        return self._maybe_finish_program(job_id, attempt, ds.classification)
+            return self._maybe_finish_program(job_id, attempt, ds.classification)
+        finally:
+            self._hold_until(slot_ends)
 
     def _maybe_finish_program(self, job_id: str, attempt: int, classification: str) -> str | None:
         with self.p.repo.transaction() as tx:

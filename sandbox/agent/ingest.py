@@ -7,18 +7,23 @@ to analysts, never put it in an analyst-visible error, log or API response.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import math
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sandbox.datagen import COMPRESSION, MARKER, publish_dir
+from sandbox.core import datafiles
 from sandbox.core.errors import InvalidInput
+from sandbox.datagen import COMPRESSION, MARKER, publish_dir
+from sandbox.runner.frames import ARROW_TYPES, scan_files
 
 _HASH_DOMAIN = b"sandbox-dataset-version-v1\0"
 _READ_BLOCK = 1 << 20
@@ -58,14 +63,12 @@ class EnforceReport:
 
 
 def parquet_files(data_dir: str | Path) -> list[Path]:
-    """The dataset's Parquet files, sorted by path relative to ``data_dir``.
-    Hidden or underscore-prefixed files and folders (temporary, markers) are skipped."""
+    """The dataset's Parquet files: the one rule of sandbox.core.datafiles (every regular
+    ``*.parquet`` file, recursively, sorted by relative path), which jobs read too."""
     root = Path(data_dir)
     if not root.is_dir():
         raise InvalidInput(f"dataset directory not found: {root}", "data_dir")
-    files = [p for p in root.rglob("*.parquet")
-             if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)]
-    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
+    return datafiles.parquet_files(root)
 
 
 def _require_files(data_dir) -> list[Path]:
@@ -96,11 +99,21 @@ def row_count(data_dir: str | Path) -> int:
     return sum(pq.ParquetFile(p).metadata.num_rows for p in _require_files(data_dir))
 
 
-def _scan(files: list[Path], unit: str) -> pl.LazyFrame:
-    schema = pq.read_schema(files[0])
-    if unit not in schema.names:
+def _partitions(data_dir, column_types: dict | None) -> tuple[list, dict]:
+    """(files, partition columns) as jobs read them (sandbox.runner.frames.dataset_parts)."""
+    _require_files(data_dir)
+    files = datafiles.data_files(data_dir)
+    if not column_types or not any(f.partition for f in files):
+        return files, {}
+    names = set(pq.read_schema(files[0].path).names)
+    return files, datafiles.partition_columns(files, column_types, names)
+
+
+def _scan(data_dir, unit: str, column_types: dict | None) -> pl.LazyFrame:
+    files, parts = _partitions(data_dir, column_types)
+    if unit not in set(pq.read_schema(files[0].path).names) | set(parts):
         raise InvalidInput(f"privacy unit column '{unit}' is not in the dataset", "unit")
-    return pl.scan_parquet([str(p) for p in files])
+    return scan_files(files, parts)
 
 
 def _check_k(k) -> None:
@@ -112,15 +125,16 @@ def _partition(unit: str, passes: int, p: int) -> pl.Expr:
     return (pl.col(unit).hash(_PARTITION_SEED) % passes) == p
 
 
-def verify_unit_bound(data_dir: str | Path, unit: str, k: int) -> BoundReport:
+def verify_unit_bound(data_dir: str | Path, unit: str, k: int, column_types: dict | None = None) -> BoundReport:
     """Check that no privacy unit has more than ``k`` rows (owner-only report).
+    ``column_types`` (manifest column name -> type) gives hive partition columns.
 
     Streams only the unit column, in hash partitions of the units, so memory is
     bounded by the partition size rather than by the number of units.
     """
     _check_k(k)
     files = _require_files(data_dir)
-    lf = _scan(files, unit).select(unit)
+    lf = _scan(data_dir, unit, column_types).select(unit)
     rows = sum(pq.ParquetFile(p).metadata.num_rows for p in files)
     passes = max(1, math.ceil(rows / _VERIFY_ROWS_PER_PASS))
     nulls = lf.select(pl.col(unit).null_count()).collect(engine="streaming").item()
@@ -156,9 +170,12 @@ def _first_k_rows(units: pl.Series, k: int) -> pl.Series:
     return ranked.filter(pl.col("i") - pl.col("start") < k).get_column("pos").sort()
 
 
-def enforce_unit_bound(data_dir: str | Path, unit: str, k: int, out_dir: str | Path) -> EnforceReport:
+def enforce_unit_bound(data_dir: str | Path, unit: str, k: int, out_dir: str | Path,
+                       column_types: dict | None = None) -> EnforceReport:
     """Rewrite the dataset into ``out_dir`` keeping, per privacy unit, its first ``k``
     rows in storage order (files sorted by path); rows with a null unit are dropped.
+    Hive partition columns (``column_types`` as in verify_unit_bound) become columns
+    of the flat output.
 
     Works one hash partition of the units at a time (one output part each), so memory
     is bounded by the partition size. Output is published atomically with a marker;
@@ -169,8 +186,11 @@ def enforce_unit_bound(data_dir: str | Path, unit: str, k: int, out_dir: str | P
     if out_dir == src or src in out_dir.parents or out_dir in src.parents:
         raise InvalidInput("out_dir must be outside the input dataset directory", "out_dir")
     files = _require_files(src)
+    _, parts = _partitions(src, column_types)
     schema = pq.read_schema(files[0])
-    lf = _scan(files, unit)
+    for key, typ in parts.items():
+        schema = schema.append(pa.field(key, getattr(pa, ARROW_TYPES[typ])()))
+    lf = _scan(src, unit, column_types)
     rows_in = sum(pq.ParquetFile(p).metadata.num_rows for p in files)
     passes = max(1, math.ceil(rows_in / _ENFORCE_ROWS_PER_PASS))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -209,22 +229,50 @@ def enforce_unit_bound(data_dir: str | Path, unit: str, k: int, out_dir: str | P
 @dataclass(frozen=True)
 class Registration:
     """What the catalog keeps of a registered version (owner/compliance only)."""
-    version: str
+    content_hash: str
     bound_verified: bool
     rows: int
+    null_unit_rows: int = 0
 
 
 def grant_runner_read(data_dir: Path) -> None:
-    # The runner reads as an unprivileged uid inside its box; the bind mount keeps the
-    # host's modes, so registration makes the (read-only) dataset readable to it.
-    data_dir.chmod(0o755)
-    for p in data_dir.glob("*.parquet"):
-        p.chmod(0o644)
+    """Leave the version read-only for everyone: folders 0555, files 0444. The runner reads
+    as an unprivileged uid inside its box (the bind mount keeps the host's modes), and
+    nobody but root may change a registered version in place (jobs re-check its hash)."""
+    root = Path(data_dir)
+    for folder, dirs, files in os.walk(root, topdown=False, followlinks=False):
+        for name in files:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o444)
+        os.chmod(folder, 0o555)
+
+
+def column_types(manifest) -> dict:
+    return {c.name: c.type for c in manifest.columns}
 
 
 def register_files(data_dir: Path, manifest) -> Registration:
-    """Hash and verify a dataset version's files next to the data."""
-    grant_runner_read(Path(data_dir))
-    version = dataset_version_hash(data_dir)
-    report = verify_unit_bound(data_dir, manifest.privacy_unit, manifest.max_rows_per_unit)
-    return Registration(version=version, bound_verified=bool(report.ok), rows=int(row_count(data_dir)))
+    """Check, freeze, hash and verify a dataset version's files next to the data. Refuses
+    a folder whose files some reader would skip or see differently (datafiles.check_registrable)
+    and inconsistent hive partitions, before changing anything."""
+    data_dir = Path(data_dir)
+    _require_files(data_dir)
+    datafiles.check_registrable(data_dir)
+    _partitions(data_dir, column_types(manifest))
+    grant_runner_read(data_dir)
+    content_hash = dataset_version_hash(data_dir)
+    report = verify_unit_bound(data_dir, manifest.privacy_unit, manifest.max_rows_per_unit, column_types(manifest))
+    return Registration(content_hash=content_hash, bound_verified=bool(report.ok), rows=int(row_count(data_dir)),
+                        null_unit_rows=int(report.null_unit_rows))
+
+
+def verify_snapshot(data_dir: str | Path, expected_content_hash: str) -> bool:
+    """True when the version's files still hash to what registration recorded (same
+    discovery rule), so a job reads the version it names; False when anything differs
+    or the files are gone. For the executor to call when it claims a job."""
+    try:
+        actual = dataset_version_hash(data_dir)
+    except (InvalidInput, OSError):
+        return False
+    return hmac.compare_digest(actual, expected_content_hash)

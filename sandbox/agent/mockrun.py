@@ -24,10 +24,12 @@ def mock_data_dir(manifest: Manifest, folder: Path, rows: int, seed: int = 0) ->
     """A dataset folder of mock data (from the public manifest alone), readable by the
     unprivileged user of the box."""
     from sandbox import datagen
+    from sandbox.core import datafiles
     folder.mkdir(parents=True)
     folder.chmod(0o755)
     datagen.write_mock_parquet(manifest, folder / "mock.parquet", rows=rows, seed=seed)
-    (folder / "mock.parquet").chmod(0o644)
+    for path in datafiles.parquet_files(folder):  # what every job reads: the one discovery rule
+        path.chmod(0o644)
     return folder
 
 

@@ -98,32 +98,40 @@ class Operator:
         plans, epsilon = self._cost(manifest, spec, dry_run)
         now = self.p.clock()
         request = adm.JobRequest(operator=user.name, dataset=manifest.name, mode=mode,
-                                 purpose=spec_dict["purpose"], epsilon=epsilon, delta=0.0)
+                                 purpose=spec_dict["purpose"], epsilon=epsilon, delta=0.0,
+                                 query_epsilons=tuple(q.epsilon for q in spec.queries) if mode == "query" else ())
         if dry_run:
             with self.p.repo.transaction() as tx:
                 _, policy = lookups.current_policy(tx, manifest.name)
                 entries = lookups.ledger_entries(tx, manifest.name, user.name)
+                wide = lookups.dataset_balance(tx, manifest.name, policy, now)
             bal = led.balance(entries, policy.budget, now)
-            decision = adm.decide(policy, request, bal, now.date())
+            # Judged on the coarse dataset-wide view: a free dry run must not measure what
+            # other operators spent (ledger.DatasetBalance.for_operator).
+            floor = policy.budget.min_epsilon_per_query
+            decision = adm.decide(policy, request, bal, now.date(), wide.for_operator(floor) if wide else None)
             after = None
             if decision.admitted:
                 hypothetical = led.LedgerEntry(kind="reserve", job_id="dry-run", epsilon=epsilon, delta=0.0, at=now)
                 after = led.balance(entries + [hypothetical], policy.budget, now).to_dict()
             return {"dry_run": True, "admitted": decision.admitted, "reasons": list(decision.reasons),
                     "cost": {"epsilon": epsilon, "delta": 0.0}, "balance_before": bal.to_dict(),
-                    "balance_after": after, "queries": plans}
+                    "balance_after": after, "dataset_cap_blocks": bool(wide and wide.blocks(floor)),
+                    "queries": plans}
         self.p.repo.ensure_budget_lock(manifest.name, user.name)
         with self.p.repo.transaction() as tx:
             ds = lookups.dataset(tx, manifest.name)
             prow, policy = lookups.current_policy(tx, manifest.name)
-            # Serialize admissions against one budget (PostgreSQL row lock; SQLite is serialized).
+            # Serialize admissions against the dataset's budgets, the dataset-wide one included
+            # (PostgreSQL row lock; SQLite is serialized), so checks and reservation are atomic.
             tx.lock_budget(manifest.name, user.name)
             bal = led.balance(lookups.ledger_entries(tx, manifest.name, user.name), policy.budget, now)
-            decision = adm.decide(policy, request, bal, now.date())
+            wide = lookups.dataset_balance(tx, manifest.name, policy, now)
+            decision = adm.decide(policy, request, bal, now.date(), wide)
             job = Job(id=secrets.token_hex(8), operator=user.name, dataset=manifest.name, mode=mode, code=code or "",
                       purpose=spec_dict["purpose"], spec=spec_dict, spec_hash=spec.content_hash, epsilon=epsilon,
                       delta=0.0, state=st.SUBMITTED, policy_version_id=prow.id, policy_hash=prow.content_hash,
-                      dataset_version=ds.version_hash, reviewers_required=decision.reviewers_required,
+                      dataset_version=ds.version_id, reviewers_required=decision.reviewers_required,
                       created_at=now, updated_at=now)
             submitted = Event(user.name, "job.submitted", job.id,
                               {"dataset": job.dataset, "spec_hash": job.spec_hash, "epsilon": epsilon,

@@ -1,6 +1,7 @@
 """Data owners: register datasets, apply policies, approve runs (where the policy asks)."""
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import yaml
@@ -15,6 +16,10 @@ from sandbox.core.manifest import parse_manifest
 from sandbox.core.policy.file import parse_policy
 from sandbox.core.ports import Parts
 from sandbox.core.records import Dataset, Event, PolicyVersion
+
+
+def new_version_id() -> str:
+    return secrets.token_hex(16)
 
 
 class Owner:
@@ -34,14 +39,20 @@ class Owner:
         with self.p.repo.transaction() as tx:
             ds = tx.dataset(manifest.name) or Dataset(name=manifest.name, manifest={}, classification="",
                                                       data_dir="", version_hash="")
+            # Operators see a random id, never the content hash (a function of raw data); the
+            # same content registered again keeps its id, so its jobs and releases stay together.
+            if not ds.version_id or ds.version_hash != facts.content_hash:
+                ds.version_id = new_version_id()
             ds.manifest, ds.classification, ds.owner = manifest.to_dict(), manifest.classification, manifest.owner
             ds.owner_account = account
-            ds.data_dir, ds.version_hash = str(Path(data_dir).resolve()), facts.version
+            ds.data_dir, ds.version_hash = str(Path(data_dir).resolve()), facts.content_hash
             ds.bound_verified, ds.rows = facts.bound_verified, facts.rows
             tx.save_dataset(ds, Event(user.name, "dataset.registered", manifest.name,
-                                      {"version": facts.version, "bound_verified": facts.bound_verified,
-                                       "owner_account": account}))
-        return {"name": manifest.name, "version": facts.version, "bound_verified": facts.bound_verified}
+                                      {"version": ds.version_id, "content_hash": facts.content_hash,
+                                       "bound_verified": facts.bound_verified, "owner_account": account}))
+        # Owner-only: the content hash and the null-unit row count are computed from the data.
+        return {"name": manifest.name, "version": ds.version_id, "content_hash": facts.content_hash,
+                "bound_verified": facts.bound_verified, "null_unit_rows": facts.null_unit_rows}
 
     def apply_policy(self, user, text: str, filename: str) -> dict:
         policy = parse_policy(text, filename)

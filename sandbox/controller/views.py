@@ -4,6 +4,7 @@ core.permissions."""
 from __future__ import annotations
 
 import hashlib
+from fractions import Fraction
 
 from sandbox.core import ledger as led
 from sandbox.core import lookups
@@ -13,6 +14,7 @@ from sandbox.core.audit import verify_chain
 from sandbox.core.errors import Conflict, InvalidInput, Text
 from sandbox.core.jobview import job_view, outcome_hidden
 from sandbox.core.manifest import Manifest
+from sandbox.core.policy.model import DATASET_CAPS
 from sandbox.core.ports import Parts
 from sandbox.core.records import Event
 
@@ -27,10 +29,10 @@ def _table_bytes(table, fmt: str) -> bytes:
 
 
 def public_dataset(d, brief: bool = False) -> dict:
-    # Only the public manifest and version: never row counts or paths.
+    # Only the public manifest and the opaque version id: never row counts, paths or content hashes.
     m = d.manifest
     out = {"name": d.name, "title": m.get("title"), "title_zh": m.get("title_zh"),
-           "classification": d.classification, "owner": d.owner, "version": d.version_hash}
+           "classification": d.classification, "owner": d.owner, "version": d.version_id}
     if not brief:
         out.update({"description": m.get("description"), "privacy_unit": m["privacy_unit"],
                     "max_rows_per_unit": m["max_rows_per_unit"], "columns": m["columns"]})
@@ -99,12 +101,24 @@ class Views:
 
     # ------------------------------------------------------------ budget and metering
     def balance(self, user, dataset: str, operator: str | None = None) -> dict:
+        """One operator's balance. The dataset-wide cap's numbers are a function of every
+        operator's spending, so only the dataset's owner and compliance get them
+        ("dataset_wide"); everyone gets "dataset_cap_blocks", true when what is left
+        dataset-wide is below the policy's floor per query (or nothing): a fixed threshold,
+        so it cannot be used to measure what other operators spent (docs/policies.md)."""
         operator = operator or user.name
         perm.check(user, "budget.read", perm.Subject(operator=operator))
+        now = self.p.clock()
         with self.p.repo.transaction() as tx:
+            ds = lookups.dataset(tx, dataset)
             _, policy = lookups.current_policy(tx, dataset)
-            bal = led.balance(lookups.ledger_entries(tx, dataset, operator), policy.budget, self.p.clock())
-            return {"dataset": dataset, "operator": operator, **bal.to_dict()}
+            bal = led.balance(lookups.ledger_entries(tx, dataset, operator), policy.budget, now)
+            wide = lookups.dataset_balance(tx, dataset, policy, now)
+        out = {"dataset": dataset, "operator": operator, **bal.to_dict(),
+               "dataset_cap_blocks": bool(wide and wide.blocks(policy.budget.min_epsilon_per_query))}
+        if perm.allowed(user, "consumption.read", perm.Subject(dataset_owner=ds.owner_account)):
+            out["dataset_wide"] = wide.to_dict() if wide else None
+        return out
 
     def consumption(self, user, dataset: str) -> list[dict]:
         """Budget consumption per operator and period (owners and compliance)."""
@@ -119,14 +133,30 @@ class Views:
             start = led.period_start(policy.budget.refresh, reserved_at.get(r.job_id, r.at))
             key = (r.operator, start.isoformat() if start else "all")
             row = out.setdefault(key, {"operator": r.operator, "period_start": key[1], "jobs": 0,
-                                       "epsilon_charged": 0.0, "epsilon_released": 0.0, "epsilon_reserved": 0.0})
+                                       "epsilon_charged": led.ZERO, "epsilon_released": led.ZERO,
+                                       "epsilon_reserved": led.ZERO})
+            eps = led.exact(r.epsilon)  # summed exactly, as the ledger does
             if r.kind == "reserve":
                 row["jobs"] += 1
-                row["epsilon_reserved"] += r.epsilon
+                row["epsilon_reserved"] += eps
             else:
-                row["epsilon_charged" if r.kind == "charge" else "epsilon_released"] += r.epsilon
-                row["epsilon_reserved"] -= r.epsilon
-        return [dict(v, epsilon_reserved=round(v["epsilon_reserved"], 12) + 0.0) for v in out.values()]
+                row["epsilon_charged" if r.kind == "charge" else "epsilon_released"] += eps
+                row["epsilon_reserved"] -= eps
+        return [{k: float(v) if isinstance(v, Fraction) else v for k, v in row.items()} for row in out.values()]
+
+    def dataset_usage(self, user, dataset: str) -> dict | None:
+        """Every operator's use of the dataset against the policy's dataset-wide caps, now
+        (owners and compliance); None when the policy sets no dataset-wide cap."""
+        now = self.p.clock()
+        with self.p.repo.transaction() as tx:
+            ds = lookups.dataset(tx, dataset)
+            perm.check(user, "consumption.read", perm.Subject(dataset_owner=ds.owner_account))
+            _, policy = lookups.current_policy(tx, dataset)
+            wide = lookups.dataset_balance(tx, dataset, policy, now)
+        if wide is None:
+            return None
+        caps = {name: getattr(policy.budget, name) for name in DATASET_CAPS}
+        return {"caps": caps, **wide.to_dict()}
 
     def metering(self, user) -> list[dict]:
         """Per operator, dataset and month: jobs, run seconds, rows scanned, budget, releases.

@@ -34,41 +34,27 @@ Invariants (validate_sequence enforces the first three; the tests check all):
 
 Arithmetic is exact (fractions.Fraction, from each float's shortest decimal form), so
 ten jobs of 0.1 fit exactly in a budget of 1.0. Fixed-point micro-units were rejected
-because they round a tiny epsilon to zero, which would make such queries free.
+because they round a tiny epsilon to zero, which would make such queries free. A job's
+charge made of several parts (queries) is `amounts.sum_rounded_up`: the smallest float
+that reads as at least their exact sum, so composition never under-counts by an ulp.
+
+Dataset-wide caps. A person's total privacy loss on a dataset is the sum over every
+licensed operator, so a policy may also cap all operators' entries together
+(`dataset_balance`), per period and over the lifetime, on the same calendar.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from decimal import Decimal
 from fractions import Fraction
 from typing import Iterable
 
+# Reading amounts lives apart (no YAML), so the box code can share it.
+from sandbox.core.amounts import LedgerError, exact
 from sandbox.core.policy.model import REFRESH_RULES, Budget
 
 KINDS = ("reserve", "charge", "release")
 ZERO = Fraction(0)
-
-
-class LedgerError(ValueError):
-    """The entries break a ledger invariant: a bug or a corrupted log, never user input."""
-
-
-def exact(value) -> Fraction:
-    """An amount as an exact Fraction. A float is read by its shortest decimal form
-    (0.1 -> 1/10): that is the number the owner or operator wrote."""
-    if isinstance(value, Fraction):
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
-        raise LedgerError(f"amount must be a number, got {type(value).__name__}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise LedgerError("amount must be finite")
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise LedgerError("amount must be finite")
-        return Fraction(value)
-    return Fraction(repr(value)) if isinstance(value, float) else Fraction(value)
 
 
 def as_utc(at: datetime) -> datetime:
@@ -193,7 +179,9 @@ class Balance:
     """One operator's budget on one dataset at `now`, as exact Fractions. "reserved" is
     outstanding reservations (admitted, neither charged nor released). Available
     amounts are cap - spent - reserved, shown as 0 if an owner lowered a cap below
-    what was already spent."""
+    what was already spent. `period_jobs` counts this period's jobs that were admitted
+    and not released (the policy's job quota); `period_jobs_available` is None without
+    a quota."""
     period_start: datetime | None
     period_end: datetime | None
     period_spent: Fraction
@@ -208,6 +196,8 @@ class Balance:
     lifetime_delta_spent: Fraction = ZERO
     lifetime_delta_reserved: Fraction = ZERO
     lifetime_delta_available: Fraction = ZERO
+    period_jobs: int = 0
+    period_jobs_available: int | None = None
 
     @property
     def epsilon_available(self) -> Fraction:
@@ -218,55 +208,171 @@ class Balance:
         return min(self.period_delta_available, self.lifetime_delta_available)
 
     def to_dict(self) -> dict:
-        out = {}
-        for name in self.__dataclass_fields__:
-            v = getattr(self, name)
-            out[name] = v.isoformat() if isinstance(v, datetime) else (None if v is None else float(v))
+        out = {name: _plain(getattr(self, name)) for name in self.__dataclass_fields__}
         out["epsilon_available"] = float(self.epsilon_available)
         out["delta_available"] = float(self.delta_available)
         return out
 
 
-def balance(entries: Iterable[LedgerEntry], budget: Budget, now: datetime) -> Balance:
-    """Derive the balance at `now` from all of one operator's entries on one dataset."""
-    jobs = _replay(entries)
-    current = period_start(budget.refresh, now)
+@dataclass(frozen=True)
+class DatasetBalance:
+    """Every operator's entries on one dataset together, against the policy's dataset-wide
+    caps. An available amount is None where the policy sets no such cap. Only owners and
+    compliance see these numbers: they are a function of other operators' spending."""
+    period_start: datetime | None
+    period_end: datetime | None
+    period_spent: Fraction
+    period_reserved: Fraction
+    period_available: Fraction | None
+    lifetime_spent: Fraction
+    lifetime_reserved: Fraction
+    lifetime_available: Fraction | None
+    period_delta_spent: Fraction = ZERO
+    period_delta_reserved: Fraction = ZERO
+    period_delta_available: Fraction | None = None
+    lifetime_delta_spent: Fraction = ZERO
+    lifetime_delta_reserved: Fraction = ZERO
+    lifetime_delta_available: Fraction | None = None
+
+    @property
+    def capped(self) -> bool:
+        return any(v is not None for v in (self.period_available, self.lifetime_available,
+                                           self.period_delta_available, self.lifetime_delta_available))
+
+    @property
+    def epsilon_available(self) -> Fraction | None:
+        return _least(self.period_available, self.lifetime_available)
+
+    @property
+    def delta_available(self) -> Fraction | None:
+        return _least(self.period_delta_available, self.lifetime_delta_available)
+
+    def fits(self, epsilon, delta=0.0) -> bool:
+        """True if (epsilon, delta) fits under every dataset-wide cap; fails closed."""
+        try:
+            eps, dlt = exact(epsilon), exact(delta)
+        except LedgerError:
+            return False
+        if eps < 0 or dlt < 0:
+            return False
+        return all(left is None or cost <= left for cost, left in
+                   ((eps, self.epsilon_available), (dlt, self.delta_available)))
+
+    def blocks(self, floor=0.0) -> bool:
+        """Whether the dataset-wide cap leaves no room for a DP job: less epsilon than the
+        policy's floor per query, or none at all. A fixed threshold, so this one bit can be
+        shown to an operator without letting them measure what others spent (see
+        `for_operator`)."""
+        left = self.epsilon_available
+        return left is not None and (left <= 0 or left < exact(floor))
+
+    def for_operator(self, floor=0.0) -> "DatasetBalance":
+        """What an operator's dry run may be judged against: each cap either blocks every DP
+        job (0 left) or is shown as absent; spending is zeroed. Judging a dry run on the true
+        remainder would let an operator bisect other operators' spending for free."""
+        def coarse(left, threshold):
+            return None if left is None or (left > 0 and left >= threshold) else ZERO
+        f = exact(floor)
+        return DatasetBalance(
+            period_start=self.period_start, period_end=self.period_end,
+            period_spent=ZERO, period_reserved=ZERO, period_available=coarse(self.period_available, f),
+            lifetime_spent=ZERO, lifetime_reserved=ZERO, lifetime_available=coarse(self.lifetime_available, f),
+            period_delta_available=coarse(self.period_delta_available, ZERO),
+            lifetime_delta_available=coarse(self.lifetime_delta_available, ZERO))
+
+    def to_dict(self) -> dict:
+        out = {name: _plain(getattr(self, name)) for name in self.__dataclass_fields__}
+        out["epsilon_available"] = _plain(self.epsilon_available)
+        out["delta_available"] = _plain(self.delta_available)
+        out["capped"] = self.capped
+        return out
+
+
+def _least(*amounts):
+    capped = [a for a in amounts if a is not None]
+    return min(capped) if capped else None
+
+
+def _plain(v):
+    if isinstance(v, datetime):
+        return v.isoformat()
+    if v is None or isinstance(v, int):  # job counts stay integers
+        return v
+    return float(v)
+
+
+def _sums(entries: Iterable[LedgerEntry], refresh: str, now: datetime) -> dict:
+    """Spent ("s") and reserved ("r") epsilon and delta ("d"), in the period of `now`
+    ("p") and over the lifetime ("l"), plus "jobs": the period's jobs not released."""
+    current = period_start(refresh, now)
     sums = {k: ZERO for k in ("ps", "pr", "ls", "lr", "dps", "dpr", "dls", "dlr")}
-    for job in jobs.values():
+    sums["jobs"] = 0
+    for job in _replay(entries).values():
         if job.resolution == "release":
             continue
         eps, delta = exact(job.reserve.epsilon), exact(job.reserve.delta)
         kind = "s" if job.resolution == "charge" else "r"
         sums["l" + kind] += eps
         sums["dl" + kind] += delta
-        if period_start(budget.refresh, job.reserve.at) == current:
+        if period_start(refresh, job.reserve.at) == current:
             sums["p" + kind] += eps
             sums["dp" + kind] += delta
+            sums["jobs"] += 1
+    return sums
 
-    def left(cap, spent, reserved):
-        return max(ZERO, exact(cap) - spent - reserved)
 
+def _left(cap, spent, reserved):
+    return None if cap is None else max(ZERO, exact(cap) - spent - reserved)
+
+
+def balance(entries: Iterable[LedgerEntry], budget: Budget, now: datetime) -> Balance:
+    """Derive the balance at `now` from all of one operator's entries on one dataset."""
+    sums = _sums(entries, budget.refresh, now)
+    quota = budget.jobs_per_period
     return Balance(
-        period_start=current,
+        period_start=period_start(budget.refresh, now),
         period_end=next_period_start(budget.refresh, now),
         period_spent=sums["ps"], period_reserved=sums["pr"],
-        period_available=left(budget.epsilon_per_period, sums["ps"], sums["pr"]),
+        period_available=_left(budget.epsilon_per_period, sums["ps"], sums["pr"]),
         lifetime_spent=sums["ls"], lifetime_reserved=sums["lr"],
-        lifetime_available=left(budget.lifetime_epsilon, sums["ls"], sums["lr"]),
+        lifetime_available=_left(budget.lifetime_epsilon, sums["ls"], sums["lr"]),
         period_delta_spent=sums["dps"], period_delta_reserved=sums["dpr"],
-        period_delta_available=left(budget.delta_per_period, sums["dps"], sums["dpr"]),
+        period_delta_available=_left(budget.delta_per_period, sums["dps"], sums["dpr"]),
         lifetime_delta_spent=sums["dls"], lifetime_delta_reserved=sums["dlr"],
-        lifetime_delta_available=left(budget.lifetime_delta, sums["dls"], sums["dlr"]),
+        lifetime_delta_available=_left(budget.lifetime_delta, sums["dls"], sums["dlr"]),
+        period_jobs=sums["jobs"],
+        period_jobs_available=None if quota is None else max(0, quota - sums["jobs"]),
     )
 
 
-def can_reserve(balance: Balance, epsilon, delta=0.0) -> bool:
-    """True if (epsilon, delta) fits in both the period and the lifetime allowance.
-    Fails closed: a negative, infinite or non-numeric amount never fits."""
+def dataset_balance(entries: Iterable[LedgerEntry], budget: Budget, now: datetime) -> DatasetBalance:
+    """Derive the dataset-wide balance at `now` from every operator's entries on one dataset,
+    against the budget's dataset_* caps (None where the policy sets none)."""
+    sums = _sums(entries, budget.refresh, now)
+    return DatasetBalance(
+        period_start=period_start(budget.refresh, now),
+        period_end=next_period_start(budget.refresh, now),
+        period_spent=sums["ps"], period_reserved=sums["pr"],
+        period_available=_left(budget.dataset_epsilon_per_period, sums["ps"], sums["pr"]),
+        lifetime_spent=sums["ls"], lifetime_reserved=sums["lr"],
+        lifetime_available=_left(budget.dataset_lifetime_epsilon, sums["ls"], sums["lr"]),
+        period_delta_spent=sums["dps"], period_delta_reserved=sums["dpr"],
+        period_delta_available=_left(budget.dataset_delta_per_period, sums["dps"], sums["dpr"]),
+        lifetime_delta_spent=sums["dls"], lifetime_delta_reserved=sums["dlr"],
+        lifetime_delta_available=_left(budget.dataset_lifetime_delta, sums["dls"], sums["dlr"]),
+    )
+
+
+def can_reserve(balance: Balance, epsilon, delta=0.0, dataset: DatasetBalance | None = None) -> bool:
+    """True if (epsilon, delta) fits in both the period and the lifetime allowance, and
+    under the dataset-wide caps when `dataset` is given. Fails closed: a negative,
+    infinite or non-numeric amount never fits."""
     try:
         eps, dlt = exact(epsilon), exact(delta)
     except LedgerError:
         return False
     if eps < 0 or dlt < 0:
+        return False
+    if dataset is not None and not dataset.fits(eps, dlt):
         return False
     return eps <= balance.epsilon_available and dlt <= balance.delta_available

@@ -47,6 +47,15 @@ def job_policy(tx: Tx, job: Job) -> Policy:
     return parse_policy(row.content, f"policies/{job.dataset}.yaml")
 
 
-def ledger_entries(tx: Tx, dataset_name: str, operator: str) -> list[led.LedgerEntry]:
+def ledger_entries(tx: Tx, dataset_name: str, operator: str | None) -> list[led.LedgerEntry]:
+    """One operator's entries on the dataset; every operator's with operator=None."""
     return [led.LedgerEntry(kind=e.kind, job_id=e.job_id, epsilon=e.epsilon, delta=e.delta, at=e.at)
             for e in tx.budget_entries(dataset_name, operator)]
+
+
+def dataset_balance(tx: Tx, dataset_name: str, policy: Policy, now) -> led.DatasetBalance | None:
+    """Every operator's use of the dataset against the policy's dataset-wide caps; None when
+    the policy sets none. Owners and compliance may see it; operators only its `blocks` bit."""
+    if not policy.budget.dataset_capped:
+        return None
+    return led.dataset_balance(ledger_entries(tx, dataset_name, None), policy.budget, now)

@@ -9,6 +9,7 @@ PostgreSQL) and adapters/memory.py (an in-memory fake for fast tests).
 """
 from __future__ import annotations
 
+import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -71,7 +72,9 @@ class Tx(Protocol):
 
     # ---- budget
     def lock_budget(self, dataset: str, operator: str) -> None:
-        """Serialize admissions against one (dataset, operator) budget until commit."""
+        """Serialize admissions against the dataset's budgets until commit: the dataset-wide
+        one (DATASET_WIDE lock row, taken first by everyone) and this operator's. The rows
+        must exist (Repository.ensure_budget_lock, outside the transaction)."""
     def add_budget_entry(self, entry: BudgetEntry, event: Event) -> None: ...
     def budget_entries(self, dataset: str, operator: str | None = None, job_id: str | None = None
                        ) -> list[BudgetEntry]: ...
@@ -86,6 +89,15 @@ class Tx(Protocol):
 class Repository(Protocol):
     """Opens units of work; `clock` stamps audit events."""
     def transaction(self) -> AbstractContextManager[Tx]: ...
+    def ensure_budget_lock(self, dataset: str, operator: str) -> None:
+        """Create the lock rows Tx.lock_budget takes, (dataset, DATASET_WIDE) and (dataset,
+        operator), in their own transaction, so concurrent first admissions cannot collide
+        on the rows' unique key. Idempotent; the rows hold no data."""
+
+
+# The operator value of a dataset's dataset-wide lock row (budget_locks). Lock rows carry no
+# data, so even an operator of that name would only share the lock, never a budget.
+DATASET_WIDE = "*"
 
 
 class Queue(Protocol):
@@ -110,6 +122,8 @@ class Parts:
     queue: Queue
     # (classification=None) -> Backend; raises BackendUnavailable when none can run here.
     backend_factory: Callable[..., Backend]
+    # Waits (seconds); tests pass one that moves their clock instead.
+    sleep: Callable[[float], None] = time.sleep
 
 
 MUTATORS = ("save_user", "save_dataset", "add_policy_version", "add_job", "save_job", "add_run_log",

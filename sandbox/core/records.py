@@ -40,11 +40,14 @@ class Dataset:
     manifest: dict
     classification: str
     data_dir: str                    # in-domain path, never shown to operators
-    version_hash: str
+    version_hash: str                # sha256 of the files: owner/compliance only (a function of raw data)
     owner: str = ""                  # the publishing body named in the manifest (a label)
     owner_account: str = ""          # the owner user who registered it and may act on it
     bound_verified: bool = False
     rows: int = 0                    # owner/compliance metering only
+    # The version operators see (catalog, jobs, certificates): random, one per registered
+    # content, so nothing they see is computed from raw data.
+    version_id: str = ""
     id: int | None = None
     registered_at: datetime = field(default_factory=utcnow)
 
@@ -151,7 +154,8 @@ class Review:
     job_id: str
     reviewer: str
     decision: str                    # approve | reject
-    reason: str = ""
+    reason: str = ""                 # a code of core.release.reasons (rejections)
+    note: str = ""                   # the reviewer's own words: compliance only, never the operator
     id: int | None = None
     at: datetime = field(default_factory=utcnow)
 

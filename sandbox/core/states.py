@@ -37,7 +37,10 @@ TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
     # A worker lost mid-run: the sweeper puts the job back; it was charged once already.
     (RUNNING, QUEUED): frozenset({SYSTEM}),
     (RUNNING, CHECKING): frozenset({SYSTEM}),
-    (RUNNING, FAILED): frozenset({SYSTEM}),
+    # A failed run of a job a person releases goes to compliance like a success (marked
+    # failed for compliance only), so its operator sees the same states and times.
+    (RUNNING, AWAITING_REVIEW): frozenset({SYSTEM}),
+    (RUNNING, FAILED): frozenset({SYSTEM}),                # only jobs no person releases (auto DP queries)
     (CHECKING, AWAITING_REVIEW): frozenset({SYSTEM}),
     (CHECKING, RELEASED): frozenset({SYSTEM}),             # policy allows automatic release
     (CHECKING, FAILED): frozenset({SYSTEM}),

@@ -41,5 +41,9 @@ def publish_dir(tmp: Path, out_dir: Path) -> None:
         out_dir.rename(old)
     tmp.rename(out_dir)
     if old is not None:
+        # A registered version is left read-only (ingest.grant_runner_read): make it writable
+        # to its owner again, or removing it fails for anyone but root.
+        for folder, _dirs, _files in os.walk(old):
+            os.chmod(folder, 0o755)
         shutil.rmtree(old, ignore_errors=True)
 

@@ -9,8 +9,10 @@ read. Both paths give the same exact per-cell statistics (`exact_cells`' shape).
 from __future__ import annotations
 
 import itertools
+import secrets
 from pathlib import Path
 
+from sandbox.core import datafiles
 from sandbox.core import dp as dpacc
 from sandbox.core.manifest import Manifest
 from sandbox.core.specs.query import Query
@@ -19,16 +21,59 @@ from sandbox.core.specs.query import Query
 # ------------------------------------------------------------------ the dataset
 
 def dataset_files(data_dir: Path) -> list[Path]:
-    files = sorted(Path(data_dir).glob("*.parquet"))
+    """The version's Parquet files (sandbox.core.datafiles: the rule registration hashed)."""
+    files = datafiles.parquet_files(data_dir)
     if not files:
         raise FileNotFoundError(f"no *.parquet files in {data_dir}")
     return files
 
 
-def scan_dataset(data_dir: Path):
+def dataset_parts(data_dir: Path, manifest: Manifest | None, file_columns=None):
+    """(files, partition columns name -> manifest type) of a dataset version. file_columns
+    (the first file's column names) is read from its footer when not given."""
+    files = datafiles.data_files(data_dir)
+    if not files:
+        raise FileNotFoundError(f"no *.parquet files in {data_dir}")
+    if manifest is None or not any(f.partition for f in files):
+        return files, {}
+    if file_columns is None:
+        import pyarrow.parquet as pq
+
+        file_columns = pq.read_schema(files[0].path).names
+    types = {c.name: c.type for c in manifest.columns}
+    return files, datafiles.partition_columns(files, types, set(file_columns))
+
+
+POLARS_TYPES = {"int64": "Int64", "float64": "Float64", "string": "String", "date": "Date", "bool": "Boolean"}
+ARROW_TYPES = {"int64": "int64", "float64": "float64", "string": "string", "date": "date32", "bool": "bool_"}
+
+
+def scan_files(files: list[datafiles.DataFile], partitions: dict):
+    """One lazy frame over the files; partition columns (dataset_parts) become literal
+    columns of each file's rows, typed as the manifest says. Polars' own hive inference is
+    off: it types values from the data and treats a list of files differently from a folder."""
     import polars as pl
 
-    return pl.scan_parquet(dataset_files(data_dir))
+    if not partitions:
+        return pl.scan_parquet([f.path for f in files], hive_partitioning=False)
+    return pl.concat([pl.scan_parquet(f.path, hive_partitioning=False).with_columns(
+        [pl.lit(v, dtype=getattr(pl, POLARS_TYPES[partitions[k]])).alias(k)
+         for k, v in datafiles.partition_values(f, partitions).items()]) for f in files], how="vertical")
+
+
+def scan_dataset(data_dir: Path, manifest: Manifest | None = None):
+    """The dataset as one lazy frame, with its partition columns when the manifest is given."""
+    return scan_files(*dataset_parts(data_dir, manifest))
+
+
+def with_partition_columns(batch, values: dict, partitions: dict):
+    """A pyarrow RecordBatch or Table with the partition columns appended (constant per file)."""
+    import pyarrow as pa
+
+    for key, typ in partitions.items():
+        batch = batch.append_column(key, pa.repeat(pa.scalar(values[key], getattr(pa, ARROW_TYPES[typ])()),
+                                                   batch.num_rows))
+    return batch
 
 
 def parquet_footers(files: list[Path]) -> list:
@@ -49,21 +94,30 @@ def category_key(value) -> str:
 
 def over_limit_units(scan, manifest: Manifest):
     """Units with more than k rows in the raw data (usually none): one streaming
-    group-by on the unit column, so the per-query work below touches only their rows."""
+    group-by on the unit column, so the per-query work below touches only their rows.
+    Rows with a null unit are not a unit: every query drops them (aggregate_frame)."""
     import polars as pl
 
-    return (scan.group_by(pl.col(manifest.privacy_unit).alias("__unit")).agg(pl.len().alias("__rows"))
+    return (scan.filter(pl.col(manifest.privacy_unit).is_not_null())
+            .group_by(pl.col(manifest.privacy_unit).alias("__unit")).agg(pl.len().alias("__rows"))
             .filter(pl.col("__rows") > manifest.max_rows_per_unit).select("__unit")
             .collect(engine="streaming"))
 
 
-def aggregate_frame(scan, query: Query, plan: dpacc.QueryPlan, manifest: Manifest, *, over_limit=None):
+def aggregate_frame(scan, query: Query, plan: dpacc.QueryPlan, manifest: Manifest, *, over_limit=None,
+                    order_seed: int | None = None):
     """The lazy aggregation of one query: exact per-cell statistics of the rows that
     pass public filters, with values clamped. `over_limit` (from over_limit_units) is
-    given when ingest did not verify the bound; those units keep k rows each."""
+    given when ingest did not verify the bound; those units keep k rows each, chosen by
+    a random order from `order_seed` (a secret drawn per run when not given)."""
     import polars as pl
 
     truncate = over_limit is not None and over_limit.height > 0
+    # Rows whose unit is null belong to no known person, so no contribution bound can hold
+    # for them (joins never match a null key): they are dropped, here, in the scan path and
+    # by the block splitter. Dropping (rather than one "null unit") makes them count for
+    # nothing at all, the same rule ingest's enforce_unit_bound applies.
+    scan = scan.filter(pl.col(manifest.privacy_unit).is_not_null())
 
     groups = [f"__g{i}" for i in range(len(query.group_by))]
     exprs = [pl.col(g).cast(pl.String).alias(alias) for g, alias in zip(query.group_by, groups)]
@@ -75,8 +129,7 @@ def aggregate_frame(scan, query: Query, plan: dpacc.QueryPlan, manifest: Manifes
         # Missing or NaN values leave the row out (a row-level rule, so stability holds).
         filters.append(pl.col("__v").is_not_null() & pl.col("__v").is_not_nan())
     if not exprs:
-        # An ungrouped count reads no column, and a zero-column frame has no rows: keep one
-        # (it also gives the truncation's row hash something to hash).
+        # An ungrouped count reads no column, and a zero-column frame has no rows: keep one.
         exprs.append(pl.col(manifest.privacy_unit).alias("__row"))
     if truncate:
         exprs.append(pl.col(manifest.privacy_unit).alias("__unit"))
@@ -85,15 +138,18 @@ def aggregate_frame(scan, query: Query, plan: dpacc.QueryPlan, manifest: Manifes
     if filters:
         lf = lf.filter(pl.all_horizontal(filters))
     if query.column is not None:
-        # + 0.0 turns -0.0 into 0.0, so hashing and sorting agree with numeric equality.
+        # + 0.0 turns -0.0 into 0.0, so grouping and sorting agree with numeric equality.
         lf = lf.with_columns(pl.col("__v").clip(lo, hi) + 0.0)
     if truncate:
-        # Units within the bound pass untouched; an over-limit unit keeps the k rows whose
-        # content hashes lowest, a choice that depends on that unit's rows alone (not on
-        # file order or other units), so adding or removing a unit still moves <= k rows.
+        # Units within the bound pass untouched; an over-limit unit keeps the k rows that come
+        # first in a random order drawn per run from a secret seed, never from the data: a
+        # uniformly random k of its rows, independent of the other units, so adding or removing
+        # a unit still moves <= k rows, and no value is favoured (keeping the lowest content
+        # hashes biased means by several times the noise).
+        seed = secrets.randbits(64) if order_seed is None else order_seed
         within = lf.join(over_limit.lazy(), on="__unit", how="anti")
         over = (lf.join(over_limit.lazy(), on="__unit", how="semi")
-                .with_columns(pl.struct(pl.all().exclude("__unit")).hash(seed=0).alias("__h"))
+                .with_columns(pl.int_range(pl.len(), dtype=pl.Int64).shuffle(seed=seed).alias("__h"))
                 .filter(pl.col("__h").rank("ordinal").over("__unit") <= manifest.max_rows_per_unit)
                 .drop("__h"))
         lf = pl.concat([within, over]).drop("__unit")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
 import tempfile
 from pathlib import Path
 
@@ -58,12 +59,17 @@ def compute_release(spec_data: dict, manifest_data: dict, data_dir: Path, *, bou
     spec = parse_query_spec(spec_data, manifest)
     plans = dpacc.plan(spec, manifest)
     files = frames.dataset_files(data_dir)
-    over_limit = None if bound_verified else frames.over_limit_units(pl.scan_parquet(files), manifest)
-    truncate = over_limit is not None and over_limit.height > 0
     # Each file's footer is parsed once per job: the schema, the row counts (an ungrouped
     # count needs nothing else) and the row groups of the scan all come from it.
     footers = frames.parquet_footers(files)
     schema = footers[0].schema.to_arrow_schema()
+    # Partition columns (hive folders) are read by the Polars path only: the scan path
+    # reads columns of the files, so a query on a partition column is not "fast".
+    lazy = frames.scan_files(*frames.dataset_parts(data_dir, manifest, schema.names))
+    over_limit = None if bound_verified else frames.over_limit_units(lazy, manifest)
+    truncate = over_limit is not None and over_limit.height > 0
+    # One secret per run orders the rows an over-limit unit may keep (frames.aggregate_frame).
+    order_seed = secrets.randbits(64)
     fast = [not truncate and scan.scan_path_supports(q, manifest, schema) for q in spec.queries]
     exact: list = [None] * len(spec.queries)
     if any(fast):
@@ -74,9 +80,8 @@ def compute_release(spec_data: dict, manifest_data: dict, data_dir: Path, *, bou
             exact[i] = c
     slow = [i for i, ok in enumerate(fast) if not ok]
     if slow:
-        lazy = pl.scan_parquet(files)
-        lazies = [frames.aggregate_frame(lazy, spec.queries[i], plans[i], manifest, over_limit=over_limit)
-                  for i in slow]
+        lazies = [frames.aggregate_frame(lazy, spec.queries[i], plans[i], manifest, over_limit=over_limit,
+                                         order_seed=order_seed) for i in slow]
         if truncate:
             # Truncation windows are memory-hungry: run them one query at a time.
             aggregates = [f.collect(engine="streaming") for f in lazies]

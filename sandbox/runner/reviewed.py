@@ -6,17 +6,26 @@ Nothing written here is trusted: the host collects /out with the output collecto
 """
 from __future__ import annotations
 
-import glob
 import importlib.util
-import os
 import sys
 
 
 def run_reviewed_job(job: dict) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
-    files = sorted(glob.glob(os.path.join(job.get("data_dir", "/data"), "*.parquet")))
-    tables = [pq.read_table(f) for f in files]
+
+    from sandbox.core import datafiles
+    from sandbox.core.manifest import parse_manifest
+    from sandbox.runner.frames import dataset_parts, with_partition_columns
+
+    # The files registration hashed (one rule, sandbox.core.datafiles), with the hive
+    # partition columns the manifest declares.
+    data_dir = job.get("data_dir", "/data")
+    files, parts = datafiles.data_files(data_dir), {}
+    if files and job.get("manifest"):
+        files, parts = dataset_parts(data_dir, parse_manifest(job["manifest"]))
+    tables = [with_partition_columns(pq.read_table(f.path), datafiles.partition_values(f, parts), parts)
+              for f in files]
     df = (pa.concat_tables(tables) if tables else pa.table({})).to_pandas()
     del tables
     spec = importlib.util.spec_from_file_location("analyst_program", job.get("program", "/job/program.py"))

@@ -40,6 +40,8 @@ def scan_path_supports(query: Query, manifest: Manifest, schema) -> bool:
     import pyarrow as pa
 
     names = set(schema.names)
+    if manifest.privacy_unit not in names:  # null units are dropped by reading it (not so a partition column)
+        return False
     for g in query.group_by:
         if g not in names or not _group_type_ok(schema.field(g).type):
             return False
@@ -229,31 +231,53 @@ def _workers() -> int:
     return max(1, min(cpus, 8))
 
 
+def _unit_nulls(meta, rg: int, unit: str) -> int | None:
+    """Null count of the unit column in one row group, from the footer's statistics;
+    None when the footer does not say."""
+    group = meta.row_group(rg)
+    for i in range(group.num_columns):
+        chunk = group.column(i)
+        if chunk.path_in_schema == unit:
+            stats = chunk.statistics
+            return stats.null_count if stats is not None and stats.has_null_count else None
+    return None
+
+
 def cell_statistics(files: list[Path], queries, plans, manifest: Manifest, *, footers=None) -> list:
     """Exact per-cell statistics of every query in one pass over the data (see the
     module docstring). Row groups are read by a small thread pool; pyarrow decodes
     and numpy tallies with the GIL released, each thread keeps its own tallies.
-    `footers` (from parquet_footers(files)) saves parsing each footer again."""
+    `footers` (from parquet_footers(files)) saves parsing each footer again.
+
+    Rows whose privacy unit is null are left out, as in the Polars path: the unit column
+    is read only for row groups whose footer does not show it free of nulls."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     if footers is None:
         footers = parquet_footers(files)
+    unit = manifest.privacy_unit
     group_cols = sorted({g for q in queries for g in q.group_by})
     value_cols = sorted({q.column for q in queries if q.column is not None})
     columns = sorted(set(group_cols) | set(value_cols))
-    if not columns:  # only ungrouped counts: the row count is in the Parquet footers
-        rows = sum(meta.num_rows for meta in footers)
-        return [[rows] for _ in queries]
+    nulls = [[_unit_nulls(meta, rg, unit) for rg in range(meta.num_row_groups)] for meta in footers]
+    if not columns:
+        if all(n == 0 for per_file in nulls for n in per_file):
+            # only ungrouped counts, no null unit: the row count is in the Parquet footers
+            rows = sum(meta.num_rows for meta in footers)
+            return [[rows] for _ in queries]
+        columns = [unit]
 
     keys = {g: [category_key(c) for c in manifest.column(g).categories] for g in group_cols}
     schema = footers[0].schema.to_arrow_schema()
     text_cols = [g for g in group_cols if _is_text(schema.field(g).type)]
     units = []
-    for f, meta in zip(files, footers):
-        units.extend((f, meta, rg) for rg in range(meta.num_row_groups) if meta.row_group(rg).num_rows)
+    for f, meta, per_file in zip(files, footers, nulls):
+        units.extend((f, meta, rg, per_file[rg] != 0) for rg in range(meta.num_row_groups)
+                     if meta.row_group(rg).num_rows)
     n_threads = min(_workers(), len(units) or 1)
     # Fewer row groups than threads (e.g. one file of one row group): let pyarrow decode
     # the columns of a row group in parallel instead.
@@ -269,13 +293,16 @@ def cell_statistics(files: list[Path], queries, plans, manifest: Manifest, *, fo
                 all_tallies.append(local.tallies)
         return local.tallies
 
-    def work(unit) -> None:
-        path, meta, rg = unit
+    def work(item) -> None:
+        path, meta, rg, may_have_nulls = item
         mine = tallies()
+        read = columns if not may_have_nulls or unit in columns else columns + [unit]
         # Text group columns come back as dictionary indices: no per-row string decoding.
         pf = pq.ParquetFile(path, metadata=meta, read_dictionary=text_cols)
-        for batch in pf.iter_batches(batch_size=SCAN_BATCH_ROWS, row_groups=[rg], columns=columns,
+        for batch in pf.iter_batches(batch_size=SCAN_BATCH_ROWS, row_groups=[rg], columns=read,
                                      use_threads=column_threads):
+            if may_have_nulls and batch.column(unit).null_count:
+                batch = batch.filter(pc.is_valid(batch.column(unit)))
             memo: dict = {}
 
             def column_of(col):

@@ -48,6 +48,10 @@ def test_cli_flow_for_the_three_roles(demo_datasets_dir, tmp_path):
         r = cli(h, "reviewer", "review", "list")
         assert job_id in r.stdout
         assert cli(h, "reviewer", "review", "reject", job_id).returncode == 2  # a reason is required
+        r = cli(h, "reviewer", "review", "reject", job_id, "--reason", "cells too small", "--note", "n")
+        assert r.returncode == 2 and "disclosure_risk" in r.stderr          # ... a code from the fixed list
+        r = cli(h, "reviewer", "review", "reasons")
+        assert r.returncode == 0 and "run_failed" in [x["code"] for x in json.loads(r.stdout)]
         assert cli(h, "reviewer", "review", "approve", job_id).returncode == 0
 
         r = cli(h, "operator", "status", job_id, "--wait")

@@ -57,7 +57,8 @@ def test_operator_reviewer_operator_flow(backend, database_url, demo_datasets_di
         assert submitted["job"]["state"] == "queued"
 
         job = h.wait_state(job_id, {"awaiting_review", "failed"})
-        assert job["state"] == "awaiting_review", json.dumps(rev.review_detail(job_id)["run_logs"])
+        # A failed run reaches review too, marked failed for compliance only.
+        assert job["state"] == "awaiting_review" and "failed" not in rev.review_detail(job_id)["compliance"]
         assert job["backend"].startswith(backend)
 
         # Before release the operator sees a coarse state and nothing computed from data.

@@ -25,19 +25,24 @@ def grouped(column: str) -> dict:
 
 
 @pytest.mark.bwrap
-def test_output_with_a_forbidden_column_never_reaches_review(services):
+def test_output_with_a_forbidden_column_is_never_stored_and_goes_to_compliance_as_failed(services):
     services.owner.apply_policy(OWNER, TIGHT_POLICY + "forbidden_columns: [person_id, sex]\n",
                           "policies/health_visits.yaml")
     user = services.accounts.authenticate("op-token")
     job_id = services.operator.submit(user, grouped("sex"))["job"]["id"]
-    assert services.agent.execute(job_id) == "failed"
+    # A reviewer releases this job (one_reviewer), so its failure looks like any other outcome.
+    assert services.agent.execute(job_id) == "awaiting_review"
+    with services.store.transaction() as s:
+        from sandbox.adapters.store.models import Job, Output
+        assert s.get(Job, job_id).compliance["failed"]["stage"] == "gate"
+        assert s.execute(select(Output).where(Output.job_id == job_id)).first() is None
     with services.store.transaction() as s:
         events = s.execute(select(AuditEvent).where(AuditEvent.action == "gate.checks",
                                                     AuditEvent.subject == job_id)).scalars().all()
     failed = [c["name"] for c in events[-1].payload["checks"] if c["status"] == "fail"]
     assert failed == ["forbidden_columns:by"]
     view = services.views.get_job(user, job_id)
-    assert "sex" not in view["message"] and view["state"] in ("in_progress", "failed")
+    assert "sex" not in view["message"] and view["state"] == "in_progress"
 
 
 @pytest.mark.bwrap

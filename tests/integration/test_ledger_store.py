@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from sandbox.core import states as st
 from sandbox.adapters.store.models import Job, LedgerEntry, User
-from tests.conftest import make_services
+from tests.conftest import OWNER, make_services
 
 TIGHT_POLICY = """
 dataset: health_visits
@@ -74,6 +74,50 @@ def test_200_concurrent_submissions_admit_exactly_what_the_budget_fits(services)
         assert len(reserves) == 10
         assert s.execute(select(Job).where(Job.state == st.QUEUED)).scalars().all().__len__() == 10
     assert services.views.audit_verify()["ok"]
+
+
+SHARED_POLICY = TIGHT_POLICY.replace("""    purposes: [public_health_planning]
+""", """    purposes: [public_health_planning]
+  - operator: operator2
+    expires: 2099-12-31
+    purposes: [public_health_planning]
+""").replace("  lifetime_epsilon: 1.5\n", "  lifetime_epsilon: 1.5\n  dataset_epsilon_per_period: 1.5\n")
+
+
+def test_concurrent_submissions_of_two_operators_admit_exactly_what_the_dataset_wide_cap_fits(
+        database_url, demo_datasets_dir, tmp_path):
+    # Each operator may spend 1.0 a month, both together 1.5: the dataset-wide lock must
+    # serialize admissions across operators, or both would see room for the last 0.1.
+    svc = make_services(tmp_path, demo_datasets_dir, database_url=database_url, policy=SHARED_POLICY,
+                        users=[("operator", "operator", "op-token"), ("operator2", "operator", "op2-token")])
+    try:
+        users = [svc.accounts.authenticate("op-token"), svc.accounts.authenticate("op2-token")]
+        results, errors = [], []
+        barrier = threading.Barrier(40)
+
+        def submit_three(user):
+            barrier.wait()
+            for _ in range(3):
+                try:
+                    results.append((user.name, svc.operator.submit(user, spec(0.1))["admitted"]))
+                except Exception as e:  # noqa: BLE001 - collected and asserted below
+                    errors.append(repr(e))
+
+        threads = [threading.Thread(target=submit_three, args=(users[i % 2],)) for i in range(40)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        admitted = [name for name, ok in results if ok]
+        assert len(results) == 120 and len(admitted) == 15
+        assert admitted.count("operator") <= 10 and admitted.count("operator2") <= 10
+        with svc.store.transaction() as s:
+            assert len(s.execute(select(LedgerEntry).where(LedgerEntry.kind == "reserve")).scalars().all()) == 15
+        wide = svc.views.dataset_usage(OWNER, "health_visits")
+        assert wide["period_available"] == 0.0 and wide["period_reserved"] == pytest.approx(1.5)
+    finally:
+        svc.dispose()
 
 
 def test_dry_run_reserves_nothing_and_shows_the_balance_after(services):

@@ -41,12 +41,18 @@ def test_program_job_flow(backend, database_url, demo_datasets_dir, tmp_path):
 
         detail = rev.review_detail(job_id)
         assert "def analyse" in detail["code"]
-        assert detail["compliance"]["blocks"]["blocks"] == 8
-        assert detail["compliance"]["blocks"]["defaults_used"] == 0
+        # The reviewer decides on the code, the spec and the DP output: no per-block facts.
+        assert "blocks" not in detail and "run_logs" not in detail and "blocks" not in detail["compliance"]
+        with pytest.raises(ApiError) as e:
+            rev.review_diagnostics(job_id)                                   # open once decided
+        assert e.value.status == 409
         assert all(c["status"] == "pass" for c in detail["outputs"][0]["checks"])
         # The operator sees none of the per-block facts.
         assert "compliance" not in op.job(job_id) and "defaults_used" not in str(op.job(job_id))
         rev.review(job_id, "approve")
+        diagnostics = rev.review_diagnostics(job_id)
+        assert diagnostics["compliance"]["blocks"]["blocks"] == 8
+        assert diagnostics["compliance"]["blocks"]["defaults_used"] == 0
 
         # Program outcomes show only after every block could have run one after another
         # (k x (timeout + start-up)); the test moves that time instead of waiting for it.

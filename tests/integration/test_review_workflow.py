@@ -1,10 +1,11 @@
-"""Review workflow on real runs (bubblewrap): two independent reviewers, reasons, roles."""
+"""Review workflow on real runs (bubblewrap): two independent reviewers, reasons from a fixed list, roles."""
 from __future__ import annotations
 
 import pytest
 
 from sandbox.core.errors import Conflict, Forbidden
 from sandbox.core.errors import InvalidInput
+from sandbox.core.release.reasons import REASONS
 from tests.conftest import make_services, need_backend
 from tests.integration.test_ledger_store import TIGHT_POLICY, spec
 
@@ -42,18 +43,21 @@ def test_two_independent_reviewers_are_needed_and_cannot_see_each_others_vote(se
 
 
 @pytest.mark.bwrap
-def test_rejection_needs_a_reason_that_the_operator_reads(services):
+def test_a_rejection_needs_a_reason_code_and_the_operator_reads_only_its_fixed_text(services):
     op, rev1 = user(services, "operator"), user(services, "rev1")
     job_id = services.operator.submit(op, spec(0.1))["job"]["id"]
     services.agent.execute(job_id)
-    with pytest.raises(InvalidInput):
-        services.compliance.review(rev1, job_id, "reject", "  ")
-    services.compliance.review(rev1, job_id, "reject", "grouping too fine for this purpose")
+    for reason in ("  ", "grouping too fine for this purpose"):   # none, or free text
+        with pytest.raises(InvalidInput):
+            services.compliance.review(rev1, job_id, "reject", reason)
+    services.compliance.review(rev1, job_id, "reject", "too_detailed", "grouping too fine for this purpose")
     with services.store.transaction() as s:  # the outcome becomes visible after start + wall limit
         from sandbox.adapters.store.models import Job
         s.get(Job, job_id).visible_after = None
     view = services.views.get_job(op, job_id)
-    assert view["state"] == "rejected" and "grouping too fine" in view["message"]
+    assert view["state"] == "rejected" and view["message"] == "Rejected by compliance: " + REASONS["too_detailed"]
+    assert "grouping too fine" not in view["message"]   # the note stays with compliance
+    assert services.compliance.review_detail(rev1, job_id)["reviews"][0]["note"] == "grouping too fine for this purpose"
 
 
 @pytest.mark.bwrap

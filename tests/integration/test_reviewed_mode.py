@@ -9,6 +9,7 @@ import pytest
 from sandbox.config import REPO_ROOT
 from sandbox.core.errors import InvalidInput
 from sandbox.core.errors import Conflict
+from sandbox.core.release.reasons import REASONS
 from tests.conftest import make_services, need_backend
 
 POLICY = (REPO_ROOT / "policies" / "enterprise_registry.yaml").read_text(encoding="utf-8")
@@ -95,6 +96,32 @@ def test_row_level_output_and_differencing_fail_and_block_release(services):
     second = services.operator.submit(op, job(minus, [{"name": "d2.csv", "type": "csv", "table_kind": "frequency"}]))["job"]["id"]
     services.agent.execute(second)
     assert checks_of(services.compliance.review_detail(rev, second), "d2.csv")["differencing"] == "fail"
+
+
+@pytest.mark.bwrap
+def test_a_run_that_fails_on_real_data_goes_to_compliance_like_a_success(services):
+    op, rev = services.accounts.authenticate("operator-token"), services.accounts.authenticate("rev-token")
+    code = ("import os\n"
+            "def analyse(df, out):\n"
+            "    if len(df) > 2000:\n"
+            "        raise RuntimeError('failed on the real data: %d rows' % len(df))\n"
+            "    df.groupby('district').size().reset_index(name='n').to_csv(os.path.join(out, 'd.csv'), index=False)\n")
+    job_id = services.operator.submit(op, job(code, [{"name": "d.csv", "type": "csv", "table_kind": "frequency"}]))[
+        "job"]["id"]
+    assert services.agent.execute(job_id) == "awaiting_review"
+    seen = services.views.get_job(op, job_id)
+    assert seen["state"] == "in_progress" and seen["message"] == ""
+    detail = services.compliance.review_detail(rev, job_id)
+    assert detail["compliance"]["failed"]["stage"] == "run" and detail["outputs"] == []
+    assert "failed on the real data" in detail["run_logs"][-1]["stderr"]
+    with pytest.raises(Conflict):
+        services.compliance.review(rev, job_id, "approve")
+    services.compliance.review(rev, job_id, "reject", "run_failed", "raises on the real data")
+    with services.store.transaction() as s:  # the outcome becomes visible after start + wall limit
+        from sandbox.adapters.store.models import Job
+        s.get(Job, job_id).visible_after = None
+    seen = services.views.get_job(op, job_id)
+    assert seen["state"] == "rejected" and seen["message"] == "Rejected by compliance: " + REASONS["run_failed"]
 
 
 @pytest.mark.bwrap

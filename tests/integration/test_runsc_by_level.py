@@ -26,9 +26,12 @@ def test_a_level_listed_for_runsc_runs_under_gvisor(demo_datasets_dir, tmp_path)
 def test_without_the_required_runtime_the_job_fails_instead_of_running_weaker(demo_datasets_dir, tmp_path):
     need_backend("bwrap")
     svc = services_for(tmp_path, demo_datasets_dir, SANDBOX_RUNSC_LEVELS="L3", SANDBOX_IMAGE="no-such-image:none")
-    op = svc.accounts.authenticate("op-token")
+    op, rev = svc.accounts.authenticate("op-token"), svc.accounts.authenticate("rev-token")
     job_id = svc.operator.submit(op, spec(0.1))["job"]["id"]
-    assert svc.agent.execute(job_id) == "failed"
-    detail = svc.compliance.review_detail(svc.accounts.authenticate("rev-token"), job_id)
-    assert "isolation backend unavailable" in detail["run_logs"][0]["stderr"]
+    # The policy has a reviewer release it: the failure goes to compliance like a success.
+    svc.agent.execute(job_id)
+    detail = svc.compliance.review_detail(rev, job_id)
+    assert detail["state"] == "awaiting_review" and detail["compliance"]["failed"]["stage"] == "run"
+    svc.compliance.review(rev, job_id, "reject", "run_failed")
+    assert "isolation backend unavailable" in svc.compliance.diagnostics(rev, job_id)["run_logs"][0]["stderr"]
     svc.dispose()

@@ -157,6 +157,7 @@ class Evidence:
     operator_listed: list = field(default_factory=list)   # list_jobs entries, before and after
     operator_release: dict | None = None
     compliance: dict = field(default_factory=dict)         # review_detail before the decision
+    diagnostics: dict = field(default_factory=dict)        # compliance.diagnostics after the decision
     ledger: list[tuple] = field(default_factory=list)
     claimed_at: object = None
     finished_at: object = None
@@ -298,7 +299,8 @@ def _run_campaign(backend: str, demo_datasets_dir: Path, tmp_path: Path) -> Camp
             for e in events:
                 if e.payload["to"] == "running":
                     ev.claimed_at = e.at
-                if e.payload["from"] == "checking" or e.payload["to"] == "failed":
+                if e.payload["from"] == "checking" or (e.payload["from"] == "running"
+                                                       and e.payload["to"] in ("failed", "awaiting_review")):
                     ev.finished_at = e.at
         from sandbox.adapters.store.repository import _aware
         visible = _aware(ev.visible_after)
@@ -311,10 +313,13 @@ def _run_campaign(backend: str, demo_datasets_dir: Path, tmp_path: Path) -> Camp
             ev.operator_listed.append(next(v for v in svc.views.list_jobs(operator) if v["id"] == job_id))
             svc.clock = real_clock
             ev.compliance = svc.compliance.review_detail(reviewer, job_id)
-            if ev.state == "awaiting_review":
+            if ev.state == "awaiting_review" and ev.compliance["compliance"].get("failed"):
+                svc.compliance.review(reviewer, job_id, "reject", "run_failed")   # nothing to release
+            elif ev.state == "awaiting_review":
                 svc.compliance.review(reviewer, job_id, "approve")
                 svc.clock = lambda: visible + timedelta(seconds=2)
                 ev.operator_release = svc.views.release(operator, job_id)
+            ev.diagnostics = svc.compliance.diagnostics(reviewer, job_id)   # opens once decided
         finally:
             svc.clock = real_clock
         evidence[p.name] = ev

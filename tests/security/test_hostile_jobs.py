@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from sandbox.core.schedule import BOX_MARGIN_SECONDS, STARTUP_ALLOWANCE_SECONDS
+from sandbox.core.schedule import block_slot_seconds
 from sandbox.adapters.store.repository import _aware
 from tests.security.conftest import (EPSILON, K, SLEEP_SECONDS, TIMING_WALL_SECONDS, WALL_SECONDS, Campaign,
                                      programs_for)
@@ -114,8 +114,11 @@ def test_a_resource_attack_costs_only_its_own_block(campaign, program, reason):
     assert sorted(b["reason"] or "" for b in ev.blocks) == ["", reason]
     blown = next(b for b in ev.blocks if b["reason"])
     assert blown["vector"] == [0.5]               # the contract's default, nothing from the run
-    box_wall = ev.program.block_timeout + STARTUP_ALLOWANCE_SECONDS + BOX_MARGIN_SECONDS
-    assert blown["wall_seconds"] < box_wall
+    assert blown["wall_seconds"] < block_slot_seconds(ev.program.block_timeout)
+    # A spinning block ends at its CPU budget; a sleeping one, using no CPU, at the wall-clock backstop.
+    stopped_by = {"cpu_spin_past_the_limit": "CPU budget", "sleep_past_the_limit": "wall-clock backstop"}
+    if program in stopped_by:
+        assert "block stopped: " + stopped_by[program] in blown["stderr"]
 
 
 @pytest.mark.program("huge_stdout_and_stderr")
@@ -157,14 +160,24 @@ def test_raw_rows_in_an_exception_stay_in_the_domain(campaign):
 
 
 @pytest.mark.program("raw_rows_in_an_exception")
-def test_compliance_sees_the_real_runs_errors(campaign):
+def test_compliance_sees_the_real_runs_errors_only_after_the_decision(campaign):
     ev = _evidence(campaign, "raw_rows_in_an_exception")
-    assert campaign.constants["MARK"] + " raw rows" in json.dumps(ev.compliance, ensure_ascii=False)
+    mark = campaign.constants["MARK"] + " raw rows"
+    # The reviewer decides on the code, the spec and the DP output (program mode is DP);
+    # the block errors are diagnostics that open once the job is decided.
+    assert mark not in json.dumps(ev.compliance, ensure_ascii=False)
+    assert mark in json.dumps(ev.diagnostics, ensure_ascii=False)
 
 
-def test_compliance_sees_block_outcome_counts_of_every_job(campaign):
+def test_reviewers_decide_without_any_block_outcome(campaign):
     for name, ev in campaign.evidence.items():
-        summary = ev.compliance["compliance"]["blocks"]
+        assert not {"blocks", "run_logs", "updated_at"} & set(ev.compliance), name
+        assert set(ev.compliance["compliance"]) <= {"runner_image", "failed"}, name
+
+
+def test_compliance_sees_block_outcome_counts_of_every_job_after_the_decision(campaign):
+    for name, ev in campaign.evidence.items():
+        summary = ev.diagnostics["compliance"]["blocks"]
         assert summary["blocks"] == K, name
         if ev.program.reasons:
             assert summary["reasons"] == ev.program.reasons, name

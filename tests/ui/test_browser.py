@@ -10,9 +10,11 @@ import json
 import zipfile
 
 import pytest
+from babel.messages.pofile import read_po
 from playwright.sync_api import expect
 
 from sandbox.config import REPO_ROOT
+from sandbox.core.release.reasons import REASONS
 from sandbox.adapters.signing import verify_certificate
 from tests.integration.harness import load_job
 from tests.ui.conftest import ARTIFACTS, VISIBLE_AFTER
@@ -104,7 +106,11 @@ def test_operator_reviewer_operator_flow(page, sandbox_app):
     assert checks.count() >= 5
     assert page.locator("#checks .badge.pass").count() == checks.count()
     assert "first job" in page.inner_text("#spec-diff")
-    assert page.locator("#reason-warning").is_visible() and "运营方" in page.inner_text("#reason-warning")
+    # A rejection's reason is chosen from the fixed list; the note is for compliance only.
+    assert page.locator("#reason option").count() == len(REASONS) + 1
+    assert "仅合规" in page.inner_text("label[for=note]") and page.locator("#reason-warning").count() == 0
+    # A DP query: nothing of the real run is on the page before the decision.
+    assert page.locator("#diagnostics-withheld").is_visible() and page.locator("#open-diagnostics").count() == 0
     assert page.locator(".output").count() == 3  # one summary per released table
     assert_fits_1366(page)
     page.click("#approve")
@@ -135,6 +141,38 @@ def test_operator_reviewer_operator_flow(page, sandbox_app):
     with zipfile.ZipFile(dl.value.path()) as z:
         names = z.namelist()
     assert {"visits_by_district.csv", "certificate.json", "release_public_key.pem"} <= set(names)
+    assert_fits_1366(page)
+
+
+def test_a_rejection_reaches_the_operator_as_the_fixed_text_of_its_reason(page, sandbox_app):
+    h = sandbox_app
+    job_id = h.client("operator").submit(load_job("health_query.json"))["job"]["id"]
+    assert h.wait_state(job_id, {"awaiting_review", "failed"})["state"] == "awaiting_review"
+    sign_in(page, h, "reviewer")
+    page.goto(f"{h.url}/ui/reviews/{job_id}")
+    page.click("#reject")                       # no reason chosen: back to the page, told what to fix
+    page.wait_for_selector(".flash.error")
+    assert "run_failed" in page.inner_text(".flash.error") and page.locator("#reject").count() == 1
+    page.select_option("#reason", "too_detailed")
+    page.fill("#note", "NOTE-7 the district grouping is finer than the purpose needs")
+    page.click("#reject")
+    page.wait_for_selector("#review-queue")
+    # Compliance keeps the note; the run's diagnostics open now that the job is decided.
+    page.goto(f"{h.url}/ui/reviews/{job_id}")
+    assert "NOTE-7" in page.inner_text("#votes")
+    page.click("#open-diagnostics")
+    page.wait_for_selector("#diagnostics-note")
+    sign_out(page)
+
+    sign_in(page, h, "operator")
+    page.goto(f"{h.url}/ui/jobs/{job_id}")
+    page.wait_for_selector("#job-message", timeout=(VISIBLE_AFTER + 30) * 1000)
+    with open(REPO_ROOT / "sandbox/controller/web/translations/zh/LC_MESSAGES/messages.po", "rb") as f:
+        zh = read_po(f)
+    reason = zh[REASONS["too_detailed"].template].string
+    assert page.inner_text("#job-message") == zh["Rejected by compliance: {reason}"].string.format(reason=reason)
+    assert "NOTE-7" not in page.content()
+    assert page.inner_text("#job-state .steps li.current") == "已拒绝"   # the outcome, not "released"
     assert_fits_1366(page)
 
 

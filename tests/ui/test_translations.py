@@ -18,7 +18,7 @@ from flask_babel import force_locale
 from sandbox.config import REPO_ROOT
 from sandbox.core.admission import JobRequest, decide
 from sandbox.core.errors import InvalidInput, Text
-from sandbox.core.ledger import balance
+from sandbox.core.ledger import balance, dataset_balance
 from sandbox.core.manifest import parse_manifest
 from sandbox.core.policy.file import PolicyError, parse_policy
 from sandbox.core.specs.query import parse_query_spec
@@ -111,7 +111,8 @@ def _denial():
                      "policies/health_visits.yaml")
     now = datetime(2025, 3, 10, 9, tzinfo=timezone.utc)
     return decide(p, JobRequest(operator="operator", dataset="health_visits", mode="query",
-                                purpose="tax_audit", epsilon=6.0), balance([], p.budget, now), date(2025, 3, 10))
+                                purpose="tax_audit", epsilon=6.0), balance([], p.budget, now), date(2025, 3, 10),
+                  dataset_balance([], p.budget, now))
 
 
 def test_a_spec_refusal_in_chinese_and_english(zh):

@@ -76,7 +76,9 @@ def test_blocks_keep_the_schema_and_empty_blocks_get_an_empty_file(tmp_path):
     assert sorted(sizes) == [0, 0, 0, 0, 3]
 
 
-def test_string_and_null_units_are_partitioned_too(tmp_path):
+def test_string_units_are_partitioned_too_and_null_units_go_to_no_block(tmp_path):
+    # A null unit is no known person: no contribution bound covers its rows, so (as in the
+    # query runner) they are dropped rather than handed to some block.
     units = ["a", "b", None, "a", None, "c", "1"]
     data = _write(tmp_path / "data", [{"pid": units, "row": list(range(len(units)))}])
     blocks = _read_blocks(assign_blocks(data, "pid", 3, SEED, tmp_path / "blocks"))
@@ -84,8 +86,19 @@ def test_string_and_null_units_are_partitioned_too(tmp_path):
     for b, block in enumerate(blocks):
         for r in block:
             home[r["pid"]].add(b)
-    assert sum(len(b) for b in blocks) == len(units)
-    assert all(len(v) == 1 for v in home.values()) and set(home) == set(units)
+    assert sum(len(b) for b in blocks) == len(units) - 2
+    assert all(len(v) == 1 for v in home.values()) and set(home) == {"a", "b", "c", "1"}
+
+
+def test_blocks_read_every_parquet_file_recursively_with_hive_partition_columns(tmp_path):
+    data = tmp_path / "data"
+    for month, pids in ((1, [1, 2]), (2, [2, 3])):
+        _write(data / f"month={month}", [{"pid": pids, "x": [1.0] * len(pids)}])
+    dirs = assign_blocks(data, "pid", 2, SEED, tmp_path / "blocks", column_types={"pid": "int64", "month": "int64",
+                                                                                "x": "float64"})
+    rows = sorted((r["pid"], r["month"]) for block in _read_blocks(dirs) for r in block)
+    assert rows == [(1, 1), (2, 1), (2, 2), (3, 2)]
+    assert all(pq.read_schema(sorted(d.glob("*.parquet"))[0]).field("month").type == pa.int64() for d in dirs)
 
 
 def test_the_split_is_deterministic_for_a_seed_and_unpredictable_without_it():

@@ -119,3 +119,91 @@ def test_enforce_refuses_to_write_inside_its_input(violating):
         ingest.enforce_unit_bound(violating, "pid", 2, violating / "out")
     with pytest.raises(InvalidInput):
         ingest.enforce_unit_bound(violating, "pid", 2, violating)
+
+
+# ------------------------------------------------------------------ registration: one file rule
+
+MANIFEST = {"name": "tiny", "classification": "L2", "privacy_unit": "pid", "max_rows_per_unit": 4,
+            "columns": [{"name": "pid", "type": "string", "kind": "identifier"},
+                        {"name": "seq", "type": "int64", "kind": "numeric", "bounds": [0, 1000]},
+                        {"name": "v", "type": "float64", "kind": "numeric", "bounds": [0, 1000]},
+                        {"name": "month", "type": "int64", "kind": "categorical", "categories": [1, 2]}]}
+
+
+def manifest():
+    from sandbox.core.manifest import parse_manifest
+    return parse_manifest(MANIFEST)
+
+
+def test_a_late_underscore_file_is_refused_at_registration_not_skipped(tmp_path):
+    # One person's 500 rows in _late.parquet: registration once hashed and verified the other
+    # files only while every job read this one too.
+    d = tmp_path / "d"
+    d.mkdir()
+    write(d / "part-0.parquet", ["a", "b", "c"], 0)
+    write(d / "_late.parquet", ["z"] * 500, 3)
+    with pytest.raises(InvalidInput, match="_late.parquet"):
+        ingest.register_files(d, manifest())
+    assert (d / "part-0.parquet").stat().st_mode & 0o222  # refused before anything changed
+    # Every reader sees the file the same way: the bound check counts it too.
+    report = ingest.verify_unit_bound(d, "pid", 4)
+    assert (report.rows, report.violating_units, report.max_rows_per_unit) == (503, 1, 500)
+
+
+@pytest.mark.parametrize("name", [".tmp/part.parquet", "_temporary/0/part.parquet"])
+def test_parquet_files_under_hidden_or_underscore_folders_are_refused(tmp_path, name):
+    d = tmp_path / "d"
+    (d / name).parent.mkdir(parents=True)
+    write(d / "part-0.parquet", ["a"], 0)
+    write(d / name, ["b"], 1)
+    with pytest.raises(InvalidInput, match=name.split("/")[0]):
+        ingest.register_files(d, manifest())
+
+
+def test_registration_leaves_the_version_read_only_and_counts_null_units(violating):
+    facts = ingest.register_files(violating, manifest())
+    assert facts.content_hash == ingest.dataset_version_hash(violating) and not facts.bound_verified
+    assert (facts.rows, facts.null_unit_rows) == (10, 2)
+    for path in [violating, violating / "sub", *violating.rglob("*")]:
+        assert path.stat().st_mode & 0o777 == (0o555 if path.is_dir() else 0o444), path
+
+
+def test_verify_snapshot_rehashes_with_the_same_rule(violating):
+    facts = ingest.register_files(violating, manifest())
+    assert ingest.verify_snapshot(violating, facts.content_hash)
+    assert not ingest.verify_snapshot(violating, "0" * 64)
+    (violating / "sub").chmod(0o755)
+    write(violating / "sub" / "_late.parquet", ["z"] * 50, 100)  # a file added after registration
+    assert not ingest.verify_snapshot(violating, facts.content_hash)
+    assert not ingest.verify_snapshot(violating / "missing", facts.content_hash)
+
+
+def hive(root: Path) -> Path:
+    for month, pids in ((1, ["a", "b", "a"]), (2, ["a", "c"])):
+        (root / f"month={month}").mkdir(parents=True)
+        write(root / f"month={month}" / "part-0.parquet", pids, 10 * month)
+    return root
+
+
+def test_a_hive_partitioned_version_registers_with_its_partition_column(tmp_path):
+    d = hive(tmp_path / "d")
+    facts = ingest.register_files(d, manifest())
+    assert facts.bound_verified and facts.rows == 5
+    # the partition value is a column of the unit check's frame, as jobs read it
+    report = ingest.verify_unit_bound(d, "pid", 2, ingest.column_types(manifest()))
+    assert (report.units, report.violating_units) == (3, 1)
+
+
+def test_enforcing_a_hive_partitioned_version_keeps_its_partition_column(tmp_path):
+    d = hive(tmp_path / "d")
+    report = ingest.enforce_unit_bound(d, "pid", 1, tmp_path / "out", ingest.column_types(manifest()))
+    df = pl.read_parquet([tmp_path / "out" / f for f in report.files]).sort("seq")
+    assert df.select("pid", "month").rows() == [("a", 1), ("b", 1), ("c", 2)]
+
+
+def test_inconsistent_hive_partitions_are_refused_before_anything_changes(tmp_path):
+    d = hive(tmp_path / "d")
+    write(d / "part-9.parquet", ["q"], 99)  # no month folder: no value for the declared column
+    with pytest.raises(InvalidInput, match="partition 'month' is missing for part-9.parquet"):
+        ingest.register_files(d, manifest())
+    assert (d / "part-9.parquet").stat().st_mode & 0o222

@@ -2,11 +2,14 @@
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 
+import math
+
 import pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, rule
 
-from sandbox.core.ledger import (LedgerEntry, LedgerError, balance, can_reserve, exact, job_state,
+from sandbox.core.amounts import sum_rounded_up
+from sandbox.core.ledger import (LedgerEntry, LedgerError, balance, can_reserve, dataset_balance, exact, job_state,
     next_period_start, period_start, validate_sequence)
 from sandbox.core.policy.model import Budget
 
@@ -355,3 +358,137 @@ def test_any_interleaving_of_admitted_reserve_charge_release_keeps_the_invariant
                 with pytest.raises(LedgerError):
                     validate_sequence(entries + [resolution])
         check_invariants(entries, budget, now)
+
+
+# --- charges rounded up ----------------------------------------------------------------
+
+def test_a_charge_of_several_parts_is_never_below_their_exact_sum():
+    assert 0.1 + 0.1 + 0.7 < 0.9 and math.fsum([0.1, 0.1, 0.7]) < 0.9   # rounded to nearest: short
+    assert sum_rounded_up([0.1, 0.1, 0.7]) == 0.9                        # reads exactly 9/10
+    assert sum_rounded_up([0.1] * 10) == 1.0                             # ten jobs of 0.1 still fit in 1.0
+    assert sum_rounded_up([0.3333333333333333] * 3) == 0.9999999999999999  # exact: 3 x 0.3333333333333333
+    assert sum_rounded_up([0.7, 0.1, 0.1, 0.1]) == 1.0
+    assert sum_rounded_up([]) == 0.0 and sum_rounded_up([0.0, 0.0]) == 0.0
+
+
+def test_rounding_up_refuses_what_the_ledger_refuses():
+    with pytest.raises(LedgerError):
+        sum_rounded_up([-0.5, 0.1])
+    with pytest.raises(LedgerError):
+        sum_rounded_up([float("nan")])
+    with pytest.raises(LedgerError):
+        sum_rounded_up([1e308, 1e308])
+
+
+EPSILONS = st.one_of(st.floats(min_value=1e-9, max_value=10, allow_nan=False),
+                     st.sampled_from([0.1, 0.2, 0.3, 0.7, 1 / 3, 0.05, 1e-3]))
+
+
+@given(st.lists(EPSILONS, min_size=1, max_size=20))
+@settings(max_examples=500, deadline=None)
+def test_a_charge_is_the_smallest_float_that_reads_at_least_the_exact_sum(parts):
+    charge = sum_rounded_up(parts)
+    total = sum(exact(p) for p in parts)
+    assert exact(charge) >= total
+    assert exact(math.nextafter(charge, 0.0)) < total
+    assert charge == pytest.approx(math.fsum(parts), rel=1e-15)
+
+
+# --- dataset-wide: every operator's entries against the dataset's caps ------------------
+
+CAPPED = Budget(epsilon_per_period=5.0, refresh="monthly", lifetime_epsilon=12.0,
+                dataset_epsilon_per_period=8.0, dataset_lifetime_epsilon=20.0)
+
+
+def test_the_dataset_wide_balance_sums_every_operator_and_counts_in_the_reservations_period():
+    a, b = LedgerEntry.reserve("a1", 4.0, 0.0, JAN), LedgerEntry.reserve("b1", 3.0, 0.0, JAN)
+    c = LedgerEntry.reserve("b2", 2.0, 0.0, at(2024, 12, 31))
+    wide = dataset_balance([a, b, b.charge(JAN), c, c.charge(JAN)], CAPPED, JAN)
+    assert (wide.period_spent, wide.period_reserved, wide.period_available) == (3, 4, 1)
+    assert (wide.lifetime_spent, wide.lifetime_reserved, wide.lifetime_available) == (5, 4, 11)
+    assert wide.epsilon_available == 1 and wide.delta_available is None and wide.capped
+    assert wide.fits(1.0) and not wide.fits(1.01)
+    assert not can_reserve(balance([a], CAPPED, JAN), 1.01, dataset=wide)
+    assert can_reserve(balance([a], CAPPED, JAN), 1.0, dataset=wide)
+
+
+def test_without_dataset_wide_caps_nothing_is_capped():
+    wide = dataset_balance([LedgerEntry.reserve("a", 5.0, 0.0, JAN)], MONTHLY, JAN)
+    assert not wide.capped and wide.fits(1e9) and not wide.blocks(0.5)
+    assert wide.period_reserved == 5 and wide.to_dict()["epsilon_available"] is None
+
+
+def test_the_operators_view_of_the_dataset_wide_cap_is_one_fixed_threshold():
+    def wide(used):
+        r = LedgerEntry.reserve("other", used, 0.0, JAN)
+        return dataset_balance([r, r.charge(JAN)], CAPPED, JAN)
+
+    # 8.0 per period: an operator learns only whether less than the floor (0.5) is left.
+    views = {used: wide(used).for_operator(0.5) for used in (0.0, 3.0, 7.5, 7.6, 8.0)}
+    assert views[0.0] == views[3.0] == views[7.5]
+    assert views[7.6] == views[8.0] and views[7.6].period_available == 0
+    assert all(v.period_spent == 0 and v.lifetime_spent == 0 for v in views.values())
+    assert [wide(u).blocks(0.5) for u in (7.5, 7.6)] == [False, True]
+    assert wide(8.0).blocks(0.0) and not wide(7.99).blocks(0.0)
+
+
+def test_dataset_wide_to_dict_is_plain_data():
+    import json
+    d = dataset_balance([LedgerEntry.reserve("a", 0.1, 0.0, JAN)], CAPPED, JAN).to_dict()
+    assert json.loads(json.dumps(d)) == d
+    assert d["period_available"] == 7.9 and d["period_delta_available"] is None and d["capped"] is True
+
+
+def test_balance_counts_this_periods_jobs_for_the_quota():
+    quota = Budget(epsilon_per_period=5.0, refresh="monthly", lifetime_epsilon=12.0, jobs_per_period=2)
+    r1, r2 = LedgerEntry.reserve("a", 0.0, 0.0, JAN), LedgerEntry.reserve("b", 0.1, 0.0, JAN)
+    old = LedgerEntry.reserve("c", 0.1, 0.0, at(2024, 12, 1))
+    bal = balance([r1, r2, r2.release(JAN), old], quota, JAN)
+    assert (bal.period_jobs, bal.period_jobs_available) == (1, 1)
+    assert balance([], MONTHLY, JAN).period_jobs_available is None
+    assert bal.to_dict()["period_jobs"] == 1
+
+
+OPERATORS = st.sampled_from(["op1", "op2", "op3"])
+CAPPED_BUDGETS = st.builds(
+    lambda eps, mult, wide, refresh: Budget(epsilon_per_period=eps, refresh=refresh, lifetime_epsilon=eps * mult,
+                                            dataset_epsilon_per_period=eps * wide,
+                                            dataset_lifetime_epsilon=eps * mult * wide),
+    st.sampled_from([0.5, 1.0, 2.0]), st.sampled_from([1, 2, 3]), st.sampled_from([1.0, 1.5, 2.0]),
+    st.sampled_from(["none", "daily", "monthly"]))
+
+
+@given(budget=CAPPED_BUDGETS,
+       ops=st.lists(st.tuples(st.sampled_from(["reserve", "reserve", "charge", "release", "advance"]),
+                              OPERATORS, AMOUNTS, st.integers(0, 24 * 40)), max_size=60))
+@settings(max_examples=200, deadline=None)
+def test_admissions_by_several_operators_never_overspend_the_dataset_wide_caps(budget, ops):
+    entries: dict[str, list] = {"op1": [], "op2": [], "op3": []}
+    now, reserves = at(2025, 1, 1), []
+    for kind, who, eps, n in ops:
+        every = [e for es in entries.values() for e in es]
+        if kind == "reserve":
+            if can_reserve(balance(entries[who], budget, now), eps, dataset=dataset_balance(every, budget, now)):
+                entries[who].append(LedgerEntry.reserve(f"j{len(every)}", eps, 0.0, now))
+                reserves.append((who, entries[who][-1]))
+        elif kind == "advance":
+            now += timedelta(hours=n)
+        elif reserves:
+            owner, r = reserves[n % len(reserves)]
+            if job_state(entries[owner], r.job_id) == "reserved":
+                entries[owner].append(r.charge(now) if kind == "charge" else r.release(now))
+        every = [e for es in entries.values() for e in es]
+        wide = dataset_balance(every, budget, now)
+        active = {e.job_id: e for e in every if e.kind == "reserve"}
+        for e in every:
+            if e.kind == "release":
+                active.pop(e.job_id)
+        per_period: dict = {}
+        for r in active.values():
+            key = period_start(budget.refresh, r.at)
+            per_period[key] = per_period.get(key, 0) + exact(r.epsilon)
+        assert all(total <= exact(budget.dataset_epsilon_per_period) for total in per_period.values())
+        assert wide.lifetime_spent + wide.lifetime_reserved == sum(exact(r.epsilon) for r in active.values())
+        assert wide.lifetime_spent + wide.lifetime_reserved <= exact(budget.dataset_lifetime_epsilon)
+        for who, es in entries.items():
+            check_invariants(es, budget, now)

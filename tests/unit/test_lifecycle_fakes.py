@@ -24,11 +24,16 @@ ROWS = {"health_visits": 600, "enterprise_registry": 400}
 
 
 class Clock:
+    """A clock that moves only when the sandbox waits (holding a slot) or a test moves it."""
+
     def __init__(self):
         self.now = utcnow()
 
     def __call__(self):
         return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +49,7 @@ def make(tmp_path, tiny_datasets, script=None, wall_seconds=5):
     settings = load({"SANDBOX_HOME": str(tmp_path / "home")})
     backend = FakeBackend(script)
     queue = InProcessQueue()
-    svc = bootstrap(settings, repo=MemoryRepository(clock), queue=queue, clock=clock,
+    svc = bootstrap(settings, repo=MemoryRepository(clock), queue=queue, clock=clock, sleep=clock.advance,
                     backend_factory=lambda _classification=None: backend)
     for name, role in (("operator", st.OPERATOR), ("operator2", st.OPERATOR), ("owner", st.OWNER),
                        ("owner2", st.OWNER), ("reviewer", st.COMPLIANCE)):
@@ -80,11 +85,15 @@ def test_a_query_job_runs_through_the_fakes_and_shows_only_after_its_fixed_time(
     spec = json.loads((REPO_ROOT / "jobs" / "enterprise_query.json").read_text())
     job = svc.operator.submit(op, spec)["job"]
     assert job["state"] == "queued"
+    submitted_at = clock.now
     assert queue.drain() == 1
     assert svc.views.get_job(user(svc, "reviewer"), job["id"])["state"] == st.RELEASED
-    # The outcome is hidden until the time fixed at the start of the run.
+    # The worker held its slot until the bound (the policy's 5 s wall time), and the outcome
+    # is hidden from the operator until then.
+    assert clock.now == submitted_at + timedelta(seconds=5)
+    clock.now -= timedelta(microseconds=1)
     assert svc.views.get_job(op, job["id"])["state"] == "in_progress"
-    clock.now += timedelta(seconds=6)
+    clock.now += timedelta(microseconds=1)
     assert svc.views.get_job(op, job["id"])["state"] == st.RELEASED
     release = svc.views.release(op, job["id"])
     assert "result.json" in release["files"] and release["certificate"]["signature"]
@@ -100,9 +109,10 @@ def test_a_program_job_fans_out_blocks_and_reaches_review(tmp_path, tiny_dataset
     queue.drain()  # the job, then its two blocks
     detail = svc.compliance.review_detail(user(svc, "reviewer"), job_id)
     assert detail["state"] == st.AWAITING_REVIEW
-    assert [b["reason"] for b in detail["blocks"]] == ["ok", "ok"]
+    assert "blocks" not in detail and "run_logs" not in detail  # DP mode: decided on code, spec, DP output
     svc.compliance.review(user(svc, "reviewer"), job_id, "approve")
     assert svc.views.get_job(user(svc, "owner"), job_id)["state"] == st.RELEASED
+    assert [b["reason"] for b in svc.compliance.diagnostics(user(svc, "reviewer"), job_id)["blocks"]] == ["ok", "ok"]
 
 
 def test_a_reviewed_job_is_checked_and_goes_to_a_person(tmp_path, tiny_datasets):
@@ -124,7 +134,7 @@ def test_a_crashed_run_fails_and_the_operator_reads_no_detail(tmp_path, tiny_dat
     clock.now += timedelta(seconds=6)
     seen = svc.views.get_job(op, job_id)
     assert seen["state"] == st.FAILED and "secret" not in json.dumps(seen)
-    assert "secret row 42" in svc.compliance.review_detail(user(svc, "reviewer"), job_id)["run_logs"][0]["stderr"]
+    assert "secret row 42" in svc.compliance.diagnostics(user(svc, "reviewer"), job_id)["run_logs"][0]["stderr"]
 
 
 def test_owners_act_only_on_datasets_their_account_owns(tmp_path, tiny_datasets):
@@ -156,3 +166,23 @@ def test_another_operators_job_answers_exactly_like_an_unknown_one(tmp_path, tin
         with pytest.raises(NotFound) as unknown:
             action(other, "0123456789abcdef")
         assert str(theirs.value) == str(unknown.value)
+
+
+def test_a_job_never_reads_data_replaced_after_registration(tmp_path, tiny_datasets):
+    import shutil
+    data = tmp_path / "enterprise_registry"
+    shutil.copytree(tiny_datasets / "enterprise_registry", data)
+    svc, queue, clock, backend = make(tmp_path, tiny_datasets)
+    owner = user(svc, "owner")
+    svc.owner.register_dataset(owner, REPO_ROOT / "datasets" / "enterprise_registry.yaml", data)
+    op, rev = user(svc, "operator"), user(svc, "reviewer")
+    job_id = svc.operator.submit(op, json.loads((REPO_ROOT / "jobs" / "enterprise_query.json").read_text()))["job"]["id"]
+    # The files change behind the catalog's back (root ignores the read-only modes).
+    victim = sorted(data.rglob("*.parquet"))[0]
+    victim.chmod(0o644)
+    victim.write_bytes(victim.read_bytes() + b"\0")
+    queue.drain()
+    assert backend.requests == []  # no box ever ran on the replaced files
+    assert svc.views.get_job(rev, job_id)["state"] == st.FAILED  # an auto-released query: no person decides
+    with svc.repo.transaction() as tx:
+        assert "content hash" in tx.run_logs(job_id)[0].stderr

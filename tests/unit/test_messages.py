@@ -13,7 +13,7 @@ import yaml
 
 from sandbox.core.admission import JobRequest, decide
 from sandbox.core.errors import InvalidInput, Text, join_texts
-from sandbox.core.ledger import balance
+from sandbox.core.ledger import balance, dataset_balance
 from sandbox.core.manifest import parse_manifest
 from sandbox.core.policy.file import PolicyError, parse_policy
 from sandbox.core.specs.common import load_spec_text
@@ -101,7 +101,7 @@ def test_admission_reasons_are_texts_with_the_english_text():
     p = policy()
     d = decide(p, JobRequest(operator="nobody", dataset="health_visits", mode="query",
                              purpose="public_health_planning", epsilon=6.0), balance([], p.budget, NOW),
-               date(2025, 3, 10))
+               date(2025, 3, 10), dataset_balance([], p.budget, NOW))
     assert d.reasons == (
         "Operator 'nobody' holds no licence for 'health_visits'; ask the data owner for one.",
         "Privacy cost epsilon 6 exceeds the 5 epsilon available in the current monthly period; "

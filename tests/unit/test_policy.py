@@ -96,6 +96,29 @@ def test_optional_keys_take_their_defaults():
     assert p.limits == ResourceLimits()
     assert p.budget.delta_per_period == 0.0 and p.budget.lifetime_delta == 0.0
     assert p.licence("operator_a").revoked is False
+    # No floor beyond epsilon > 0, no job quota, no dataset-wide cap: older files keep working.
+    assert p.budget.min_epsilon_per_query == 0.0 and p.budget.jobs_per_period is None
+    assert not p.budget.dataset_capped and "dataset_" not in p.text
+
+
+def test_the_floor_quota_and_dataset_wide_caps_are_read():
+    text = VALID.replace("  lifetime_epsilon: 20.0\n", "  lifetime_epsilon: 20.0\n  min_epsilon_per_query: 0.05\n"
+                         "  jobs_per_period: 100\n  dataset_epsilon_per_period: 3\n  dataset_lifetime_epsilon: 30\n"
+                         "  dataset_delta_per_period: 0\n")
+    b = parse_policy(text, FILE).budget
+    assert (b.min_epsilon_per_query, b.jobs_per_period) == (0.05, 100)
+    assert (b.dataset_epsilon_per_period, b.dataset_lifetime_epsilon) == (3.0, 30.0)
+    assert b.dataset_delta_per_period == 0.0 and b.dataset_lifetime_delta is None and b.dataset_capped
+    assert type(b.jobs_per_period) is int
+
+
+def test_example_policies_cap_the_dataset_and_set_a_floor_and_a_quota():
+    for name in ("health_visits", "enterprise_registry"):
+        b = parse_policy((REPO / "policies" / f"{name}.yaml").read_text(encoding="utf-8"),
+                         f"policies/{name}.yaml").budget
+        assert b.dataset_capped and b.min_epsilon_per_query > 0 and b.jobs_per_period >= 100
+        assert b.epsilon_per_period <= b.dataset_epsilon_per_period
+        assert b.lifetime_epsilon <= b.dataset_lifetime_epsilon
 
 
 def test_exponent_numbers_without_a_dot_are_read_as_numbers():
@@ -180,6 +203,17 @@ BAD_CASES = [
     ("delta of one", "  lifetime_epsilon: 20.0\n", "  lifetime_epsilon: 20.0\n  delta_per_period: 1.0\n", "delta_per_period", "budget.delta_per_period", "must be < 1"),
     ("lifetime delta below period delta", "  lifetime_epsilon: 20.0\n",
      "  lifetime_epsilon: 20.0\n  delta_per_period: 1.0e-6\n  lifetime_delta: 1.0e-7\n", "lifetime_delta", "budget.lifetime_delta", "must be >= delta_per_period"),
+    ("floor negative", "  lifetime_epsilon: 20.0\n", "  lifetime_epsilon: 20.0\n  min_epsilon_per_query: -0.1\n", "min_epsilon_per_query", "budget.min_epsilon_per_query", "must be >= 0"),
+    ("floor above the period", "  lifetime_epsilon: 20.0\n", "  lifetime_epsilon: 20.0\n  min_epsilon_per_query: 3\n", "min_epsilon_per_query", "budget.min_epsilon_per_query", "must be <= epsilon_per_period (2): a larger floor refuses every job"),
+    ("floor as text", "  lifetime_epsilon: 20.0\n", "  lifetime_epsilon: 20.0\n  min_epsilon_per_query: tiny\n", "min_epsilon_per_query", "budget.min_epsilon_per_query", "is not a number"),
+    ("quota zero", "  lifetime_epsilon: 20.0\n", "  lifetime_epsilon: 20.0\n  jobs_per_period: 0\n", "jobs_per_period", "budget.jobs_per_period", "must be >= 1"),
+    ("quota fractional", "  lifetime_epsilon: 20.0\n", "  lifetime_epsilon: 20.0\n  jobs_per_period: 2.5\n", "jobs_per_period", "budget.jobs_per_period", "is not an integer"),
+    ("dataset cap zero", "  lifetime_epsilon: 20.0\n", "  lifetime_epsilon: 20.0\n  dataset_epsilon_per_period: 0\n", "dataset_epsilon_per_period", "budget.dataset_epsilon_per_period", "must be > 0"),
+    ("dataset cap below an operator's", "  lifetime_epsilon: 20.0\n", "  lifetime_epsilon: 20.0\n  dataset_epsilon_per_period: 1.5\n", "dataset_epsilon_per_period", "budget.dataset_epsilon_per_period", "must be >= epsilon_per_period (2)"),
+    ("dataset lifetime below an operator's", "  lifetime_epsilon: 20.0\n", "  lifetime_epsilon: 20.0\n  dataset_lifetime_epsilon: 10\n", "dataset_lifetime_epsilon", "budget.dataset_lifetime_epsilon", "must be >= lifetime_epsilon (20)"),
+    ("dataset lifetime below its period", "  lifetime_epsilon: 20.0\n", "  lifetime_epsilon: 20.0\n  dataset_epsilon_per_period: 30\n  dataset_lifetime_epsilon: 25\n", "dataset_lifetime_epsilon", "budget.dataset_lifetime_epsilon", "must be >= dataset_epsilon_per_period (30)"),
+    ("dataset delta of one", "  lifetime_epsilon: 20.0\n", "  lifetime_epsilon: 20.0\n  dataset_lifetime_delta: 1\n", "dataset_lifetime_delta", "budget.dataset_lifetime_delta", "must be < 1"),
+    ("dataset delta below an operator's", "  lifetime_epsilon: 20.0\n", "  lifetime_epsilon: 20.0\n  delta_per_period: 1e-6\n  lifetime_delta: 1e-5\n  dataset_delta_per_period: 1e-7\n", "dataset_delta_per_period", "budget.dataset_delta_per_period", "must be >= delta_per_period (1e-06)"),
     ("missing budget key", "  refresh: monthly\n", "", "budget:", "budget.refresh", "is required"),
     ("unknown budget key", "  refresh: monthly\n", "  refresh: monthly\n  rollover: true\n", "rollover", "budget.rollover", "unknown key"),
     ("unknown top-level key", "dataset: demo\n", "dataset: demo\nowner_email: x@y\n", "owner_email", "owner_email", "unknown key"),
@@ -311,6 +345,25 @@ def test_budget_built_in_code_refuses_lifetime_below_period():
         Budget(epsilon_per_period=float("nan"), refresh="monthly", lifetime_epsilon=1.0)
 
 
+@pytest.mark.parametrize("field,value", [("min_epsilon_per_query", 3.0), ("min_epsilon_per_query", -1.0),
+                                         ("jobs_per_period", 0), ("jobs_per_period", 2.5),
+                                         ("dataset_epsilon_per_period", 1.0), ("dataset_lifetime_epsilon", 0.0),
+                                         ("dataset_lifetime_delta", 1.0), ("dataset_delta_per_period", float("inf"))])
+def test_budget_built_in_code_refuses_a_bad_floor_quota_or_dataset_cap(field, value):
+    with pytest.raises(InvalidInput) as info:
+        Budget(epsilon_per_period=2.0, refresh="monthly", lifetime_epsilon=20.0, **{field: value})
+    assert info.value.field == f"budget.{field}"
+
+
+def test_a_policy_with_the_new_keys_built_in_code_parses_back_to_it():
+    p = parse_policy(VALID, FILE)
+    b = Budget(epsilon_per_period=2.0, refresh="monthly", lifetime_epsilon=20.0, min_epsilon_per_query=0.1,
+               jobs_per_period=7, dataset_epsilon_per_period=4.0, dataset_lifetime_epsilon=40.0)
+    rebuilt = Policy(dataset=p.dataset, classification=p.classification, modes=p.modes, licences=p.licences,
+                     budget=b, release=p.release)
+    assert parse_policy(rebuilt.text, FILE) == rebuilt
+
+
 # --- diff ------------------------------------------------------------------------------
 
 def test_diff_shows_unified_diff_and_semantic_summary():
@@ -333,6 +386,12 @@ def test_diff_summarises_removed_licences_set_changes_and_licence_fields():
     removed = diff_policies(new, new.split("licences:")[0] + "licences: []\n" + "budget:" + new.split("budget:")[1],
                             "applied", "demo.yaml")
     assert "licence removed: operator_a" in removed
+
+
+def test_diff_summarises_a_dataset_wide_cap_added_and_removed():
+    capped = VALID.replace("  lifetime_epsilon: 20.0\n", "  lifetime_epsilon: 20.0\n  dataset_lifetime_epsilon: 60.0\n")
+    assert "budget.dataset_lifetime_epsilon: None -> 60.0" in diff_policies(VALID, capped, "a", "b")
+    assert "budget.dataset_lifetime_epsilon: 60.0 -> None" in diff_policies(capped, VALID, "a", "b")
 
 
 def test_diff_of_a_first_policy_and_of_comment_only_changes():

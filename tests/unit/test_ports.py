@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 import sandbox
-from sandbox.adapters.memory import MemoryTx
-from sandbox.adapters.store.repository import SqlTx
-from sandbox.core.ports import MUTATORS, Tx
+from sandbox.adapters.memory import MemoryRepository, MemoryTx
+from sandbox.adapters.store.repository import SqlRepository, SqlTx
+from sandbox.core.ports import MUTATORS, Repository, Tx
 from sandbox.core.records import Event
 
 MUTATOR_PREFIXES = ("add_", "save_", "set_", "update_", "delete_", "remove_", "put_")
@@ -46,6 +46,15 @@ def test_implementations_have_the_protocols_methods_and_parameters(impl):
         assert hasattr(impl, name), f"{impl.__name__} lacks {name}"
         mine = list(inspect.signature(getattr(impl, name)).parameters)
         assert mine == list(sig.parameters), f"{impl.__name__}.{name}: {mine} != {list(sig.parameters)}"
+
+
+@pytest.mark.parametrize("impl", [SqlRepository, MemoryRepository])
+def test_repositories_have_the_protocols_methods_and_parameters(impl):
+    for name, fn in vars(Repository).items():
+        if callable(fn) and not name.startswith("_"):
+            assert hasattr(impl, name), f"{impl.__name__} lacks {name}"
+            mine = list(inspect.signature(getattr(impl, name)).parameters)
+            assert mine == list(inspect.signature(fn).parameters), f"{impl.__name__}.{name}"
 
 
 def _state_assignments(tree: ast.AST) -> list[tuple[int, str]]:

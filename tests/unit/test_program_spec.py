@@ -19,6 +19,7 @@ from sandbox.core.errors import InvalidInput
 from sandbox.core.manifest import parse_manifest
 from sandbox.core.specs import program_accounting as acc
 from sandbox.core.specs.program import parse_program_spec
+from sandbox.core.amounts import exact
 from sandbox.core.specs.program_accounting import MAX_K, MIN_K, choose_k, expected_error, split_epsilon
 from sandbox.core.specs.source import MAX_CODE_BYTES, check_code
 
@@ -228,7 +229,16 @@ def test_choose_k_is_bounded_and_monotone(a, b):
 def test_epsilon_split_never_overspends(eps, m):
     e = split_epsilon(eps, m)
     assert Fraction(e) * m <= Fraction(eps)
+    assert exact(e) * m <= exact(eps)  # as the ledger reads the charge, too
     assert e == pytest.approx(eps / m, rel=1e-12)
+
+
+def test_an_epsilon_split_fits_the_charge_as_the_ledger_reads_it():
+    # 0.1 is charged as exactly 1/10, a little below the binary 0.1: the split must fit that.
+    # Fitting the binary value alone gave 0.011111111111111112, and 9 of those read as more.
+    for eps, m in ((0.1, 9), (0.1, 13), (3.64, 3)):
+        e = split_epsilon(eps, m)
+        assert m * exact(e) <= exact(eps) and m * Fraction(e) <= Fraction(eps)
 
 
 def test_expected_error_of_a_mean_is_range_over_k_times_epsilon_per_output(manifest, example):

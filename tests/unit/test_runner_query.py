@@ -646,3 +646,119 @@ def test_an_ungrouped_count_counts_every_row(data_dir, out_dir, bound_verified):
     spec = _spec([{"name": "n", "statistic": "count", "epsilon": 10}])
     (value,), = run_job(_job(spec, data_dir, out_dir, bound_verified))["tables"][0]["rows"]
     assert abs(value - (17 if bound_verified else 13)) <= 2
+
+
+# ------------------------------------------------------------------ null units, truncation order, files
+
+def _null_unit_dataset(root, *, row_group_size=None):
+    """data_dir's rows plus 150 rows with no unit, spread over every cell and value."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root.mkdir()
+    schema = {"pid": pl.Int64, "region": pl.String, "sex": pl.String, "amount": pl.Float64, "age": pl.Int64}
+    pl.DataFrame(FILE_A, schema=schema).write_parquet(root / "a.parquet")
+    pl.DataFrame(FILE_B, schema=schema).write_parquet(root / "b.parquet")
+    n = 150
+    pq.write_table(pa.table({"pid": pa.array([None] * n, pa.int64()),
+                             "region": [["north", "south", "east"][i % 3] for i in range(n)],
+                             "sex": [["F", "M"][i % 2] for i in range(n)],
+                             "amount": [float(i % 101) for i in range(n)], "age": [i % 11 for i in range(n)]}),
+                   root / "c.parquet", row_group_size=row_group_size)
+    return root
+
+
+@pytest.mark.parametrize("row_group_size", [None, 40])
+def test_rows_with_a_null_unit_count_for_nothing_in_both_paths(tmp_path, data_dir, row_group_size):
+    # A null unit is no known person, so no contribution bound covers its rows: both paths
+    # drop them (they once passed every anti/semi join and were counted untruncated).
+    with_nulls = _null_unit_dataset(tmp_path / "nulls", row_group_size=row_group_size)
+    queries = ALL_QUERIES + [{"name": "all", "statistic": "count", "epsilon": 1}]
+    fast, slow = _both_paths(with_nulls, MANIFEST, queries)
+    clean_fast, clean_slow = _both_paths(data_dir, MANIFEST, queries)
+    for q, f, s, cf, cs in zip(queries, fast, slow, clean_fast, clean_slow):
+        assert _same(f, cf) and _same(s, cs) and _same(f, s), q["name"]
+
+
+def test_null_units_are_not_over_limit_units_and_are_dropped_when_truncating(tmp_path, data_dir):
+    manifest = parse_manifest(MANIFEST)
+    with_nulls = _null_unit_dataset(tmp_path / "nulls")
+    over = over_limit_units(scan_dataset(with_nulls), manifest)
+    assert over["__unit"].to_list() == [1]
+    spec = parse_query_spec(_spec([{"name": "n", "statistic": "count", "group_by": ["region"], "epsilon": 1}]),
+                            manifest)
+    (q,), (p,) = spec.queries, acc.plan(spec, manifest)
+    cells = exact_cells(q, p, aggregate_frame(scan_dataset(with_nulls), q, p, manifest, over_limit=over).collect(),
+                        manifest)
+    assert cells == [COUNT_BY_REGION[False][r] for r in ("north", "south", "east")]
+
+
+def _kept_sum(data_dir, order_seed=None):
+    manifest = parse_manifest(MANIFEST)
+    spec = parse_query_spec(_spec([{"name": "s", "statistic": "sum", "column": "amount", "epsilon": 1}]), manifest)
+    (q,), (p,) = spec.queries, acc.plan(spec, manifest)
+    scan = scan_dataset(data_dir)
+    agg = aggregate_frame(scan, q, p, manifest, over_limit=over_limit_units(scan, manifest),
+                          order_seed=order_seed).collect()
+    return exact_cells(q, p, agg, manifest)[0]
+
+
+def test_an_over_limit_unit_keeps_rows_in_a_secret_random_order_not_by_content(tmp_path):
+    d = tmp_path / "one"
+    d.mkdir()
+    pl.DataFrame({"pid": [1] * 50, "region": ["north"] * 50, "sex": ["F"] * 50,
+                  "amount": [float(i) for i in range(50)], "age": [0] * 50}).write_parquet(d / "x.parquet")
+    # The same content gives other rows from run to run (a fresh secret each time)...
+    sums = {_kept_sum(d) for _ in range(8)}
+    assert len(sums) > 1 and all(1.0 <= s <= 97.0 for s in sums)
+    # ...and the order is the seed's alone: a given seed keeps the same rows.
+    assert _kept_sum(d, order_seed=12345) == _kept_sum(d, order_seed=12345)
+
+
+def test_truncation_does_not_bias_a_mean_towards_rows_whose_content_hashes_lowest(tmp_path):
+    # Each of 300 units has 20 rows: the 2 values (of 75..99) whose content hash is lowest,
+    # and 18 small values (of 0..49) hashing higher. Keeping the lowest-hashing rows (the old
+    # rule) kept the large ones; a random order keeps a fair 2 of the 20.
+    hashes = pl.DataFrame({"__v": [float(v) for v in range(100)]}).with_columns(
+        pl.struct(pl.all()).hash(seed=0).alias("h")).sort("h")
+    large = [v for v in hashes["__v"] if v >= 75][:2]
+    cut = hashes.filter(pl.col("__v").is_in(large))["h"].max()
+    small = [v for v, h in zip(hashes["__v"], hashes["h"]) if v < 50 and h > cut][:18]
+    assert len(small) == 18
+    unit_rows = large + small
+    units = 300
+    d = tmp_path / "biased"
+    d.mkdir()
+    pl.DataFrame({"pid": [u for u in range(units) for _ in unit_rows], "region": ["north"] * (units * 20),
+                  "sex": ["F"] * (units * 20), "amount": unit_rows * units, "age": [0] * (units * 20)}
+                 ).write_parquet(d / "x.parquet")
+    manifest = parse_manifest(MANIFEST)
+    spec = parse_query_spec(_spec([{"name": "m", "statistic": "mean", "column": "amount", "epsilon": 1}]), manifest)
+    (q,), (p,) = spec.queries, acc.plan(spec, manifest)
+    scan = scan_dataset(d)
+    shifted_sum, n = exact_cells(q, p, aggregate_frame(scan, q, p, manifest,
+                                                       over_limit=over_limit_units(scan, manifest)).collect(),
+                                 manifest)[0]
+    kept_mean = 50.0 + shifted_sum / n  # amount bounds [0, 100]: the mean is shifted by the midpoint
+    fair = sum(unit_rows) / len(unit_rows)
+    assert n == units * 2
+    assert min(large) > fair + 40          # what the old rule kept: far from the unit's mean
+    # 600 kept rows: the standard error of their mean is about 1.
+    assert abs(kept_mean - fair) < 5, (kept_mean, fair)
+
+
+def test_every_parquet_file_is_read_recursively_with_hive_partition_columns(tmp_path, out_dir):
+    manifest = {**MANIFEST, "columns": MANIFEST["columns"] + [
+        {"name": "month", "type": "int64", "kind": "categorical", "categories": [1, 2, 3]}]}
+    d = tmp_path / "hive"
+    for month, pids in ((1, [1, 2, 3]), (2, [4, 5])):
+        (d / f"month={month}").mkdir(parents=True)
+        pl.DataFrame({"pid": pids, "region": ["north"] * len(pids), "sex": ["F"] * len(pids),
+                      "amount": [10.0] * len(pids), "age": [1] * len(pids)}).write_parquet(
+            d / f"month={month}" / "part-0.parquet")
+    spec = _spec([{"name": "by_month", "statistic": "count", "group_by": ["month"], "epsilon": 10},
+                  {"name": "all", "statistic": "count", "epsilon": 10}])
+    by_month, total = run_job(_job(spec, d, out_dir, manifest=manifest))["tables"]
+    got = _as_dict(by_month)
+    assert abs(got[(1,)] - 3) <= 2 and abs(got[(2,)] - 2) <= 2 and abs(got[(3,)]) <= 2
+    assert abs(total["rows"][0][0] - 5) <= 2

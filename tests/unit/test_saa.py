@@ -189,10 +189,24 @@ def test_the_release_holds_no_block_values_or_failure_counts(manifest):
 def test_block_job_carries_no_seed_or_block_identity(manifest, tmp_path):
     spec = _spec(manifest)
     from sandbox.agent.boxes import write_job_dir
-    from sandbox.core.schedule import STARTUP_ALLOWANCE_SECONDS
+    from sandbox.core.schedule import BLOCK_WALL_FACTOR, STARTUP_ALLOWANCE_SECONDS
     write_job_dir(tmp_path / "job", saa.block_job(spec, memory_mb=512), spec.code)
     job = json.loads((tmp_path / "job" / "job.json").read_text())
+    cpu = spec.block_timeout_seconds + STARTUP_ALLOWANCE_SECONDS
     assert job == {"kind": "program_block", "program": "/job/program.py", "entrypoint": "analyse",
                    "data_dir": "/data", "out_dir": "/out", "memory_mb": 512,
-                   "timeout_seconds": spec.block_timeout_seconds + STARTUP_ALLOWANCE_SECONDS}
+                   "cpu_seconds": cpu, "wall_seconds": BLOCK_WALL_FACTOR * cpu}
     assert (tmp_path / "job" / "program.py").read_text() == CODE
+
+
+def test_a_blocks_box_outlasts_its_launchers_wall_clock_backstop(manifest):
+    # The budget is CPU time; the wall clock is a backstop a multiple of it, and the box's own
+    # wall clock (the block's worker slot) leaves the launcher a margin to report "timeout".
+    from sandbox.agent.backends import Limits
+    from sandbox.core import schedule
+    spec = _spec(manifest)
+    job = saa.block_job(spec, memory_mb=512)
+    limits = saa.block_limits(spec, Limits())
+    assert job["wall_seconds"] >= 2 * job["cpu_seconds"]
+    assert limits.wall_seconds == job["wall_seconds"] + schedule.BOX_MARGIN_SECONDS
+    assert limits.wall_seconds == schedule.block_slot_seconds(spec.block_timeout_seconds)

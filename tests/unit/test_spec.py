@@ -43,6 +43,13 @@ def test_example_job_parses_and_normalizes(manifest, example):
     assert spec.total_epsilon == pytest.approx(1.0)
 
 
+def test_a_jobs_charge_is_its_queries_epsilons_rounded_up(manifest, example):
+    # Rounded to nearest, 0.1 + 0.1 + 0.7 is 0.8999999999999999: a charge below the parts.
+    example["queries"] = [dict(example["queries"][0], name=f"q{i}", epsilon=e)
+                          for i, e in enumerate((0.1, 0.1, 0.7))]
+    assert parse_query_spec(example, manifest).total_epsilon == 0.9
+
+
 def test_normalized_spec_round_trips_with_the_same_hash(manifest, example):
     spec = parse_query_spec(example, manifest)
     again = parse_query_spec(spec.to_dict(), manifest)

@@ -36,9 +36,10 @@ class Dataset(Base):
     owner: Mapped[str] = mapped_column(String(64), default="")
     owner_account: Mapped[str] = mapped_column(String(64), default="", server_default="")
     data_dir: Mapped[str] = mapped_column(Text)          # in-domain path, never shown to operators
-    version_hash: Mapped[str] = mapped_column(String(64))
+    version_hash: Mapped[str] = mapped_column(String(64))  # owner/compliance only
     bound_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     rows: Mapped[int] = mapped_column(BigInteger, default=0)  # owner/compliance metering only
+    version_id: Mapped[str] = mapped_column(String(64), default="", server_default="")  # what operators see
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -152,7 +153,8 @@ class Review(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
     reviewer: Mapped[str] = mapped_column(String(64))
     decision: Mapped[str] = mapped_column(String(16))   # approve | reject
-    reason: Mapped[str] = mapped_column(Text, default="")
+    reason: Mapped[str] = mapped_column(Text, default="")   # a reason code (core.release.reasons)
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")   # compliance only
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     __table_args__ = (UniqueConstraint("job_id", "reviewer"),)
 

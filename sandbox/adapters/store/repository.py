@@ -16,7 +16,7 @@ from sandbox.adapters.store import models as m
 from sandbox.adapters.store.db import Store, head_stmt
 from sandbox.core import records as r
 from sandbox.core.audit import AuditRecord, canonical, entry_hash
-from sandbox.core.ports import Clock
+from sandbox.core.ports import DATASET_WIDE, Clock
 
 _ROW = {r.User: m.User, r.Dataset: m.Dataset, r.PolicyVersion: m.PolicyVersion, r.Job: m.Job,
         r.RunLog: m.RunLog, r.BlockResult: m.BlockResult, r.Output: m.Output,
@@ -218,10 +218,12 @@ class SqlTx:
 
     # ---------------------------------------------------------------- budget
     def lock_budget(self, dataset: str, operator: str) -> None:
-        # The lock row is created outside this transaction (SqlRepository.ensure_budget_lock)
-        # so a concurrent first admission cannot fail on its unique key.
-        self.store.lock_for_update(self.s, select(m.BudgetLock).where(m.BudgetLock.dataset == dataset,
-                                                                      m.BudgetLock.operator == operator))
+        # The lock rows are created outside this transaction (SqlRepository.ensure_budget_lock)
+        # so a concurrent first admission cannot fail on their unique key. The dataset-wide row
+        # first, always: one order for every admission, so no two can deadlock.
+        for who in dict.fromkeys((DATASET_WIDE, operator)):
+            self.store.lock_for_update(self.s, select(m.BudgetLock).where(m.BudgetLock.dataset == dataset,
+                                                                          m.BudgetLock.operator == who))
 
     def add_budget_entry(self, entry: r.BudgetEntry, event: r.Event) -> None:
         self._insert(entry, event)
@@ -245,9 +247,10 @@ class SqlRepository:
             yield SqlTx(s, self.store, self.clock)
 
     def ensure_budget_lock(self, dataset: str, operator: str) -> None:
-        try:
-            with self.store.transaction() as s:
-                if s.get(m.BudgetLock, (dataset, operator)) is None:
-                    s.add(m.BudgetLock(dataset=dataset, operator=operator))
-        except IntegrityError:
-            pass  # a concurrent submission created it first
+        for who in dict.fromkeys((DATASET_WIDE, operator)):
+            try:
+                with self.store.transaction() as s:
+                    if s.get(m.BudgetLock, (dataset, who)) is None:
+                        s.add(m.BudgetLock(dataset=dataset, operator=who))
+            except IntegrityError:
+                pass  # a concurrent submission created it first

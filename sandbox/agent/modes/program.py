@@ -27,8 +27,9 @@ def split(work: dict, attempt_dir: Path) -> dict:
     """Assign the blocks; returns the audit payload (the seed's hash, never the seed)."""
     spec = program_spec(work["spec"], work["manifest"], work["code"])
     seed = blocks.new_block_seed()
-    blocks.assign_blocks(Path(work["data_dir"]), parse_manifest(work["manifest"]).privacy_unit, spec.k, seed,
-                         attempt_dir / "blocks")
+    manifest = parse_manifest(work["manifest"])
+    blocks.assign_blocks(Path(work["data_dir"]), manifest.privacy_unit, spec.k, seed, attempt_dir / "blocks",
+                         column_types={c.name: c.type for c in manifest.columns})
     payload = {"attempt": work["attempt"], "k": spec.k, "seed_sha256": hashlib.sha256(seed).hexdigest()}
     del seed
     return {"k": spec.k, "audit": payload}

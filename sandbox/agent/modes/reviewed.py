@@ -17,20 +17,24 @@ from sandbox.core.release.differencing import ReleasedAggregate as Agg
 from sandbox.core.specs.reviewed import parse_reviewed_spec
 
 
-def run_program(spec, data_dir: Path, work_dir: Path, limits: Limits, label: str, backend):
+def run_program(spec, data_dir: Path, work_dir: Path, limits: Limits, label: str, backend, manifest=None):
     job = {"kind": "reviewed", "program": "/job/program.py", "entrypoint": spec.entrypoint,
            "data_dir": "/data", "out_dir": "/out"}
+    if manifest is not None:  # its column types give the data's hive partition columns
+        job["manifest"] = manifest.to_dict()
     # Collect everything (declared or not) so compliance sees what was dropped and why.
     return run_box(backend, work_dir, data_dir, job, limits, label, program=spec.code, expected=None,
                    max_files=limits.output_files)
 
 
 def run(work: dict, attempt_dir: Path, backend) -> RunFacts:
-    spec = parse_reviewed_spec(work["spec"], parse_manifest(work["manifest"]), code=work["code"])
+    manifest = parse_manifest(work["manifest"])
+    spec = parse_reviewed_spec(work["spec"], manifest, code=work["code"])
     lim = work["limits"]
     limits = Limits(memory_mb=lim.memory_mb, cpus=lim.cpus, wall_seconds=min(lim.wall_seconds, spec.timeout_seconds),
                     output_bytes=lim.output_bytes, output_files=len(spec.outputs) + 8)
-    result, collected = run_program(spec, Path(work["data_dir"]), attempt_dir, limits, work["job_id"], backend)
+    result, collected = run_program(spec, Path(work["data_dir"]), attempt_dir, limits, work["job_id"], backend,
+                                    manifest)
     dropped = [[n, "not declared in the output contract"] for n in collected.accepted if not spec.declared(n)]
     refused = [list(r) for r in collected.refused] + dropped
     name = getattr(backend, "name", "")

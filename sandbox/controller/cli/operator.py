@@ -207,10 +207,15 @@ def cmd_review(args) -> int:
         print_json(c.review_queue())
     elif args.action == "show":
         print_json(c.review_detail(_need(args.job_id, "job id")))
+    elif args.action == "reasons":
+        print_json(c.review_reasons())
+    elif args.action == "diagnostics":
+        print_json(c.review_diagnostics(_need(args.job_id, "job id")))
     else:
         if args.action == "reject" and not args.reason:
-            raise UsageError("a rejection needs --reason (the operator will read it)")
-        print_json(c.review(_need(args.job_id, "job id"), args.action, args.reason or ""))
+            raise UsageError("a rejection needs --reason CODE from the fixed list (`sandbox review reasons`); "
+                             "the operator reads its fixed text, and --note stays with compliance")
+        print_json(c.review(_need(args.job_id, "job id"), args.action, args.reason or "", args.note or ""))
     return 0
 
 

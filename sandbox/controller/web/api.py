@@ -167,8 +167,23 @@ def review_detail(job_id):
 @bp.post("/reviews/<job_id>")
 @auth(COMPLIANCE)
 def review(job_id):
+    # `reason` is a code from /review-reasons (the operator reads its fixed text); `note` is
+    # free text for compliance only.
     body = _json_body()
-    return jsonify(services().compliance.review(g.user, job_id, body.get("decision"), body.get("reason", "")))
+    return jsonify(services().compliance.review(g.user, job_id, body.get("decision"), body.get("reason", ""),
+                                                body.get("note", "")))
+
+
+@bp.get("/reviews/<job_id>/diagnostics")
+@auth(COMPLIANCE)
+def review_diagnostics(job_id):
+    return jsonify(services().compliance.diagnostics(g.user, job_id))
+
+
+@bp.get("/review-reasons")
+@auth(COMPLIANCE)
+def review_reasons():
+    return jsonify({"reasons": services().compliance.reasons()})
 
 
 @bp.get("/jobs/<job_id>/release")
@@ -199,7 +214,8 @@ def audit_verify():
 @bp.get("/consumption/<dataset>")
 @auth(OWNER, COMPLIANCE)
 def consumption(dataset):
-    return jsonify({"dataset": dataset, "periods": services().views.consumption(g.user, dataset)})
+    return jsonify({"dataset": dataset, "periods": services().views.consumption(g.user, dataset),
+                    "dataset_wide": services().views.dataset_usage(g.user, dataset)})
 
 
 @bp.get("/metering")

@@ -1,6 +1,8 @@
 """OpenAPI 3.1 document for /api/v1 (kept next to the views it describes)."""
 from __future__ import annotations
 
+from sandbox.core.release.reasons import REASONS
+
 
 def _op(summary, roles, params=(), body=None, responses=None):
     op = {"summary": summary, "description": f"Roles: {roles}.",
@@ -79,17 +81,28 @@ def spec() -> dict:
                                                  "reason": {"type": "string"}}})},
             "/reviews": {"get": _op("Review queue", "compliance")},
             "/reviews/{job_id}": {
-                "get": _op("Review page data: checks, outputs preview, run diagnostics", "compliance", ["job_id"]),
-                "post": _op("Approve or reject a release", "compliance", ["job_id"], body={
-                    "type": "object", "required": ["decision"],
-                    "properties": {"decision": {"enum": ["approve", "reject"]}, "reason": {"type": "string"}}}),
+                "get": _op("Review page data: checks, outputs preview, code and spec; in DP modes nothing of the "
+                           "real run but the DP output", "compliance", ["job_id"]),
+                "post": _op("Approve, or reject with a reason code (the operator reads its fixed text) and an "
+                            "optional note that only compliance reads", "compliance", ["job_id"], body={
+                                "type": "object", "required": ["decision"],
+                                "properties": {"decision": {"enum": ["approve", "reject"]},
+                                               "reason": {"enum": list(REASONS),
+                                                          "description": "required to reject; see /review-reasons"},
+                                               "note": {"type": "string", "maxLength": 4000,
+                                                        "description": "compliance only, never the operator"}}}),
             },
+            "/reviews/{job_id}/diagnostics": {"get": _op(
+                "Run logs and per-block outcomes of the real runs, to investigate; for DP jobs only once decided",
+                "compliance", ["job_id"])},
+            "/review-reasons": {"get": _op("The fixed list of rejection reasons: code and the operator's text",
+                                           "compliance")},
             "/jobs/{job_id}/release": {"get": _op("Released files and signed certificate", "any", ["job_id"])},
             "/jobs/{job_id}/release.zip": {"get": _op("Released files and certificate as a zip", "any", ["job_id"])},
             "/public-key": {"get": _op("Public key that verifies release certificates", "public")},
             "/audit/verify": {"get": _op("Verify the hash-chained audit log", "compliance, owner")},
-            "/consumption/{dataset}": {"get": _op("Budget consumption per operator and period", "owner, compliance",
-                                                  ["dataset"])},
+            "/consumption/{dataset}": {"get": _op("Budget consumption per operator and period, and dataset-wide",
+                                                  "owner, compliance", ["dataset"])},
             "/metering": {"get": _op("Metering per operator, dataset and month (?format=csv)", "owner, compliance",
                                      ["format"])},
             "/audit/head": {"get": _op("Current head of the audit chain, for anchoring elsewhere", "compliance, owner")},

@@ -17,12 +17,20 @@ Schema (unknown keys are refused; ``?`` marks optional keys and their default)::
         expires: 2027-12-31           # last valid day (YYYY-MM-DD)
         purposes: [public_health_planning]
         revoked: false                # ? false
-    budget:                           # per operator
+    budget:                           # per operator, unless the key starts with dataset_
       epsilon_per_period: 5.0         # > 0
       delta_per_period: 1.0e-6        # ? 0.0, in [0, 1)
       refresh: monthly                # none | daily | monthly | quarterly | yearly (UTC calendar)
       lifetime_epsilon: 50.0          # >= epsilon_per_period
       lifetime_delta: 1.0e-5          # ? 0.0, >= delta_per_period, < 1
+      min_epsilon_per_query: 0.05     # ? 0.0 (no floor), <= epsilon_per_period; each query of a
+                                      #   query job, and a program job as a whole, costs at least this
+      jobs_per_period: 200            # ? no quota; jobs admitted per operator per period (not
+                                      #   counting jobs cancelled or refused before running)
+      dataset_epsilon_per_period: 8.0 # ? no cap; all operators together, >= epsilon_per_period
+      dataset_lifetime_epsilon: 80.0  # ? no cap; >= lifetime_epsilon and dataset_epsilon_per_period
+      dataset_delta_per_period: 2.0e-6  # ? no cap; in [0, 1), >= delta_per_period
+      dataset_lifetime_delta: 2.0e-5  # ? no cap; < 1, >= lifetime_delta and dataset_delta_per_period
     min_group_size: 10                # ? 10, smallest released cell
     forbidden_columns: [person_id]    # ? []
     limits:                           # ? each key optional, see LIMITS
@@ -44,8 +52,8 @@ import yaml
 
 from sandbox.core.errors import InvalidInput, Text, join_texts
 from sandbox.core.manifest import LEVELS
-from sandbox.core.policy.model import (LEVEL_RULES, LIMITS, MODES, REFRESH_RULES, RELEASE_RULES, RUN_APPROVALS,
-    Budget, Licence, Policy, ResourceLimits, canonical_text)
+from sandbox.core.policy.model import (BUDGET_ORDER, DATASET_CAPS, LEVEL_RULES, LIMITS, MODES, REFRESH_RULES,
+    RELEASE_RULES, RUN_APPROVALS, Budget, Licence, Policy, ResourceLimits, canonical_text)
 from sandbox.core.policy.reader import BAD, YamlReader
 
 
@@ -191,31 +199,46 @@ def _licences(r: YamlReader, node):
 
 def _budget(r: YamlReader, node):
     m = r.mapping(node, "budget", required=("epsilon_per_period", "refresh", "lifetime_epsilon"),
-                  optional=("delta_per_period", "lifetime_delta"))
+                  optional=("delta_per_period", "lifetime_delta", "min_epsilon_per_query", "jobs_per_period",
+                            *DATASET_CAPS))
     if m is BAD:
         return BAD
 
     def num(key, default, **kw):
         return r.number(m[key], f"budget.{key}", **kw) if key in m else default
 
-    eps = num("epsilon_per_period", BAD, minimum=0, exclusive_min=True)
-    life_eps = num("lifetime_epsilon", BAD, minimum=0, exclusive_min=True)
-    delta = num("delta_per_period", 0.0, minimum=0, maximum=1, exclusive_max=True)
-    life_delta = num("lifetime_delta", 0.0, minimum=0, maximum=1, exclusive_max=True)
+    positive = {"minimum": 0, "exclusive_min": True}
+    below_one = {"minimum": 0, "maximum": 1, "exclusive_max": True}
+    values = {
+        "epsilon_per_period": num("epsilon_per_period", BAD, **positive),
+        "lifetime_epsilon": num("lifetime_epsilon", BAD, **positive),
+        "delta_per_period": num("delta_per_period", 0.0, **below_one),
+        "lifetime_delta": num("lifetime_delta", 0.0, **below_one),
+        "min_epsilon_per_query": num("min_epsilon_per_query", 0.0, minimum=0),
+        "jobs_per_period": num("jobs_per_period", None, integer=True, minimum=1),
+        "dataset_epsilon_per_period": num("dataset_epsilon_per_period", None, **positive),
+        "dataset_lifetime_epsilon": num("dataset_lifetime_epsilon", None, **positive),
+        "dataset_delta_per_period": num("dataset_delta_per_period", None, **below_one),
+        "dataset_lifetime_delta": num("dataset_lifetime_delta", None, **below_one),
+    }
     refresh = r.choice(m["refresh"], "budget.refresh", REFRESH_RULES) if "refresh" in m else BAD
-    if BAD not in (eps, life_eps) and life_eps < eps:
-        r.fail(m["lifetime_epsilon"], "budget.lifetime_epsilon",
-               Text("{value} must be >= epsilon_per_period ({limit})", value=f"{life_eps:g}", limit=f"{eps:g}"))
+    ordered = True
+    for key, other in (("lifetime_epsilon", "epsilon_per_period"), ("lifetime_delta", "delta_per_period"),
+                       *BUDGET_ORDER):
+        v, limit = values[key], values[other]
+        if BAD in (v, limit) or None in (v, limit):
+            continue
+        floor = key == "min_epsilon_per_query"
+        if (floor and v > limit) or (not floor and v < limit):
+            where = m.get(key, node)
+            text = (Text("{value} must be <= {other} ({limit}): a larger floor refuses every job", value=f"{v:g}",
+                         other=other, limit=f"{limit:g}") if floor else
+                    Text("{value} must be >= {other} ({limit})", value=f"{v:g}", other=other, limit=f"{limit:g}"))
+            r.fail(where, f"budget.{key}", text)
+            ordered = False
+    if not ordered or BAD in values.values() or refresh is BAD:
         return BAD
-    if BAD not in (delta, life_delta) and life_delta < delta:
-        where = m.get("lifetime_delta", node)
-        r.fail(where, "budget.lifetime_delta", Text("{value} must be >= delta_per_period ({limit})",
-                                                    value=f"{life_delta:g}", limit=f"{delta:g}"))
-        return BAD
-    if BAD in (eps, life_eps, delta, life_delta, refresh):
-        return BAD
-    return Budget(epsilon_per_period=eps, delta_per_period=delta, refresh=refresh,
-                  lifetime_epsilon=life_eps, lifetime_delta=life_delta)
+    return Budget(refresh=refresh, **values)
 
 
 def _limits(r: YamlReader, node):
@@ -276,9 +299,10 @@ def semantic_changes(old: Policy | None, new: Policy) -> list[str]:
 def _compare(path: str, old, new, out: list[str]):
     if old == new:
         return
-    if isinstance(old, dict):
-        for key in new:
-            _compare(f"{path}.{key}", old.get(key), new[key], out)
+    if isinstance(old, dict) and isinstance(new, dict):
+        # Optional keys appear only when set, so a removed key reads as "-> None".
+        for key in [*new, *(k for k in old if k not in new)]:
+            _compare(f"{path}.{key}", old.get(key), new.get(key), out)
     elif isinstance(old, list):
         added = [x for x in new if x not in old]
         removed = [x for x in old if x not in new]

@@ -1,6 +1,7 @@
 """What a data owner's policy says, as plain data: who may use a dataset (licences with
 expiry and purposes, 授权场景), how (job modes), how much (a per-operator privacy budget per
-period plus a lifetime cap), and what a result must pass before release.
+period plus a lifetime cap, optional dataset-wide caps over all operators, a floor on each
+query's epsilon and a job quota), and what a result must pass before release.
 
 `sandbox.core.policy.file.parse_policy` builds a Policy from an owner's YAML file.
 """
@@ -58,20 +59,34 @@ class Licence:
 class Budget:
     """Per-operator privacy budget: a per-period allowance that refreshes, and a lifetime
     cap that never does (refreshing alone lets repeated queries average noise away).
-    Keyword-only so an epsilon can never land in a delta slot by position."""
+    Keyword-only so an epsilon can never land in a delta slot by position.
+
+    Optional, on the same calendar: dataset-wide caps over every operator together (a
+    person's total loss is the sum over all operators; None = no such cap), a floor on the
+    epsilon of one query (so near-free queries cannot be run by the thousand), and a quota
+    of jobs per operator and period (None = no quota)."""
     epsilon_per_period: float
     refresh: str
     lifetime_epsilon: float
     delta_per_period: float = 0.0
     lifetime_delta: float = 0.0
+    min_epsilon_per_query: float = 0.0
+    jobs_per_period: int | None = None
+    dataset_epsilon_per_period: float | None = None
+    dataset_lifetime_epsilon: float | None = None
+    dataset_delta_per_period: float | None = None
+    dataset_lifetime_delta: float | None = None
 
     def __post_init__(self):
         # parse_policy reports these with line numbers first; this guards direct construction.
         if self.refresh not in REFRESH_RULES:
             raise InvalidInput(Text("refresh must be one of {allowed}", allowed=", ".join(REFRESH_RULES)),
                                "budget.refresh")
-        for name in ("epsilon_per_period", "lifetime_epsilon", "delta_per_period", "lifetime_delta"):
+        for name in ("epsilon_per_period", "lifetime_epsilon", "delta_per_period", "lifetime_delta",
+                     "min_epsilon_per_query", *DATASET_CAPS):
             v = getattr(self, name)
+            if v is None and name in DATASET_CAPS:
+                continue
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise InvalidInput(Text("{name} must be a finite number >= 0", name=name), f"budget.{name}")
         if self.epsilon_per_period <= 0:
@@ -80,11 +95,56 @@ class Budget:
             raise InvalidInput(Text("lifetime_epsilon must be >= epsilon_per_period"), "budget.lifetime_epsilon")
         if self.lifetime_delta < self.delta_per_period or self.lifetime_delta >= 1:
             raise InvalidInput(Text("lifetime_delta must be >= delta_per_period and < 1"), "budget.lifetime_delta")
+        q = self.jobs_per_period
+        if q is not None and (isinstance(q, bool) or not isinstance(q, int) or q < 1):
+            raise InvalidInput(Text("{name} must be a whole number >= 1", name="jobs_per_period"),
+                               "budget.jobs_per_period")
+        for name, other in BUDGET_ORDER:
+            v, limit = getattr(self, name), getattr(self, other)
+            if v is None or limit is None:
+                continue
+            if (name == "min_epsilon_per_query" and v > limit) or (name != "min_epsilon_per_query" and v < limit):
+                op = "<=" if name == "min_epsilon_per_query" else ">="
+                raise InvalidInput(Text("{name} must be {op} {other}", name=name, op=op, other=other),
+                                   f"budget.{name}")
+        for name in ("dataset_epsilon_per_period", "dataset_lifetime_epsilon"):
+            if getattr(self, name) == 0:
+                raise InvalidInput(Text("{name} must be > 0", name=name), f"budget.{name}")
+        for name in ("dataset_delta_per_period", "dataset_lifetime_delta"):
+            if (getattr(self, name) or 0) >= 1:
+                raise InvalidInput(Text("{name} must be < 1", name=name), f"budget.{name}")
+
+    @property
+    def dataset_capped(self) -> bool:
+        return any(getattr(self, name) is not None for name in DATASET_CAPS)
 
     def to_dict(self) -> dict:
-        return {"epsilon_per_period": self.epsilon_per_period, "delta_per_period": self.delta_per_period,
-                "refresh": self.refresh, "lifetime_epsilon": self.lifetime_epsilon,
-                "lifetime_delta": self.lifetime_delta}
+        out = {"epsilon_per_period": self.epsilon_per_period, "delta_per_period": self.delta_per_period,
+               "refresh": self.refresh, "lifetime_epsilon": self.lifetime_epsilon,
+               "lifetime_delta": self.lifetime_delta}
+        # Optional keys only when set, so a policy without them keeps its text and hash.
+        if self.min_epsilon_per_query:
+            out["min_epsilon_per_query"] = self.min_epsilon_per_query
+        for name in ("jobs_per_period", *DATASET_CAPS):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        return out
+
+
+DATASET_CAPS = ("dataset_epsilon_per_period", "dataset_lifetime_epsilon", "dataset_delta_per_period",
+                "dataset_lifetime_delta")
+# (key, other): key must be >= other (a dataset-wide cap below one operator's allowance
+# would make that allowance unreachable), except the floor, which must be <= the period's
+# allowance (a larger floor would refuse every job).
+BUDGET_ORDER = (
+    ("min_epsilon_per_query", "epsilon_per_period"),
+    ("dataset_epsilon_per_period", "epsilon_per_period"),
+    ("dataset_lifetime_epsilon", "lifetime_epsilon"),
+    ("dataset_lifetime_epsilon", "dataset_epsilon_per_period"),
+    ("dataset_delta_per_period", "delta_per_period"),
+    ("dataset_lifetime_delta", "lifetime_delta"),
+    ("dataset_lifetime_delta", "dataset_delta_per_period"),
+)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ import math
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
+from sandbox.core.amounts import exact
 from sandbox.core.manifest import Manifest
 
 if TYPE_CHECKING:  # program.py imports this module; the spec is only a type here
@@ -81,9 +82,11 @@ def choose_k(n_units_public_estimate: int | None, *, policy_k: int | None = None
 
 def split_epsilon(epsilon: float, parts: int) -> float:
     """epsilon / parts, rounded down until `parts` copies add up to at most epsilon
-    exactly (basic composition must never overspend by an ulp)."""
+    exactly (basic composition must never overspend by an ulp), both as binary floats (what
+    the mechanisms are built with) and as the ledger reads them (ledger.exact, the charge)."""
     e = epsilon / parts
-    while Fraction(e) * parts > Fraction(epsilon):
+    bound = min(Fraction(epsilon), exact(epsilon))
+    while max(Fraction(e), exact(e)) * parts > bound:
         e = math.nextafter(e, 0.0)
     return e
 

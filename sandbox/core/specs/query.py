@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from sandbox.core.amounts import sum_rounded_up
 from sandbox.core.errors import InvalidInput, Text
 from sandbox.core.manifest import Column, Manifest
 from sandbox.core.specs.common import (CanonicalSpec, MAX_SPEC_BYTES, check_header, check_name, parse_epsilon, parse_purpose,
@@ -64,7 +65,9 @@ class QuerySpec(CanonicalSpec):
 
     @property
     def total_epsilon(self) -> float:
-        return math.fsum(q.epsilon for q in self.queries)
+        """The job's charge: the sum of its queries' epsilons, rounded up (never below the
+        exact sum as the ledger reads it; basic composition)."""
+        return sum_rounded_up(q.epsilon for q in self.queries)
 
     def to_dict(self) -> dict:
         return {

@@ -80,6 +80,8 @@ def _decorate_one(v: dict) -> dict:
     steps = list(STEPS_OPERATOR if user().role == OPERATOR else STEPS_STAFF)
     if state == st.AWAITING_APPROVAL:
         steps.insert(1, st.AWAITING_APPROVAL)
+    if state in (st.REJECTED, st.FAILED, st.CANCELLED):
+        steps[-1] = state   # the outcome in place of "released"
     v["steps"] = steps
     v["step"] = steps.index(state) if state in steps else len(steps) - 1
     v["final"] = state in FINAL_VIEW_STATES

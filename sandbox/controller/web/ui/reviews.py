@@ -1,4 +1,6 @@
-"""Compliance review: the queue, a job's review page (checks, outputs, spec, logs), the vote."""
+"""Compliance review: the queue, a job's review page (checks, outputs, code, spec; the run's
+logs in reviewed mode, and in DP modes only once decided), the vote (a reason from the fixed
+list, and a note for compliance only)."""
 from __future__ import annotations
 
 import csv
@@ -10,7 +12,9 @@ from flask_babel import gettext as _, lazy_gettext as _l
 
 from sandbox.controller.web import auth
 from sandbox.controller.web.ui.common import services, user
-from sandbox.controller.web.ui.i18n import STATE_LABELS
+from sandbox.controller.web.ui.i18n import STATE_LABELS, localized
+from sandbox.core.errors import Conflict, InvalidInput
+from sandbox.core.release.reasons import REASONS
 from sandbox.core.states import COMPLIANCE
 
 bp = Blueprint("reviews", __name__)
@@ -40,7 +44,14 @@ def index():
 def detail(job_id):
     review = services().compliance.review_detail(user(), job_id)
     voted = any(r.get("reviewer") == user().name for r in review["reviews"])
-    return render_template("review.html", r=review, voted=voted, check_help=_check_help,
+    # The raw run diagnostics of a DP job only once it is decided (compliance.diagnostics).
+    # Opening them is an audit event, so they load on request (?diagnostics=1).
+    diagnostics = (services().compliance.diagnostics(user(), job_id)
+                   if review["mode"] != "reviewed" and review["diagnostics_open"] and request.args.get("diagnostics")
+                   else None)
+    return render_template("review.html", r=review, voted=voted, check_help=_check_help, diagnostics=diagnostics,
+                           reasons=[(code, localized(text)) for code, text in REASONS.items()],
+                           reason_label=lambda code: localized(REASONS[code]) if code in REASONS else code,
                            spec_json=json.dumps(review["spec"], ensure_ascii=False, indent=2),
                            previews={o["name"]: _csv_rows(o["preview"]) for o in review["outputs"]
                                      if o["name"].endswith(".csv")})
@@ -50,7 +61,13 @@ def detail(job_id):
 @auth.login_required(COMPLIANCE)
 def vote(job_id):
     decision = request.form.get("decision")
-    view = services().compliance.review(user(), job_id, decision, request.form.get("reason", ""))
+    try:
+        view = services().compliance.review(user(), job_id, decision, request.form.get("reason", ""),
+                                            request.form.get("note", ""))
+    except (InvalidInput, Conflict) as e:
+        # Back to the page, with what to fix (e.g. no reason chosen for a rejection).
+        flash(localized(e), "error")
+        return redirect(url_for(".detail", job_id=job_id))
     flash(_("Your decision on job %(id)s is recorded; the job is now: %(state)s.", id=job_id,
             state=STATE_LABELS.get(view["state"], view["state"])), "ok")
     return redirect(url_for(".index"))

@@ -29,6 +29,7 @@ def consumption():
         periods = services().views.consumption(user(), ds["name"])
         budget = current["policy"].budget
         sections.append({"ds": ds, "periods": periods, "budget": budget,
+                         "wide": services().views.dataset_usage(user(), ds["name"]),
                          "chart": consumption_chart(periods, float(budget.epsilon_per_period), _("all time"))})
     return render_template("consumption.html", sections=sections)
 
