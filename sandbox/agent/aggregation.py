@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from sandbox.core import schedule
 from sandbox.core.schedule import BOX_MARGIN_SECONDS, STARTUP_ALLOWANCE_SECONDS
 from sandbox.core.specs import program_accounting as prog
 from sandbox.core.specs.program import ProgramSpec
@@ -40,7 +41,9 @@ def validate_vector(raw: bytes | None, spec: ProgramSpec, *, timed_out: bool = F
     """The block's vector, or the default and a reason code (REASONS).
 
     raw is vector.json as collected from the block's out area (None when absent);
-    timed_out / failed say the box itself overran its wall clock or exited non-zero."""
+    timed_out / failed say the box itself overran its wall clock or exited non-zero.
+    The launcher's own "timeout" (CPU budget spent, or its wall-clock backstop reached)
+    arrives in raw as {"status": "timeout"}."""
     default = list(spec.default)
     if timed_out:
         return default, "timeout"
@@ -161,31 +164,40 @@ class BlockOutcome:
     refused_outputs: list
 
 
-def block_job(spec: ProgramSpec, *, memory_mb: int, startup_allowance_seconds: int = STARTUP_ALLOWANCE_SECONDS) -> dict:
+def block_job(spec: ProgramSpec, *, memory_mb: int, backstop_seconds: int | None = None,
+              startup_allowance_seconds: int = STARTUP_ALLOWANCE_SECONDS) -> dict:
     """job.json for one block's box. Nothing about the block (its index, the seed) goes
-    in: the box needs none of it."""
+    in: the box needs none of it. The program's budget is CPU time (its timeout plus the
+    start-up allowance); the wall clock is only a backstop (core/schedule.py)."""
+    t = spec.block_timeout_seconds
+    if backstop_seconds is None:
+        backstop_seconds = schedule.block_backstop_seconds(t, startup_allowance_seconds)
     return {"kind": "program_block", "program": "/job/program.py", "entrypoint": spec.entrypoint,
             "data_dir": "/data", "out_dir": "/out",
-            "timeout_seconds": spec.block_timeout_seconds + startup_allowance_seconds, "memory_mb": int(memory_mb)}
+            "cpu_seconds": schedule.block_cpu_seconds(t, startup_allowance_seconds),
+            "wall_seconds": int(backstop_seconds), "memory_mb": int(memory_mb)}
 
 
-def block_limits(spec: ProgramSpec, base):
-    """A block box's limits: the policy's memory/cpus, a wall clock of the block timeout
-    plus the startup allowance and a margin, and room for one small output file."""
+def block_limits(spec: ProgramSpec, base, *, startup_allowance_seconds: int = STARTUP_ALLOWANCE_SECONDS):
+    """A block box's limits: the policy's memory/cpus, a wall clock of the launcher's
+    backstop plus a margin (with the default allowance, the block's worker slot:
+    core/schedule.py), and room for one small output file."""
     from dataclasses import replace
 
-    return replace(base, wall_seconds=spec.block_timeout_seconds + STARTUP_ALLOWANCE_SECONDS + BOX_MARGIN_SECONDS,
-                   output_bytes=MAX_VECTOR_BYTES, output_files=1)
+    wall = schedule.block_backstop_seconds(spec.block_timeout_seconds, startup_allowance_seconds) + BOX_MARGIN_SECONDS
+    return replace(base, wall_seconds=wall, output_bytes=MAX_VECTOR_BYTES, output_files=1)
 
 
 def run_block(backend, spec: ProgramSpec, block_dir: Path, work_dir: Path, limits, *, label: str = "",
               startup_allowance_seconds: int = STARTUP_ALLOWANCE_SECONDS) -> BlockOutcome:
     """Run the program on one block in its own box and validate what came back.
 
-    work_dir gets job/ and out/ (fresh); block_dir is mounted at /data, nothing else."""
+    work_dir gets job/ and out/ (fresh); block_dir is mounted at /data, nothing else. The
+    launcher's wall-clock backstop is the box's, less the margin it needs to report."""
     from sandbox.agent.boxes import run_box
 
-    job = block_job(spec, memory_mb=limits.memory_mb, startup_allowance_seconds=startup_allowance_seconds)
+    job = block_job(spec, memory_mb=limits.memory_mb, backstop_seconds=max(1, limits.wall_seconds - BOX_MARGIN_SECONDS),
+                    startup_allowance_seconds=startup_allowance_seconds)
     result, collected = run_box(backend, work_dir, Path(block_dir), job, limits, label, program=spec.code,
                                 expected={VECTOR_FILE}, max_files=1)
     vec, reason = validate_vector(collected.accepted.get(VECTOR_FILE), spec, timed_out=result.timed_out,

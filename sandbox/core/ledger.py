@@ -325,42 +325,37 @@ def _left(cap, spent, reserved):
     return None if cap is None else max(ZERO, exact(cap) - spent - reserved)
 
 
+def _fields(sums: dict, refresh: str, now: datetime, eps_period, eps_life, delta_period, delta_life) -> dict:
+    """The fields Balance and DatasetBalance share, against the given caps."""
+    return dict(
+        period_start=period_start(refresh, now), period_end=next_period_start(refresh, now),
+        period_spent=sums["ps"], period_reserved=sums["pr"],
+        period_available=_left(eps_period, sums["ps"], sums["pr"]),
+        lifetime_spent=sums["ls"], lifetime_reserved=sums["lr"],
+        lifetime_available=_left(eps_life, sums["ls"], sums["lr"]),
+        period_delta_spent=sums["dps"], period_delta_reserved=sums["dpr"],
+        period_delta_available=_left(delta_period, sums["dps"], sums["dpr"]),
+        lifetime_delta_spent=sums["dls"], lifetime_delta_reserved=sums["dlr"],
+        lifetime_delta_available=_left(delta_life, sums["dls"], sums["dlr"]))
+
+
 def balance(entries: Iterable[LedgerEntry], budget: Budget, now: datetime) -> Balance:
     """Derive the balance at `now` from all of one operator's entries on one dataset."""
     sums = _sums(entries, budget.refresh, now)
     quota = budget.jobs_per_period
-    return Balance(
-        period_start=period_start(budget.refresh, now),
-        period_end=next_period_start(budget.refresh, now),
-        period_spent=sums["ps"], period_reserved=sums["pr"],
-        period_available=_left(budget.epsilon_per_period, sums["ps"], sums["pr"]),
-        lifetime_spent=sums["ls"], lifetime_reserved=sums["lr"],
-        lifetime_available=_left(budget.lifetime_epsilon, sums["ls"], sums["lr"]),
-        period_delta_spent=sums["dps"], period_delta_reserved=sums["dpr"],
-        period_delta_available=_left(budget.delta_per_period, sums["dps"], sums["dpr"]),
-        lifetime_delta_spent=sums["dls"], lifetime_delta_reserved=sums["dlr"],
-        lifetime_delta_available=_left(budget.lifetime_delta, sums["dls"], sums["dlr"]),
-        period_jobs=sums["jobs"],
-        period_jobs_available=None if quota is None else max(0, quota - sums["jobs"]),
-    )
+    return Balance(**_fields(sums, budget.refresh, now, budget.epsilon_per_period, budget.lifetime_epsilon,
+                             budget.delta_per_period, budget.lifetime_delta),
+                   period_jobs=sums["jobs"],
+                   period_jobs_available=None if quota is None else max(0, quota - sums["jobs"]))
 
 
 def dataset_balance(entries: Iterable[LedgerEntry], budget: Budget, now: datetime) -> DatasetBalance:
     """Derive the dataset-wide balance at `now` from every operator's entries on one dataset,
     against the budget's dataset_* caps (None where the policy sets none)."""
     sums = _sums(entries, budget.refresh, now)
-    return DatasetBalance(
-        period_start=period_start(budget.refresh, now),
-        period_end=next_period_start(budget.refresh, now),
-        period_spent=sums["ps"], period_reserved=sums["pr"],
-        period_available=_left(budget.dataset_epsilon_per_period, sums["ps"], sums["pr"]),
-        lifetime_spent=sums["ls"], lifetime_reserved=sums["lr"],
-        lifetime_available=_left(budget.dataset_lifetime_epsilon, sums["ls"], sums["lr"]),
-        period_delta_spent=sums["dps"], period_delta_reserved=sums["dpr"],
-        period_delta_available=_left(budget.dataset_delta_per_period, sums["dps"], sums["dpr"]),
-        lifetime_delta_spent=sums["dls"], lifetime_delta_reserved=sums["dlr"],
-        lifetime_delta_available=_left(budget.dataset_lifetime_delta, sums["dls"], sums["dlr"]),
-    )
+    return DatasetBalance(**_fields(sums, budget.refresh, now, budget.dataset_epsilon_per_period,
+                                    budget.dataset_lifetime_epsilon, budget.dataset_delta_per_period,
+                                    budget.dataset_lifetime_delta))
 
 
 def can_reserve(balance: Balance, epsilon, delta=0.0, dataset: DatasetBalance | None = None) -> bool:

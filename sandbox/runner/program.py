@@ -2,12 +2,20 @@
 
 The box holds only this block at /data and the operator's file at /job/program.py.
 This launcher (trusted) starts a fresh interpreter (`python -I`: no PYTHON* variables,
-no user site, no script directory on sys.path) under rlimits and a wall-clock timeout;
-that child reads /data into pandas, imports the program and calls the entrypoint once.
-The launcher then writes /out/vector.json:
+no user site, no script directory on sys.path) under rlimits; that child reads /data into
+pandas, imports the program and calls the entrypoint once. The launcher then writes
+/out/vector.json:
 
     {"status": "ok", "vector": [...]}            the child's return value, as JSON
     {"status": "error" | "timeout" | "not_json"}  what went wrong, nothing more
+
+The child's budget is CPU time (RLIMIT_CPU: SIGXCPU at job.cpu_seconds, SIGKILL a little
+later), which the kernel counts per process whatever else runs on the machine: whether a
+block finishes or times out depends on its own block alone, not on how busy other boxes
+keep the CPUs (with a wall-clock budget, the block holding one person could starve the
+others into their default, and one person would then change many blocks). job.wall_seconds
+is only a generous backstop for a child that waits instead of computing (sleeps, blocks):
+it uses no CPU, so it slows no one, and it too gets "timeout".
 
 The child runs as the same uid in the same box, so it could overwrite vector.json
 itself: the host treats the file exactly like the return value of analyse(), i.e.
@@ -30,6 +38,9 @@ MAX_RESULT_BYTES = 64 * 1024
 LOG_TAIL_BYTES = 16 * 1024
 # Importing pyarrow/pandas maps about 1 GB of address space before any data is read.
 ADDRESS_SPACE_ALLOWANCE_MB = 1024
+# CPU seconds between SIGXCPU (the soft limit: the default action ends the child) and
+# SIGKILL (the hard limit), for a child that ignores or handles SIGXCPU.
+CPU_KILL_GRACE_SECONDS = 2
 
 # Runs in the child. It is the operator's process from the moment the program is
 # imported, so nothing it reports is trusted; it only has to be convenient for
@@ -86,17 +97,19 @@ else:
 def run_program_block(job: dict) -> dict:
     """Run the block described by job and write out_dir/vector.json. Returns what it wrote.
 
-    job.timeout_seconds is the child's whole wall clock (and CPU) limit: the host adds
-    its allowance for starting Python and reading the block to the contract's timeout."""
+    job.cpu_seconds is the child's CPU budget (the host adds its allowance for starting
+    Python and reading the block to the contract's timeout); job.wall_seconds is the
+    wall-clock backstop."""
     if job.get("kind") != "program_block":
         raise ValueError(f"not a program block job: kind={job.get('kind')!r}")
     program = Path(job.get("program", "/job/program.py"))
     entrypoint = job.get("entrypoint", "analyse")
-    timeout = job.get("timeout_seconds")
+    cpu_seconds = job.get("cpu_seconds")
+    wall_seconds = job.get("wall_seconds")
     memory_mb = job.get("memory_mb")
     if not isinstance(entrypoint, str) or not entrypoint.isidentifier():
         raise ValueError("job.entrypoint must be an identifier")
-    for name, v in (("timeout_seconds", timeout), ("memory_mb", memory_mb)):
+    for name, v in (("cpu_seconds", cpu_seconds), ("wall_seconds", wall_seconds), ("memory_mb", memory_mb)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"job.{name} must be a positive integer")
     if not program.is_file():
@@ -104,26 +117,26 @@ def run_program_block(job: dict) -> dict:
     out_dir = Path(job.get("out_dir", "/out"))
     data_dir = Path(job.get("data_dir", "/data"))
 
-    status = _run_child(program, entrypoint, data_dir, timeout, memory_mb)
+    status = _run_child(program, entrypoint, data_dir, cpu_seconds, wall_seconds, memory_mb)
     _write_vector(out_dir, status)
     return status
 
 
-def _run_child(program: Path, entrypoint: str, data_dir: Path, timeout: int, memory_mb: int) -> dict:
-    wall = timeout
+def _run_child(program: Path, entrypoint: str, data_dir: Path, cpu_seconds: int, wall_seconds: int,
+               memory_mb: int) -> dict:
     address_space = (memory_mb + ADDRESS_SPACE_ALLOWANCE_MB) << 20
 
     def limits() -> None:
         # Runs between fork and exec. The launcher imports no threaded library, so a
-        # preexec_fn is safe here. CPU time bounds a child that hides from the wall
-        # clock; address space bounds memory where no memory cgroup does.
-        _lower(resource.RLIMIT_CPU, wall, wall + 1)
+        # preexec_fn is safe here. Address space bounds memory where no memory cgroup does.
+        _lower(resource.RLIMIT_CPU, cpu_seconds, cpu_seconds + CPU_KILL_GRACE_SECONDS)
         _lower(resource.RLIMIT_AS, address_space, address_space)
         _lower(resource.RLIMIT_CORE, 0, 0)
 
     with tempfile.TemporaryFile() as result_file, tempfile.TemporaryFile() as log:
         argv = [sys.executable, "-I", "-c", CHILD, str(program), entrypoint, str(data_dir),
                 str(result_file.fileno())]
+        before = _children_cpu_seconds()
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 pass_fds=(result_file.fileno(),), cwd=tempfile.gettempdir(),
                                 start_new_session=True, preexec_fn=limits,
@@ -131,15 +144,22 @@ def _run_child(program: Path, entrypoint: str, data_dir: Path, timeout: int, mem
                                      "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"})
         timed_out = False
         try:
-            proc.wait(timeout=wall)
+            proc.wait(timeout=wall_seconds)
         except subprocess.TimeoutExpired:
             timed_out = True
         # Whatever happened, nothing the child started keeps running (processes that
         # left its session die with the box).
         _kill_group(proc.pid)
         proc.wait()
+        # The launcher has no other children: this is the child's CPU time (and that of
+        # any process it waited for).
+        used = _children_cpu_seconds() - before
         _forward_log(log)
-        if timed_out or proc.returncode == -signal.SIGXCPU:
+        over_budget = proc.returncode == -signal.SIGXCPU or (
+            proc.returncode == -signal.SIGKILL and used >= cpu_seconds)
+        if timed_out or over_budget:
+            _note(f"block stopped: {'wall-clock backstop' if timed_out else 'CPU budget'} "
+                  f"(CPU {used:.2f} s of {cpu_seconds} s, wall limit {wall_seconds} s)")
             return {"status": "timeout"}
         if proc.returncode != 0:
             return {"status": "error"}
@@ -154,6 +174,17 @@ def _run_child(program: Path, entrypoint: str, data_dir: Path, timeout: int, mem
     if not isinstance(parsed, dict) or parsed.get("status") != "ok":
         return {"status": "error"}
     return {"status": "ok", "vector": parsed.get("vector")}
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _note(line: str) -> None:
+    # The launcher's own word, for the compliance run log (after the program's output).
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def _lower(which: int, soft: int, hard: int) -> None:

@@ -204,27 +204,34 @@ def test_a_gvisor_box_is_pinned_from_the_host(tmp_path):
     done = threading.Event()
 
     def watch() -> None:
-        client = backend._docker()
-        while not done.is_set():
-            for c in client.containers.list(filters={"label": f"sandbox.label={label}"}):
-                pid = c.attrs["State"]["Pid"]
-                if pid:
-                    seen = {}
-                    for p in process_tree(parent_pid(pid)):
-                        for tid in os.listdir(f"/proc/{p}/task"):
-                            try:
-                                seen[int(tid)] = os.sched_getaffinity(int(tid))
-                            except OSError:
-                                pass
-                    passes.append(seen)
-            done.wait(0.2)
+        import docker
+        client = docker.from_env()
+        try:
+            while not done.is_set():
+                for c in client.containers.list(filters={"label": f"sandbox.label={label}"}):
+                    try:
+                        passes.append(_affinities(parent_pid(c.attrs["State"]["Pid"])))
+                    except (OSError, ValueError):
+                        pass            # not started yet, or already gone
+                done.wait(0.2)
+        finally:
+            client.close()
 
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        code = ("import threading, time\n"
-                "def spin():\n    t = time.monotonic()\n    while time.monotonic() - t < 3: pass\n"
-                "ts = [threading.Thread(target=spin) for _ in range(4)]\n[t.start() for t in ts]\n[t.join() for t in ts]\n")
+        code = textwrap.dedent("""
+            import threading, time
+            def spin():
+                t = time.monotonic()
+                while time.monotonic() - t < 3:
+                    pass
+            threads = [threading.Thread(target=spin) for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        """)
         result = backend.run(RunRequest(job_dir=area / "job", data_dir=area / "data", out_dir=area / "out",
                                         python_args=("-c", code), limits=Limits(wall_seconds=60), label=label))
     finally:
@@ -235,3 +242,14 @@ def test_a_gvisor_box_is_pinned_from_the_host(tmp_path):
     # the shim, gofer, sandbox and stub threads, every one on the box's CPU alone.
     last = [seen for seen in passes if len(seen) > 10][-1]
     assert set(map(frozenset, last.values())) == {frozenset({_a_cpu()})}
+
+
+def _affinities(root: int) -> dict[int, set]:
+    seen = {}
+    for pid in process_tree(root):
+        try:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                seen[int(tid)] = os.sched_getaffinity(int(tid))
+        except OSError:
+            pass                        # exited meanwhile
+    return seen

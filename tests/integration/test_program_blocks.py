@@ -133,7 +133,8 @@ def test_contract_violations_give_the_default_and_are_counted(kind, manifest, da
 
     timeout_spec = _spec(manifest, "import time\ndef analyse(df):\n    time.sleep(600)\n", OUTPUTS,
                          default=DEFAULT, block_timeout_seconds=1)
-    outcome = saa.run_block(backend, timeout_spec, dirs[0], tmp_path / "wt", saa.block_limits(timeout_spec, LIMITS),
+    outcome = saa.run_block(backend, timeout_spec, dirs[0], tmp_path / "wt",
+                            saa.block_limits(timeout_spec, LIMITS, startup_allowance_seconds=5),
                             startup_allowance_seconds=5)
     assert (outcome.reason, outcome.vector) == ("timeout", DEFAULT)
     reasons.append(outcome.reason)

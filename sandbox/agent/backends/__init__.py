@@ -12,6 +12,9 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class Limits:
+    """cpus is a CPU quota (CFS) and the number of whole CPUs a box holds exclusively;
+    cpuset names those CPUs, or None to take them from the backend's pool (cpuslots.py;
+    without a pool the box is not pinned)."""
     memory_mb: int = 1024
     cpus: float = 1.0
     pids: int = 64
@@ -20,6 +23,7 @@ class Limits:
     output_files: int = 16
     tmp_mb: int = 64
     nofile: int = 256
+    cpuset: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,8 @@ class IsolationBackend(Protocol):
     name       short identifier recorded with each run ("docker", "docker-runsc", "bwrap").
     available  True when this machine can run the backend now (daemon up, image built...).
     run        blocks until the run ends or its wall-clock limit passes, enforces every
-               limit in request.limits as far as the mechanism allows, mounts nothing else
+               limit in request.limits as far as the mechanism allows (the box runs only on
+               its CPUs, held for the run: limits.cpuset, else from its pool), mounts nothing else
                from the host, gives the box no network, leaves nothing behind (container,
                processes) and returns a RunResult. It never raises for what the code inside
                did; it raises BackendUnavailable if it cannot start the box at all.

@@ -4,7 +4,9 @@ The box is a fresh mount namespace that holds only: the system's /usr, the inter
 prefixes (base install and venv), the box code (sandbox.core, .privacy, .runner at
 /opt/runner, as in the Docker image), and the three run directories; plus new
 pid/net/ipc/uts/user/cgroup namespaces. Limits come from cgroup v1 (pids, memory, cpu)
-where the host lets us create groups, and from rlimits (prlimit) always.
+where the host lets us create groups, and from rlimits (prlimit) always. The box runs on
+CPUs it holds alone (cpuslots.py), enforced by a cpuset group; where there is none, by
+taskset, which the box could widen again for itself.
 
 Caveat: run as root, bwrap maps the box's uid 65534 to host uid 0 (without capabilities).
 The mounts are then the only file-access barrier (hence the read-only covers over the
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from sandbox.agent.backends import (LOG_CAP_BYTES, BackendUnavailable, CheckedBackend, Limits, RunRequest,
     RunResult)
+from sandbox.agent.backends.cpuslots import CpuSlots, box_cpus, cpu_list
 
 SANDBOX_UID = 65534
 CGROUP_V1_ROOT = Path("/sys/fs/cgroup")
@@ -44,10 +47,11 @@ class BwrapBackend(CheckedBackend):
     name = "bwrap"
 
     def __init__(self, python: str = sys.executable, *, bwrap: str = "bwrap",
-                 use_cgroups: bool = True) -> None:
+                 use_cgroups: bool = True, cpu_slots: CpuSlots | None = None) -> None:
         self.python = python
         self.bwrap = bwrap
         self.use_cgroups = use_cgroups
+        self.cpu_slots = cpu_slots
 
     # -- availability -------------------------------------------------------------------------
 
@@ -57,6 +61,8 @@ class BwrapBackend(CheckedBackend):
             raise BackendUnavailable("bwrap not found; install bubblewrap (scripts/start-docker.sh)")
         if shutil.which("prlimit") is None:
             raise BackendUnavailable("prlimit not found (util-linux)")
+        if self.cpu_slots is not None and shutil.which("taskset") is None:
+            raise BackendUnavailable("taskset not found (util-linux)")
         probe = [self.bwrap, "--unshare-all", "--unshare-user", "--ro-bind", "/usr", "/usr",
                  *self._system_links(), "--proc", "/proc", "--dev", "/dev", "/bin/true"]
         try:
@@ -75,11 +81,19 @@ class BwrapBackend(CheckedBackend):
     def run(self, request: RunRequest) -> RunResult:
         if shutil.which(self.bwrap) is None:
             raise BackendUnavailable("bwrap not found")
+        # The CPUs are held from before the box starts until every process of it is gone.
+        with box_cpus(request.limits, self.cpu_slots) as cpus:
+            return self._run(request, cpus)
+
+    def _run(self, request: RunRequest, cpus: tuple[int, ...] | None) -> RunResult:
         limits = request.limits
         Path(request.out_dir).mkdir(parents=True, exist_ok=True)
-        cgroup = _CgroupV1.create(limits) if self.use_cgroups else None
+        cgroup = None
+        if self.use_cgroups:
+            # Without a cpuset hierarchy, still the other groups (and taskset for the CPUs).
+            cgroup = _CgroupV1.create(limits, cpus) or (_CgroupV1.create(limits) if cpus else None)
         try:
-            argv = self._command(request, cgroup)
+            argv = self._command(request, cgroup, cpus)
             started = time.monotonic()
             try:
                 proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -115,7 +129,8 @@ class BwrapBackend(CheckedBackend):
             if cgroup:
                 cgroup.remove()
 
-    def _command(self, request: RunRequest, cgroup: "_CgroupV1 | None") -> list[str]:
+    def _command(self, request: RunRequest, cgroup: "_CgroupV1 | None",
+                 cpus: tuple[int, ...] | None = None) -> list[str]:
         limits = request.limits
         rlimits = [
             f"--nofile={limits.nofile}:{limits.nofile}",
@@ -136,7 +151,10 @@ class BwrapBackend(CheckedBackend):
         join = ['/bin/sh', '-c',
                 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"',
                 "sh", *(cgroup.procs_files() if cgroup else []), "--"]
-        return [*join, "prlimit", *rlimits, "--", self.bwrap, *self._bwrap_args(request),
+        # A cpuset group binds the box to its CPUs; taskset only sets the starting affinity,
+        # which any process may widen for itself again (docs/security.md).
+        pin = ["taskset", "-c", cpu_list(cpus)] if cpus and not (cgroup and "cpuset" in cgroup.dirs) else []
+        return [*join, *pin, "prlimit", *rlimits, "--", self.bwrap, *self._bwrap_args(request),
                 "--", self.python, *request.python_args]
 
     def _bwrap_args(self, request: RunRequest) -> list[str]:
@@ -254,7 +272,7 @@ class _TailReader(threading.Thread):
 
 
 class _CgroupV1:
-    """One run's pids/memory/cpu groups under /sys/fs/cgroup/<controller>/sandbox-bwrap/."""
+    """One run's pids/memory/cpu (and cpuset) groups under /sys/fs/cgroup/<controller>/sandbox-bwrap/."""
 
     CONTROLLERS = ("pids", "memory", "cpu")
 
@@ -262,16 +280,19 @@ class _CgroupV1:
         self.dirs = dirs
 
     @classmethod
-    def create(cls, limits: Limits) -> "_CgroupV1 | None":
-        """None when this host has no writable cgroup v1 hierarchy (e.g. cgroup v2 only)."""
+    def create(cls, limits: Limits, cpus: tuple[int, ...] | None = None) -> "_CgroupV1 | None":
+        """None when this host has no writable cgroup v1 hierarchy (e.g. cgroup v2 only);
+        with cpus, also a cpuset group holding the box to them (None without one)."""
         name = uuid.uuid4().hex
         dirs: dict[str, Path] = {}
         try:
-            for ctl in cls.CONTROLLERS:
+            for ctl in cls.CONTROLLERS + (("cpuset",) if cpus else ()):
                 base = CGROUP_V1_ROOT / ctl
                 if not (base / "cgroup.procs").exists():
                     raise OSError(f"no cgroup v1 {ctl} hierarchy")
                 (base / CGROUP_PARENT).mkdir(exist_ok=True)
+                if ctl == "cpuset":
+                    _inherit_cpuset(base, base / CGROUP_PARENT)
                 d = base / CGROUP_PARENT / name
                 d.mkdir()
                 dirs[ctl] = d
@@ -283,6 +304,10 @@ class _CgroupV1:
                 _write(dirs["memory"] / "memory.memsw.limit_in_bytes", memory)  # no swap
             _write(dirs["cpu"] / "cpu.cfs_period_us", "100000")
             _write(dirs["cpu"] / "cpu.cfs_quota_us", str(int(limits.cpus * 100000)))
+            if cpus:
+                # A v1 cpuset group starts empty and takes no task until both are set.
+                _write(dirs["cpuset"] / "cpuset.cpus", cpu_list(cpus))
+                _write(dirs["cpuset"] / "cpuset.mems", (dirs["cpuset"].parent / "cpuset.mems").read_text().strip())
             return group
         except OSError:
             cls(dirs).remove()
@@ -322,6 +347,14 @@ class _CgroupV1:
                     break
                 except OSError:
                     time.sleep(0.02)   # busy until the last task is reaped
+
+
+def _inherit_cpuset(root: Path, parent: Path) -> None:
+    """Our parent group takes the whole machine's CPUs and memory nodes (a new v1 cpuset
+    group has none), so the run groups under it can be given any of them."""
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        if not (parent / name).read_text().strip():
+            _write(parent / name, (root / name).read_text().strip())
 
 
 def _write(path: Path, value: str) -> None:

@@ -4,6 +4,9 @@ The image (./Dockerfile, scripts/build-image.sh) holds the interpreter, the runn
 libraries and the sandbox package; the host contributes only three bind mounts.
 With runtime="runsc" the container runs under gVisor, whose kernel sits between the job
 and the host kernel.
+
+Each container runs on CPUs it holds alone (cpuslots.py): Docker's cpuset under runc; under
+runsc, which ignores cgroups here, the sandbox's host threads are pinned after the start.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import requests.exceptions
 from docker.types import LogConfig, Mount, Ulimit
 
 from sandbox.agent.backends import LOG_CAP_BYTES, BackendUnavailable, CheckedBackend, RunRequest, RunResult
+from sandbox.agent.backends.cpuslots import CpuSlots, box_cpus, cpu_list, parent_pid, pin_process_tree
 from sandbox.agent.backends.seccomp import gvisor_security_opt
 
 IMAGE_PYTHON = "/opt/venv/bin/python"   # set up by ./Dockerfile
@@ -28,8 +32,9 @@ GVISOR_AS_ALLOWANCE_MB = 1024
 
 class DockerBackend(CheckedBackend):
     def __init__(self, image: str, runtime: str = "runc", *, client=None,
-                 python: str = IMAGE_PYTHON, uid: int = CONTAINER_UID) -> None:
+                 python: str = IMAGE_PYTHON, uid: int = CONTAINER_UID, cpu_slots: CpuSlots | None = None) -> None:
         self.image = image
+        self.cpu_slots = cpu_slots
         self.runtime = runtime
         self.name = "docker" if runtime == "runc" else f"docker-{runtime}"
         self.python = python
@@ -66,6 +71,8 @@ class DockerBackend(CheckedBackend):
         if self.runtime not in runtimes:
             raise BackendUnavailable(
                 f"docker runtime {self.runtime!r} not registered; run scripts/start-docker.sh")
+        if self.runtime == "runsc" and self.cpu_slots is not None and not _may_pin_other_processes():
+            raise BackendUnavailable("pinning gVisor boxes to their CPUs needs CAP_SYS_NICE (run the worker as root)")
 
     # -- running ------------------------------------------------------------------------------
 
@@ -85,6 +92,11 @@ class DockerBackend(CheckedBackend):
             pass
 
     def run(self, request: RunRequest) -> RunResult:
+        # The CPUs are held from before the container exists until after it is gone.
+        with box_cpus(request.limits, self.cpu_slots) as cpus:
+            return self._run(request, cpus)
+
+    def _run(self, request: RunRequest, cpus: tuple[int, ...] | None) -> RunResult:
         client = self._docker()
         limits = request.limits
         self._prepare_out_dir(request.out_dir)
@@ -92,8 +104,10 @@ class DockerBackend(CheckedBackend):
         started = time.monotonic()
         try:
             try:
-                container = client.containers.create(**self._create_kwargs(request))
+                container = client.containers.create(**self._create_kwargs(request, cpus))
                 container.start()
+                if cpus and self.runtime == "runsc":
+                    self._pin_gvisor(container, cpus)
             except docker.errors.ImageNotFound as exc:
                 raise BackendUnavailable(f"image {self.image} not found") from exc
             except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
@@ -131,7 +145,26 @@ class DockerBackend(CheckedBackend):
         os.chown(out_dir, self.uid, self.uid)
         os.chmod(out_dir, 0o700)
 
-    def _create_kwargs(self, request: RunRequest) -> dict:
+    def _pin_gvisor(self, container, cpus: tuple[int, ...]) -> None:
+        """runsc runs with --ignore-cgroups here, so the cpuset Docker passes it is ignored:
+        pin the container's shim and everything under it (gVisor's sandbox, gofer and stub
+        processes) from the host instead. Fails the start rather than run unpinned."""
+        try:
+            container.reload()
+            pid = int(container.attrs["State"]["Pid"])
+            if pid == 0:
+                return                  # already exited: nothing left to pin
+            shim = parent_pid(pid)
+            with open(f"/proc/{shim}/cmdline", "rb") as f:
+                # One shim per container: pin it only when it is this container's own.
+                root = shim if container.id.encode() in f.read() else pid
+            pin_process_tree(root, cpus)
+        except (OSError, RuntimeError, ValueError, KeyError, docker.errors.DockerException) as exc:
+            if isinstance(exc, (FileNotFoundError, ProcessLookupError)) and not _running(container):
+                return
+            raise BackendUnavailable(f"cannot pin the gVisor sandbox to CPUs {cpus}: {exc}") from exc
+
+    def _create_kwargs(self, request: RunRequest, cpus: tuple[int, ...] | None = None) -> dict:
         limits = request.limits
         memory = f"{limits.memory_mb}m"
         return dict(
@@ -161,6 +194,7 @@ class DockerBackend(CheckedBackend):
             mem_limit=memory,
             memswap_limit=memory,           # equal to mem_limit: no swap
             nano_cpus=int(limits.cpus * 1e9),
+            **({"cpuset_cpus": cpu_list(cpus)} if cpus else {}),
             ulimits=self._ulimits(request),
             tmpfs={"/tmp": f"rw,nosuid,nodev,noexec,size={limits.tmp_mb}m,mode=1777"},
             shm_size=f"{limits.tmp_mb}m",   # /dev/shm is the other writable tmpfs: same bound
@@ -206,6 +240,22 @@ class DockerBackend(CheckedBackend):
 
 def _tail(data: bytes) -> bytes:
     return data[-LOG_CAP_BYTES:] if len(data) > LOG_CAP_BYTES else data
+
+
+def _may_pin_other_processes() -> bool:
+    """CAP_SYS_NICE (bit 23) in our effective set: needed to set the affinity of runsc's
+    processes, which are not ours."""
+    with open("/proc/self/status") as f:
+        caps = next((line.split()[1] for line in f if line.startswith("CapEff:")), "0")
+    return bool(int(caps, 16) & (1 << 23))
+
+
+def _running(container) -> bool:
+    try:
+        container.reload()
+        return bool(container.attrs["State"].get("Running"))
+    except docker.errors.DockerException:
+        return False
 
 
 def _kill(container) -> None:

@@ -112,7 +112,16 @@ def cmd_serve(args) -> int:
 
 
 def cmd_worker(args) -> int:
+    import os
+
     from sandbox.agent.tasks import run_worker
+    from sandbox.controller.cli.common import UsageError
+    # Each box takes CPUs of its own (agent/backends/cpuslots.py); with more concurrent boxes
+    # than CPUs, a box would wait for one past its worker slot's bound.
+    cpus = len(os.sched_getaffinity(0))
+    if args.concurrency > cpus:
+        raise UsageError(f"--concurrency {args.concurrency} exceeds the {cpus} CPUs this worker may use; "
+                         f"every box needs a CPU of its own: use at most {cpus}, or more hosts")
     run_worker(concurrency=args.concurrency)
     return 0
 
