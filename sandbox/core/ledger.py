@@ -249,12 +249,10 @@ class DatasetBalance:
 
     def fits(self, epsilon, delta=0.0) -> bool:
         """True if (epsilon, delta) fits under every dataset-wide cap; fails closed."""
-        try:
-            eps, dlt = exact(epsilon), exact(delta)
-        except LedgerError:
+        amounts = _cost(epsilon, delta)
+        if amounts is None:
             return False
-        if eps < 0 or dlt < 0:
-            return False
+        eps, dlt = amounts
         return all(left is None or cost <= left for cost, left in
                    ((eps, self.epsilon_available), (dlt, self.delta_available)))
 
@@ -321,6 +319,15 @@ def _sums(entries: Iterable[LedgerEntry], refresh: str, now: datetime) -> dict:
     return sums
 
 
+def _cost(epsilon, delta) -> tuple[Fraction, Fraction] | None:
+    """A cost as exact amounts, or None when it can never fit (negative, infinite, not a number)."""
+    try:
+        eps, dlt = exact(epsilon), exact(delta)
+    except LedgerError:
+        return None
+    return None if eps < 0 or dlt < 0 else (eps, dlt)
+
+
 def _left(cap, spent, reserved):
     return None if cap is None else max(ZERO, exact(cap) - spent - reserved)
 
@@ -362,12 +369,10 @@ def can_reserve(balance: Balance, epsilon, delta=0.0, dataset: DatasetBalance | 
     """True if (epsilon, delta) fits in both the period and the lifetime allowance, and
     under the dataset-wide caps when `dataset` is given. Fails closed: a negative,
     infinite or non-numeric amount never fits."""
-    try:
-        eps, dlt = exact(epsilon), exact(delta)
-    except LedgerError:
+    amounts = _cost(epsilon, delta)
+    if amounts is None:
         return False
-    if eps < 0 or dlt < 0:
-        return False
+    eps, dlt = amounts
     if dataset is not None and not dataset.fits(eps, dlt):
         return False
     return eps <= balance.epsilon_available and dlt <= balance.delta_available
