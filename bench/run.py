@@ -248,11 +248,11 @@ def make_dataset(rows: int, data_root: Path) -> Path:
 
 
 def registration_check(data: Path) -> dict:
-    """The one-off, per dataset version check done at registration (sandbox/ingest.py),
+    """The one-off, per dataset version check done at registration (sandbox/agent/ingest.py),
     in a fresh process for its peak memory."""
     code = ("import json, sys, time\n"
             "from bench.peak import peak_rss_kib\n"
-            "from sandbox import ingest\n"
+            "from sandbox.agent import ingest\n"
             "t = time.perf_counter(); h = ingest.dataset_version_hash(sys.argv[1]); th = time.perf_counter() - t\n"
             "t = time.perf_counter(); r = ingest.verify_unit_bound(sys.argv[1], 'person_id', 5)\n"
             "tv = time.perf_counter() - t\n"
@@ -459,7 +459,7 @@ def write_report(path: Path, r: dict) -> None:
         lines.append(f"| {human_rows(int(size))} | "
                      + " | ".join(fmt_gib(res[e]["maxrss_kib"]) if e in res else "n/a" for e in r["engines"]) + " |")
 
-    lines += ["", "## Registration-time check (one-off per dataset version, sandbox/ingest.py)", "",
+    lines += ["", "## Registration-time check (one-off per dataset version, sandbox/agent/ingest.py)", "",
               "| rows | version hash (s) | verify <= k rows per person (s) | bound ok | peak GiB |",
               "|---|---|---|---|---|"]
     for size, reg in r["registration"].items():

@@ -8,7 +8,9 @@ from pathlib import Path
 import sandbox.controller.cli as cli
 from tests.unit.test_domain_imports import imported_modules
 
-SERVER_SIDE = ("sandbox.bootstrap", "sandbox.services", "sandbox.controller.web", "sandbox.adapters.store",
+SERVER_SIDE = ("sandbox.bootstrap", "sandbox.controller.accounts", "sandbox.controller.views",
+               "sandbox.controller.operator", "sandbox.controller.owner", "sandbox.controller.compliance",
+               "sandbox.controller.web", "sandbox.adapters.store",
                "sandbox.agent.tasks")
 
 

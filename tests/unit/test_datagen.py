@@ -269,12 +269,13 @@ def test_mock_parquet_and_csv(health, tmp_path):
 
 @pytest.mark.slow
 def test_two_million_rows_stream_with_bounded_memory(tmp_path):
-    # A child process, so its peak RSS is not the test runner's.
+    # A child process, so its peak is not the test runner's; VmHWM, not ru_maxrss, which Linux
+    # carries across fork and exec (the child would report at least the runner's size).
     code = (
-        "import resource, sys; from pathlib import Path; from sandbox import datagen\n"
+        "import sys; from pathlib import Path; from sandbox import datagen; from bench.peak import peak_rss_kib\n"
         f"m = datagen.load_manifest({str(MANIFESTS / 'health_visits.yaml')!r})\n"
         f"datagen.generate(m, 2_000_000, Path({str(tmp_path / 'big')!r}), chunk_rows=500_000)\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "print(peak_rss_kib())\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     peak_mib = int(out.stdout.strip()) / 1024
