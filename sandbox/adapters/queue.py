@@ -32,6 +32,10 @@ def _broker_options(settings: Settings) -> dict:
 @lru_cache(maxsize=8)
 def celery_app(settings: Settings):
     from celery import Celery
+    from kombu.transport import TRANSPORT_ALIASES
+    # Every process that sends or takes messages creates the app first: from then on
+    # "filesystem://" means the transport with atomic message files (adapters/fsbroker.py).
+    TRANSPORT_ALIASES["filesystem"] = "sandbox.adapters.fsbroker:Transport"
     app = Celery("sandbox", broker=settings.broker_url)
     app.conf.update(
         broker_transport_options=_broker_options(settings),
