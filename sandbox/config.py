@@ -6,8 +6,10 @@ without touching the process environment.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from sandbox.core.schedule import GVISOR, Timing
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,6 +34,15 @@ class Settings:
     # (core/schedule.py), so when a worker frees up, and thus when an operator's next job
     # starts, never depends on the data. Off only for tests that do not measure timing.
     hold_slots: bool = True
+    # The machine's start-up costs that bounds are calibrated from (core/schedule.py): one
+    # for Docker runc and bubblewrap, one for gVisor. Public configuration, never measured per run.
+    timing: Timing = field(default_factory=Timing)
+    timing_gvisor: Timing = GVISOR
+
+    def timing_for(self, classification: str | None) -> Timing:
+        """The start-up costs of the backend that runs this classification's data."""
+        gvisor = classification in self.runsc_levels or (self.backend != "bwrap" and self.docker_runtime == "runsc")
+        return self.timing_gvisor if gvisor else self.timing
 
     @property
     def jobs_dir(self) -> Path:
@@ -63,7 +74,27 @@ def load(environ: dict | None = None) -> Settings:
         sweep_seconds=float(env.get("SANDBOX_SWEEP_SECONDS", "15")),
         runsc_levels=tuple(x for x in env.get("SANDBOX_RUNSC_LEVELS", "L4").split(",") if x),
         hold_slots=env.get("SANDBOX_HOLD_SLOTS", "1") != "0",
+        timing=_timing(env, "SANDBOX_TIMING", Timing()),
+        timing_gvisor=_timing(env, "SANDBOX_TIMING_GVISOR", GVISOR),
     )
+
+
+def _timing(env, name: str, default: Timing) -> Timing:
+    """SANDBOX_TIMING="box_start_seconds=1.5,child_start_cpu_seconds=5": overrides by field."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    values = {}
+    for item in raw.split(","):
+        key, _, value = item.partition("=")
+        key = key.strip()
+        if key not in Timing.__dataclass_fields__:
+            raise ValueError(f"{name}: unknown field {key!r} (one of {', '.join(Timing.__dataclass_fields__)})")
+        try:
+            values[key] = int(value) if key == "child_start_cpu_seconds" else float(value)
+        except ValueError:
+            raise ValueError(f"{name}: {key} must be a number, not {value!r}") from None
+    return replace(default, **values)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from sandbox.core import schedule
-from sandbox.core.schedule import BOX_MARGIN_SECONDS, STARTUP_ALLOWANCE_SECONDS
+from sandbox.core.schedule import Timing
 from sandbox.core.specs import program_accounting as prog
 from sandbox.core.specs.program import ProgramSpec
 from sandbox.privacy.aggregate import mean_measurement, median_measurement
@@ -164,40 +164,36 @@ class BlockOutcome:
     refused_outputs: list
 
 
-def block_job(spec: ProgramSpec, *, memory_mb: int, backstop_seconds: int | None = None,
-              startup_allowance_seconds: int = STARTUP_ALLOWANCE_SECONDS) -> dict:
+def block_job(spec: ProgramSpec, *, memory_mb: int, timing: Timing = Timing()) -> dict:
     """job.json for one block's box. Nothing about the block (its index, the seed) goes
     in: the box needs none of it. The program's budget is CPU time (its timeout plus the
     start-up allowance); the wall clock is only a backstop (core/schedule.py)."""
     t = spec.block_timeout_seconds
-    if backstop_seconds is None:
-        backstop_seconds = schedule.block_backstop_seconds(t, startup_allowance_seconds)
     return {"kind": "program_block", "program": "/job/program.py", "entrypoint": spec.entrypoint,
             "data_dir": "/data", "out_dir": "/out",
-            "cpu_seconds": schedule.block_cpu_seconds(t, startup_allowance_seconds),
-            "wall_seconds": int(backstop_seconds), "memory_mb": int(memory_mb)}
+            "cpu_seconds": schedule.block_cpu_seconds(t, timing),
+            "wall_seconds": schedule.block_backstop_seconds(t, timing), "memory_mb": int(memory_mb)}
 
 
-def block_limits(spec: ProgramSpec, base, *, startup_allowance_seconds: int = STARTUP_ALLOWANCE_SECONDS):
+def block_limits(spec: ProgramSpec, base, *, timing: Timing = Timing()):
     """A block box's limits: the policy's memory/cpus, a wall clock of the launcher's
-    backstop plus a margin (with the default allowance, the block's worker slot:
-    core/schedule.py), and room for one small output file."""
+    backstop plus a margin (core/schedule.py), and room for one small output file."""
     from dataclasses import replace
 
-    wall = schedule.block_backstop_seconds(spec.block_timeout_seconds, startup_allowance_seconds) + BOX_MARGIN_SECONDS
-    return replace(base, wall_seconds=wall, output_bytes=MAX_VECTOR_BYTES, output_files=1)
+    return replace(base, wall_seconds=schedule.block_box_seconds(spec.block_timeout_seconds, timing),
+                   output_bytes=MAX_VECTOR_BYTES, output_files=1)
 
 
 def run_block(backend, spec: ProgramSpec, block_dir: Path, work_dir: Path, limits, *, label: str = "",
-              startup_allowance_seconds: int = STARTUP_ALLOWANCE_SECONDS) -> BlockOutcome:
+              timing: Timing = Timing()) -> BlockOutcome:
     """Run the program on one block in its own box and validate what came back.
 
     work_dir gets job/ and out/ (fresh); block_dir is mounted at /data, nothing else. The
-    launcher's wall-clock backstop is the box's, less the margin it needs to report."""
+    launcher's wall-clock backstop is the box's, less the margin it needs to report
+    (`limits` come from block_limits with the same timing)."""
     from sandbox.agent.boxes import run_box
 
-    job = block_job(spec, memory_mb=limits.memory_mb, backstop_seconds=max(1, limits.wall_seconds - BOX_MARGIN_SECONDS),
-                    startup_allowance_seconds=startup_allowance_seconds)
+    job = block_job(spec, memory_mb=limits.memory_mb, timing=timing)
     result, collected = run_box(backend, work_dir, Path(block_dir), job, limits, label, program=spec.code,
                                 expected={VECTOR_FILE}, max_files=1)
     vec, reason = validate_vector(collected.accepted.get(VECTOR_FILE), spec, timed_out=result.timed_out,

@@ -9,6 +9,7 @@ twice and a worker killed mid-job is recovered by the sweeper (lease expiry).
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -48,20 +49,22 @@ class Executor:
             now = self.p.clock()
             job.attempts += 1
             size = schedule.size_class(ds.rows)
-            run_bound = schedule.outcome_delay_seconds(job.mode, job.spec, lim.wall_seconds, size)
+            timing = self.p.settings.timing_for(ds.classification)
+            run_bound = schedule.outcome_delay_seconds(job.mode, job.spec, lim.wall_seconds, size, timing)
             if job.visible_after is None:
                 job.visible_after = now + timedelta(seconds=run_bound)
             job.lease_expires = now + timedelta(seconds=run_bound + self.p.settings.lease_margin_seconds)
             transition(tx, job, st.RUNNING, st.SYSTEM, "worker", now, f"attempt {job.attempts}")
-            slot = schedule.task_slot_seconds(job.mode, lim.wall_seconds, size)
+            slot = schedule.task_slot_seconds(job.mode, job.spec, lim.wall_seconds, size, timing)
             return {"job_id": job.id, "attempt": job.attempts, "spec": job.spec, "manifest": ds.manifest,
-                    "slot_ends": now + timedelta(seconds=slot),
+                    "slot_ends": now + timedelta(seconds=slot), "timing": timing,
                     "mode": job.mode, "code": job.code, "data_dir": ds.data_dir,
                     "bound_verified": ds.bound_verified, "classification": ds.classification,
                     "content_hash": ds.version_hash, "current_version": ds.version_id,
                     "job_version": job.dataset_version,
-                    "limits": Limits(memory_mb=lim.memory_mb, cpus=lim.cpus, wall_seconds=lim.wall_seconds,
-                                     output_bytes=lim.output_bytes)}
+                    "limits": Limits(memory_mb=lim.memory_mb, cpus=lim.cpus, output_bytes=lim.output_bytes,
+                                     wall_seconds=schedule.run_seconds(job.mode, job.spec, lim.wall_seconds, size,
+                                                                       timing))}
 
     # ------------------------------------------------------------------ execute
     def execute(self, job_id: str) -> str | None:
@@ -95,8 +98,17 @@ class Executor:
                 return tx.job(job_id).state
         if work["mode"] == "program":
             return self._start_program(work, attempt_dir)
-        facts = MODES[work["mode"]].run(work, attempt_dir, backend)
+        facts = MODES[work["mode"]].run(self._box_deadline(work), attempt_dir, backend)
         return self.finish(job_id, work["attempt"], facts)
+
+    def _box_deadline(self, work: dict) -> dict:
+        """The box's wall clock ends where the slot leaves only the backend's bookkeeping:
+        never later than the calibrated run time, never so late that the slot overruns
+        (a run that did would free the worker at a time its data chose)."""
+        timing = work["timing"]
+        left = (work["slot_ends"] - self.p.clock()).total_seconds() - timing.box_start_seconds - timing.margin_seconds
+        wall = max(0.5, min(work["limits"].wall_seconds, round(left, 2)))
+        return {**work, "limits": replace(work["limits"], wall_seconds=wall)}
 
     @staticmethod
     def _stale_snapshot(work: dict) -> str:
@@ -184,9 +196,11 @@ class Executor:
             spec = program_mode.program_spec(job.spec, ds.manifest, job.code)
         if done:
             return self._maybe_finish_program(job_id, attempt, ds.classification)
-        slot_ends = self.p.clock() + timedelta(seconds=schedule.block_slot_seconds(spec.block_timeout_seconds))
+        timing = self.p.settings.timing_for(ds.classification)
+        slot_ends = self.p.clock() + timedelta(seconds=schedule.block_slot_seconds(spec.block_timeout_seconds, timing))
         try:
-            result = program_mode.block_outcome(self.p, spec, ds.classification, limits, job_id, attempt, index)
+            result = program_mode.block_outcome(self.p, spec, ds.classification, limits, job_id, attempt, index,
+                                                timing)
             with self.p.repo.transaction() as tx:
                 tx.add_block_result(result, program_mode.block_event(job_id, attempt, index))
             return self._maybe_finish_program(job_id, attempt, ds.classification)

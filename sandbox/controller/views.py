@@ -9,6 +9,7 @@ from fractions import Fraction
 from sandbox.core import ledger as led
 from sandbox.core import lookups
 from sandbox.core import permissions as perm
+from sandbox.core import schedule
 from sandbox.core import states as st
 from sandbox.core.audit import verify_chain
 from sandbox.core.errors import Conflict, InvalidInput, Text
@@ -29,10 +30,13 @@ def _table_bytes(table, fmt: str) -> bytes:
 
 
 def public_dataset(d, brief: bool = False) -> dict:
-    # Only the public manifest and the opaque version id: never row counts, paths or content hashes.
+    # Only the public manifest, the opaque version id and the version's size class (rows
+    # rounded up to a power of two, which run-time bounds are calibrated from:
+    # core/schedule.py): never exact row counts, paths or content hashes.
     m = d.manifest
     out = {"name": d.name, "title": m.get("title"), "title_zh": m.get("title_zh"),
-           "classification": d.classification, "owner": d.owner, "version": d.version_id}
+           "classification": d.classification, "owner": d.owner, "version": d.version_id,
+           "size_class": schedule.size_class(d.rows)}
     if not brief:
         out.update({"description": m.get("description"), "privacy_unit": m["privacy_unit"],
                     "max_rows_per_unit": m["max_rows_per_unit"], "columns": m["columns"]})
@@ -242,6 +246,11 @@ def certificate_body(job, outputs, reviews) -> dict:
                     "mechanisms": mechanisms},
         "code_sha256": hashlib.sha256(job.code.encode()).hexdigest() if job.code else None,
         "checks": next((o.checks for o in outputs if o.name == "result.json"), []),
-        "reviews": [{"reviewer": r.reviewer, "decision": r.decision} for r in reviews],
+        # Each vote with its per-file decisions and the needs_review findings its reviewer signed
+        # off (core.release.decision); the reviewers' notes stay with compliance.
+        "reviews": [{"reviewer": r.reviewer, "decision": r.decision,
+                     "files": {n: f.get("decision") for n, f in sorted((r.files or {}).items())},
+                     "signoffs": [{"output": s.get("output"), "check": s.get("check")} for s in r.signoffs or []]}
+                    for r in reviews],
         "files": {o.name: o.sha256 for o in outputs},
     }

@@ -1,20 +1,49 @@
 """When work may end, fixed in advance from public quantities: the mode, the spec, the
-policy's limits and the published size class of the dataset version, never how long a
-run took. The executor holds each worker slot until its bound (so the start of the next
-task, another operator's included, does not depend on the data either) and operators see
-an outcome no earlier than the bound of the whole job.
+policy's limits, the published size class of the dataset version and the machine's
+configured start-up costs, never how long a run took. The executor holds each worker slot
+until its bound (so the start of the next task, another operator's included, does not
+depend on the data either) and operators see an outcome no earlier than the bound of the
+whole job.
+
+Bounds are calibrated (bench/RESULTS.md, "Latency"), not padded to the policy's wall time:
+the policy's limit stays the ceiling, and a run that reaches its bound is stopped and ends
+like any failed run, at the same fixed time.
 """
 from __future__ import annotations
 
-# A block's box gets this long beyond the program's own timeout for interpreter and
-# library start-up (measured under gVisor on a cold cache), and a margin on top for the
-# backend's own bookkeeping before it kills the box.
-STARTUP_ALLOWANCE_SECONDS = 20
-BOX_MARGIN_SECONDS = 30
-# A block's budget is CPU time (its timeout plus the start-up allowance), which other boxes
-# cannot eat into; its wall clock is a backstop this many times longer, for a block that
-# waits instead of computing (docs/security.md, "Blocks isolated in time").
-BLOCK_WALL_FACTOR = 2
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Timing:
+    """This machine's start-up costs, from configuration (public, never measured per run).
+
+    box_start_seconds: create and start a box, outside the backend's wall clock.
+    runner_start_seconds: the trusted runner's interpreter and imports, inside it.
+    child_start_cpu_seconds: a program block's interpreter, pandas/pyarrow imports and
+        block read, in CPU seconds (part of the block's CPU budget).
+    margin_seconds: the backend's bookkeeping after the box's wall clock ends (kill, logs,
+        removal) and the finish step.
+    block_wall_factor: a block's wall-clock backstop, for a child that waits instead of
+        computing, is its CPU budget times this, plus a second. Each box has CPUs of its own
+        (cpuslots), so a block that computes gets wall ~= CPU; the factor is room for the
+        host's own work on those CPUs."""
+    box_start_seconds: float = 0.7
+    runner_start_seconds: float = 1.0
+    child_start_cpu_seconds: int = 3
+    margin_seconds: float = 0.8
+    block_wall_factor: float = 1.5
+
+
+# gVisor starts boxes and interpreters several times slower (bench, cold cache).
+GVISOR = Timing(box_start_seconds=4.0, runner_start_seconds=4.0, child_start_cpu_seconds=20, margin_seconds=3.0,
+                block_wall_factor=2.0)
+
+# A query's scan, per million rows of the size class: ~3x the unverified path's measured
+# ~0.11 s (bench/RESULTS.md), quantiles (a score per candidate) counted four times.
+QUERY_SECONDS_PER_MILLION_ROWS = 0.35
+QUERY_WEIGHT = {"quantile": 4}
 # Splitting a version into blocks: a fixed part plus a part per million rows of its size
 # class (ingest measured ~1 s per 10M rows for the keyed hash; generous on purpose).
 SPLIT_BASE_SECONDS = 10
@@ -32,37 +61,62 @@ def size_class(rows: int) -> int:
     return size
 
 
-def block_cpu_seconds(block_timeout_seconds: int, startup_allowance_seconds: int = STARTUP_ALLOWANCE_SECONDS) -> int:
+def block_cpu_seconds(block_timeout_seconds: int, timing: Timing = Timing()) -> int:
     """A block's CPU budget: the program's timeout plus start-up (interpreter, libraries, reading the block)."""
-    return int(block_timeout_seconds) + int(startup_allowance_seconds)
+    return int(block_timeout_seconds) + int(timing.child_start_cpu_seconds)
 
 
-def block_backstop_seconds(block_timeout_seconds: int,
-                           startup_allowance_seconds: int = STARTUP_ALLOWANCE_SECONDS) -> int:
+def block_backstop_seconds(block_timeout_seconds: int, timing: Timing = Timing()) -> int:
     """The wall clock at which the in-box launcher stops a block that waits rather than computes."""
-    return BLOCK_WALL_FACTOR * block_cpu_seconds(block_timeout_seconds, startup_allowance_seconds)
+    return math.ceil(timing.block_wall_factor * block_cpu_seconds(block_timeout_seconds, timing)) + 1
 
 
-def block_slot_seconds(block_timeout_seconds: int) -> int:
-    """How long one program block holds its worker slot: its wall-clock backstop plus the
-    box margin, the wall-clock limit at which its box is killed."""
-    return block_backstop_seconds(block_timeout_seconds) + BOX_MARGIN_SECONDS
+def block_box_seconds(block_timeout_seconds: int, timing: Timing = Timing()) -> int:
+    """The block box's own wall clock (the backend kills it there): the launcher's backstop
+    plus the margin the launcher needs to stop the child and write its report."""
+    return block_backstop_seconds(block_timeout_seconds, timing) + math.ceil(timing.margin_seconds)
+
+
+def block_slot_seconds(block_timeout_seconds: int, timing: Timing = Timing()) -> float:
+    """How long one program block holds its worker slot: starting its box, the box's wall
+    clock, and the backend's bookkeeping after it."""
+    return timing.box_start_seconds + block_box_seconds(block_timeout_seconds, timing) + timing.margin_seconds
 
 
 def split_slot_seconds(size_class_rows: int) -> int:
     return SPLIT_BASE_SECONDS + -(-size_class_rows * SPLIT_SECONDS_PER_MILLION_ROWS // 1_000_000)
 
 
-def task_slot_seconds(mode: str, wall_seconds: int, size_class_rows: int) -> int:
-    """How long the task that claims a job holds its slot: the run for query and reviewed
-    jobs (the policy's wall time, at which the box is killed), the split for programs."""
-    return split_slot_seconds(size_class_rows) if mode == "program" else int(wall_seconds)
+def query_run_seconds(spec: dict, size_class_rows: int, timing: Timing = Timing()) -> float:
+    """The trusted query runner's wall clock: its start-up plus each query's scan."""
+    scans = sum(QUERY_WEIGHT.get(q.get("statistic"), 1) for q in spec.get("queries") or [])
+    return round(timing.runner_start_seconds + scans * QUERY_SECONDS_PER_MILLION_ROWS * size_class_rows / 1e6, 2)
 
 
-def outcome_delay_seconds(mode: str, spec: dict, wall_seconds: int, size_class_rows: int = MIN_SIZE_CLASS) -> int:
+def run_seconds(mode: str, spec: dict, wall_seconds: int, size_class_rows: int, timing: Timing = Timing()) -> float:
+    """The box's wall clock for a query or reviewed run: the calibrated bound (queries) or
+    the operator's declared timeout (reviewed), never above the policy's wall time."""
+    if mode == "query":
+        return min(float(wall_seconds), query_run_seconds(spec, size_class_rows, timing))
+    return float(min(int(wall_seconds), int(spec.get("timeout_seconds") or wall_seconds)))
+
+
+def task_slot_seconds(mode: str, spec: dict, wall_seconds: int, size_class_rows: int,
+                      timing: Timing = Timing()) -> float:
+    """How long the task that claims a job holds its slot: starting the box, its run and
+    the bookkeeping after it for query and reviewed jobs; the split for programs."""
+    if mode == "program":
+        return float(split_slot_seconds(size_class_rows))
+    return round(timing.box_start_seconds + run_seconds(mode, spec, wall_seconds, size_class_rows, timing)
+                 + timing.margin_seconds, 2)
+
+
+def outcome_delay_seconds(mode: str, spec: dict, wall_seconds: int, size_class_rows: int = MIN_SIZE_CLASS,
+                          timing: Timing = Timing()) -> float:
     """From the claim to when the operator may see the outcome: the task's slot, and for
-    programs the split plus all k blocks one after another (the worst case of one worker)."""
+    programs the split plus all k blocks one after another (the worst case of one worker)
+    and the finish step."""
     if mode != "program":
-        return int(wall_seconds)
-    blocks = int(spec["blocks"]) * block_slot_seconds(spec["block_timeout_seconds"])
-    return max(int(wall_seconds), split_slot_seconds(size_class_rows) + blocks + 30)
+        return task_slot_seconds(mode, spec, wall_seconds, size_class_rows, timing)
+    blocks = int(spec["blocks"]) * block_slot_seconds(spec["block_timeout_seconds"], timing)
+    return round(split_slot_seconds(size_class_rows) + blocks + 5 * timing.margin_seconds, 2)

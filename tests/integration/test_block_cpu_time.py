@@ -30,6 +30,7 @@ from sandbox.agent.backends import Limits, RunRequest
 from sandbox.agent.backends.cpuslots import CpuSlots, parent_pid, process_tree
 from sandbox.agent.blocks import assign_blocks, new_block_seed
 from sandbox.config import REPO_ROOT, load
+from sandbox.core.schedule import Timing
 from sandbox.core.specs.program import parse_program_spec
 from tests.conftest import need_backend
 
@@ -79,10 +80,11 @@ def _spec(code: str):
 
 def _run_block(backend, code: str, block_dir: Path, work: Path, cpu: int):
     spec = _spec(code)
-    limits = replace(saa.block_limits(spec, Limits(memory_mb=1024), startup_allowance_seconds=STARTUP),
+    # A generous wall-clock backstop too, so that only CPU time decides here.
+    timing = Timing(child_start_cpu_seconds=STARTUP, block_wall_factor=GENEROUS_WALL / 2 / CPU_BUDGET)
+    limits = replace(saa.block_limits(spec, Limits(memory_mb=1024), timing=timing),
                      wall_seconds=GENEROUS_WALL, cpuset=(cpu,))
-    return saa.run_block(backend, spec, block_dir, work, limits, label=f"cpu-{uuid.uuid4().hex[:8]}",
-                         startup_allowance_seconds=STARTUP)
+    return saa.run_block(backend, spec, block_dir, work, limits, label=f"cpu-{uuid.uuid4().hex[:8]}", timing=timing)
 
 
 class Hog:

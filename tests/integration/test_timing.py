@@ -14,6 +14,7 @@ from sandbox import datagen
 from sandbox.adapters.queue import InProcessQueue
 from sandbox.bootstrap import bootstrap
 from sandbox.config import REPO_ROOT, load
+from sandbox.core import schedule
 from tests.conftest import OWNER, make_env, need_backend
 from tests.unit.test_observational_equivalence import job_file
 
@@ -55,7 +56,10 @@ def _world(tmp_path, backend: str, data_dir, target: int) -> dict:
         queue.drain()
         seen = svc.views.get_job(op, second["id"])
         t0 = datetime.fromisoformat(first["created_at"])
-        return {"next_job_visible_after": (datetime.fromisoformat(seen["outcome_visible_after"]) - t0).total_seconds(),
+        timing = svc.parts.settings.timing_for("L2")
+        bound = schedule.task_slot_seconds("query", job_file("enterprise_query"), WALL, schedule.size_class(2000),
+                                           timing)
+        return {"query_bound": bound,"next_job_visible_after": (datetime.fromisoformat(seen["outcome_visible_after"]) - t0).total_seconds(),
                 "first_visible_after": (datetime.fromisoformat(svc.views.get_job(op, first["id"])
                                                                 ["outcome_visible_after"]) - t0).total_seconds()}
     finally:
@@ -80,4 +84,6 @@ def test_the_next_jobs_timing_does_not_reveal_a_slow_box(backend, tmp_path):
     # The next job starts when the held slot ends (WALL after the first claim), not when the
     # hostile box finished: the same in both worlds, where without holding they differ by SLOW.
     assert abs(a["next_job_visible_after"] - b["next_job_visible_after"]) < TOLERANCE, (a, b)
-    assert a["next_job_visible_after"] >= 2 * WALL
+    # The next job (a query, shown at its own calibrated bound after its claim) became
+    # visible no earlier than the first job's held slot plus that bound.
+    assert a["next_job_visible_after"] >= WALL + a["query_bound"] - TOLERANCE

@@ -32,13 +32,15 @@ CLOCK_READS_APART = timedelta(seconds=1)
 ATTACKS = [(p.name, a) for p in PROGRAMS if p.reports for a in p.attacks]
 
 
-def _visible_delay(ev) -> int:
-    """The data-independent delay the services promise: policy wall time, and for a program
-    at least the time its k blocks could take one after another."""
+def _visible_delay(ev, campaign) -> float:
+    """The data-independent delay the services promise: for a program, the split and the
+    time its k blocks could take one after another, from the settings' start-up costs."""
     from sandbox.core.schedule import outcome_delay_seconds
     wall = TIMING_WALL_SECONDS if ev.program.timing_policy else WALL_SECONDS
     from tests.security.conftest import K
-    return outcome_delay_seconds("program", {"blocks": K, "block_timeout_seconds": ev.program.block_timeout}, wall)
+    timing = campaign.services.parts.settings.timing_for("L3")
+    return outcome_delay_seconds("program", {"blocks": K, "block_timeout_seconds": ev.program.block_timeout}, wall,
+                                 timing=timing)
 
 
 def _evidence(campaign: Campaign, name: str):
@@ -114,7 +116,8 @@ def test_a_resource_attack_costs_only_its_own_block(campaign, program, reason):
     assert sorted(b["reason"] or "" for b in ev.blocks) == ["", reason]
     blown = next(b for b in ev.blocks if b["reason"])
     assert blown["vector"] == [0.5]               # the contract's default, nothing from the run
-    assert blown["wall_seconds"] < block_slot_seconds(ev.program.block_timeout)
+    assert blown["wall_seconds"] < block_slot_seconds(ev.program.block_timeout,
+                                                      campaign.services.parts.settings.timing_for("L3"))
     # A spinning block ends at its CPU budget; a sleeping one, using no CPU, at the wall-clock backstop.
     stopped_by = {"cpu_spin_past_the_limit": "CPU budget", "sleep_past_the_limit": "wall-clock backstop"}
     if program in stopped_by:
@@ -215,7 +218,7 @@ def _claimed(ev) -> datetime:
 
 def test_every_outcome_shows_at_claim_plus_the_policy_wall_time(campaign):
     for name, ev in campaign.evidence.items():
-        wall = _visible_delay(ev)
+        wall = _visible_delay(ev, campaign)
         assert abs(_aware(ev.visible_after) - _claimed(ev) - timedelta(seconds=wall)) < CLOCK_READS_APART, name
         assert ev.operator_before["state"] == "in_progress", name
         assert ev.operator_after["state"] == "in_progress", name   # awaiting review, like any job
@@ -234,9 +237,9 @@ def test_a_runtime_that_depends_on_a_secret_row_is_invisible_to_the_operator(cam
         assert {k: v for k, v in a.items() if k not in per_job} == {k: v for k, v in b.items() if k not in per_job}
     for ev in (slow, fast):
         visible_in = _aware(ev.visible_after) - _claimed(ev)
-        assert abs(visible_in - timedelta(seconds=_visible_delay(ev))) < CLOCK_READS_APART
+        assert abs(visible_in - timedelta(seconds=_visible_delay(ev, campaign))) < CLOCK_READS_APART
         assert ev.ledger == [("reserve", "reserve", EPSILON), ("charge", "resolve", EPSILON)]
-    assert _visible_delay(slow) == _visible_delay(fast)
+    assert _visible_delay(slow, campaign) == _visible_delay(fast, campaign)
 
 
 @pytest.mark.program("runtime_depends_on_a_secret_row")

@@ -16,6 +16,7 @@ from sandbox.agent.backends import RunResult
 from sandbox.agent.backends.fake import FakeBackend
 from sandbox.bootstrap import bootstrap
 from sandbox.config import REPO_ROOT, load
+from sandbox.core import schedule
 from sandbox.core import states as st
 from sandbox.core.errors import Forbidden, NotFound
 from sandbox.core.records import utcnow
@@ -88,9 +89,13 @@ def test_a_query_job_runs_through_the_fakes_and_shows_only_after_its_fixed_time(
     submitted_at = clock.now
     assert queue.drain() == 1
     assert svc.views.get_job(user(svc, "reviewer"), job["id"])["state"] == st.RELEASED
-    # The worker held its slot until the bound (the policy's 5 s wall time), and the outcome
-    # is hidden from the operator until then.
-    assert clock.now == submitted_at + timedelta(seconds=5)
+    # The worker held its slot until the calibrated bound (start-up plus a scan per query of
+    # the size class, below the policy's 5 s wall time), and the outcome is hidden from the
+    # operator until then.
+    t = svc.parts.settings.timing_for("L2")
+    bound = t.box_start_seconds + schedule.query_run_seconds(spec, schedule.MIN_SIZE_CLASS, t) + t.margin_seconds
+    assert 0 < bound < 5
+    assert clock.now == submitted_at + timedelta(seconds=bound)
     clock.now -= timedelta(microseconds=1)
     assert svc.views.get_job(op, job["id"])["state"] == "in_progress"
     clock.now += timedelta(microseconds=1)

@@ -14,6 +14,7 @@ import yaml
 from scipy import stats
 
 from sandbox.agent import aggregation as saa
+from sandbox.core import schedule
 from sandbox.privacy.aggregate import mean_measurement, median_measurement
 from sandbox.core.manifest import parse_manifest
 from sandbox.core.specs.program import parse_program_spec
@@ -189,24 +190,26 @@ def test_the_release_holds_no_block_values_or_failure_counts(manifest):
 def test_block_job_carries_no_seed_or_block_identity(manifest, tmp_path):
     spec = _spec(manifest)
     from sandbox.agent.boxes import write_job_dir
-    from sandbox.core.schedule import BLOCK_WALL_FACTOR, STARTUP_ALLOWANCE_SECONDS
+    from sandbox.core.schedule import Timing
     write_job_dir(tmp_path / "job", saa.block_job(spec, memory_mb=512), spec.code)
     job = json.loads((tmp_path / "job" / "job.json").read_text())
-    cpu = spec.block_timeout_seconds + STARTUP_ALLOWANCE_SECONDS
+    cpu = spec.block_timeout_seconds + Timing().child_start_cpu_seconds
     assert job == {"kind": "program_block", "program": "/job/program.py", "entrypoint": "analyse",
                    "data_dir": "/data", "out_dir": "/out", "memory_mb": 512,
-                   "cpu_seconds": cpu, "wall_seconds": BLOCK_WALL_FACTOR * cpu}
+                   "cpu_seconds": cpu, "wall_seconds": math.ceil(Timing().block_wall_factor * cpu) + 1}
     assert (tmp_path / "job" / "program.py").read_text() == CODE
 
 
-def test_a_blocks_box_outlasts_its_launchers_wall_clock_backstop(manifest):
-    # The budget is CPU time; the wall clock is a backstop a multiple of it, and the box's own
-    # wall clock (the block's worker slot) leaves the launcher a margin to report "timeout".
+@pytest.mark.parametrize("timing", [schedule.Timing(), schedule.GVISOR])
+def test_a_blocks_box_outlasts_its_launchers_wall_clock_backstop(manifest, timing):
+    # The budget is CPU time; the wall clock is a backstop above it, the box's own wall clock
+    # leaves the launcher a margin to report "timeout", and the block's worker slot covers
+    # starting the box, its wall clock and the backend's bookkeeping after it.
     from sandbox.agent.backends import Limits
-    from sandbox.core import schedule
     spec = _spec(manifest)
-    job = saa.block_job(spec, memory_mb=512)
-    limits = saa.block_limits(spec, Limits())
-    assert job["wall_seconds"] >= 2 * job["cpu_seconds"]
-    assert limits.wall_seconds == job["wall_seconds"] + schedule.BOX_MARGIN_SECONDS
-    assert limits.wall_seconds == schedule.block_slot_seconds(spec.block_timeout_seconds)
+    job = saa.block_job(spec, memory_mb=512, timing=timing)
+    limits = saa.block_limits(spec, Limits(), timing=timing)
+    assert job["wall_seconds"] > job["cpu_seconds"] == spec.block_timeout_seconds + timing.child_start_cpu_seconds
+    assert limits.wall_seconds >= job["wall_seconds"] + timing.margin_seconds
+    assert schedule.block_slot_seconds(spec.block_timeout_seconds, timing) == (
+        timing.box_start_seconds + limits.wall_seconds + timing.margin_seconds)

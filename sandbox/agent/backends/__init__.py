@@ -18,7 +18,7 @@ class Limits:
     memory_mb: int = 1024
     cpus: float = 1.0
     pids: int = 64
-    wall_seconds: int = 120
+    wall_seconds: float = 120
     output_bytes: int = 10 * 1024 * 1024   # size of the writable output area
     output_files: int = 16
     tmp_mb: int = 64

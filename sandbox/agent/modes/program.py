@@ -35,13 +35,15 @@ def split(work: dict, attempt_dir: Path) -> dict:
     return {"k": spec.k, "audit": payload}
 
 
-def block_outcome(parts, spec, classification: str, limits, job_id: str, attempt: int, index: int) -> BlockResult:
+def block_outcome(parts, spec, classification: str, limits, job_id: str, attempt: int, index: int,
+                  timing) -> BlockResult:
     attempt_dir = parts.settings.jobs_dir / job_id / f"attempt-{attempt}"
     work_dir = attempt_dir / f"run-{index:04d}"
     shutil.rmtree(work_dir, ignore_errors=True)
     outcome = saa.run_block(parts.backend_factory(classification), spec, attempt_dir / "blocks" / f"block-{index:04d}",
-                            work_dir, saa.block_limits(spec, Limits(memory_mb=limits.memory_mb, cpus=limits.cpus)),
-                            label=f"{job_id}-b{index}")
+                            work_dir, saa.block_limits(spec, Limits(memory_mb=limits.memory_mb, cpus=limits.cpus),
+                                                       timing=timing),
+                            label=f"{job_id}-b{index}", timing=timing)
     shutil.rmtree(work_dir, ignore_errors=True)
     return BlockResult(job_id=job_id, attempt=attempt, block=index, vector=outcome.vector,
                        reason=outcome.reason or "", exit_code=outcome.run.exit_code,
