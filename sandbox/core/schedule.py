@@ -11,7 +11,6 @@ like any failed run, at the same fixed time.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 
@@ -26,23 +25,23 @@ class Timing:
     margin_seconds: the backend's bookkeeping after the box's wall clock ends (kill, logs,
         removal) and the finish step.
     block_wall_factor: a block's wall-clock backstop, for a child that waits instead of
-        computing, is its CPU budget times this, plus a second. Each box has CPUs of its own
+        computing, is its CPU budget times this, plus half a second. Each box has CPUs of its own
         (cpuslots), so a block that computes gets wall ~= CPU; the factor is room for the
         host's own work on those CPUs."""
     box_start_seconds: float = 0.7
     runner_start_seconds: float = 1.0
-    child_start_cpu_seconds: int = 3
-    margin_seconds: float = 0.8
-    block_wall_factor: float = 1.5
+    child_start_cpu_seconds: int = 1
+    margin_seconds: float = 0.6
+    block_wall_factor: float = 1.25
 
 
 # gVisor starts boxes and interpreters several times slower (bench, cold cache).
 GVISOR = Timing(box_start_seconds=4.0, runner_start_seconds=4.0, child_start_cpu_seconds=20, margin_seconds=3.0,
                 block_wall_factor=2.0)
 
-# A query's scan, per million rows of the size class: ~3x the unverified path's measured
+# A query's scan, per million rows of the size class: ~2.3x the unverified path's measured
 # ~0.11 s (bench/RESULTS.md), quantiles (a score per candidate) counted four times.
-QUERY_SECONDS_PER_MILLION_ROWS = 0.35
+QUERY_SECONDS_PER_MILLION_ROWS = 0.25
 QUERY_WEIGHT = {"quantile": 4}
 # Splitting a version into blocks: a fixed part plus a part per million rows of its size
 # class (ingest measured ~1 s per 10M rows for the keyed hash; generous on purpose).
@@ -66,21 +65,22 @@ def block_cpu_seconds(block_timeout_seconds: int, timing: Timing = Timing()) -> 
     return int(block_timeout_seconds) + int(timing.child_start_cpu_seconds)
 
 
-def block_backstop_seconds(block_timeout_seconds: int, timing: Timing = Timing()) -> int:
+def block_backstop_seconds(block_timeout_seconds: int, timing: Timing = Timing()) -> float:
     """The wall clock at which the in-box launcher stops a block that waits rather than computes."""
-    return math.ceil(timing.block_wall_factor * block_cpu_seconds(block_timeout_seconds, timing)) + 1
+    return round(timing.block_wall_factor * block_cpu_seconds(block_timeout_seconds, timing) + 0.5, 2)
 
 
-def block_box_seconds(block_timeout_seconds: int, timing: Timing = Timing()) -> int:
+def block_box_seconds(block_timeout_seconds: int, timing: Timing = Timing()) -> float:
     """The block box's own wall clock (the backend kills it there): the launcher's backstop
     plus the margin the launcher needs to stop the child and write its report."""
-    return block_backstop_seconds(block_timeout_seconds, timing) + math.ceil(timing.margin_seconds)
+    return round(block_backstop_seconds(block_timeout_seconds, timing) + timing.margin_seconds, 2)
 
 
 def block_slot_seconds(block_timeout_seconds: int, timing: Timing = Timing()) -> float:
     """How long one program block holds its worker slot: starting its box, the box's wall
     clock, and the backend's bookkeeping after it."""
-    return timing.box_start_seconds + block_box_seconds(block_timeout_seconds, timing) + timing.margin_seconds
+    return round(timing.box_start_seconds + block_box_seconds(block_timeout_seconds, timing) + timing.margin_seconds,
+                 2)
 
 
 def split_slot_seconds(size_class_rows: int) -> int:

@@ -109,9 +109,12 @@ def run_program_block(job: dict) -> dict:
     memory_mb = job.get("memory_mb")
     if not isinstance(entrypoint, str) or not entrypoint.isidentifier():
         raise ValueError("job.entrypoint must be an identifier")
-    for name, v in (("cpu_seconds", cpu_seconds), ("wall_seconds", wall_seconds), ("memory_mb", memory_mb)):
+    for name, v in (("cpu_seconds", cpu_seconds), ("memory_mb", memory_mb)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"job.{name} must be a positive integer")
+    # RLIMIT_CPU counts whole seconds; the wall-clock backstop may be a fraction.
+    if isinstance(wall_seconds, bool) or not isinstance(wall_seconds, (int, float)) or not wall_seconds > 0:
+        raise ValueError("job.wall_seconds must be a positive number")
     if not program.is_file():
         raise FileNotFoundError(f"{program} not found")
     out_dir = Path(job.get("out_dir", "/out"))
@@ -122,7 +125,7 @@ def run_program_block(job: dict) -> dict:
     return status
 
 
-def _run_child(program: Path, entrypoint: str, data_dir: Path, cpu_seconds: int, wall_seconds: int,
+def _run_child(program: Path, entrypoint: str, data_dir: Path, cpu_seconds: int, wall_seconds: float,
                memory_mb: int) -> dict:
     address_space = (memory_mb + ADDRESS_SPACE_ALLOWANCE_MB) << 20
 

@@ -30,7 +30,7 @@ def test_no_message_file_is_visible_before_it_is_complete(tmp_path, monkeypatch)
         queue = conn.SimpleQueue("jobs")
         queue.put({"job": "a"})
         queue.put({"job": "b"})
-        assert [queue.get(timeout=1).payload for _ in range(2)] == [{"job": "a"}, {"job": "b"}]
+        assert [queue.get(timeout=10).payload for _ in range(2)] == [{"job": "a"}, {"job": "b"}]
         queue.close()
     # The first message is complete while the second is written; no empty file ever shows.
     assert seen_while_writing[0] == [] and len(seen_while_writing[1]) == 1 and seen_while_writing[1][0] > 0

@@ -196,7 +196,7 @@ def test_block_job_carries_no_seed_or_block_identity(manifest, tmp_path):
     cpu = spec.block_timeout_seconds + Timing().child_start_cpu_seconds
     assert job == {"kind": "program_block", "program": "/job/program.py", "entrypoint": "analyse",
                    "data_dir": "/data", "out_dir": "/out", "memory_mb": 512,
-                   "cpu_seconds": cpu, "wall_seconds": math.ceil(Timing().block_wall_factor * cpu) + 1}
+                   "cpu_seconds": cpu, "wall_seconds": round(Timing().block_wall_factor * cpu + 0.5, 2)}
     assert (tmp_path / "job" / "program.py").read_text() == CODE
 
 
@@ -211,5 +211,5 @@ def test_a_blocks_box_outlasts_its_launchers_wall_clock_backstop(manifest, timin
     limits = saa.block_limits(spec, Limits(), timing=timing)
     assert job["wall_seconds"] > job["cpu_seconds"] == spec.block_timeout_seconds + timing.child_start_cpu_seconds
     assert limits.wall_seconds >= job["wall_seconds"] + timing.margin_seconds
-    assert schedule.block_slot_seconds(spec.block_timeout_seconds, timing) == (
+    assert schedule.block_slot_seconds(spec.block_timeout_seconds, timing) == pytest.approx(
         timing.box_start_seconds + limits.wall_seconds + timing.margin_seconds)
