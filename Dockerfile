@@ -9,7 +9,7 @@ FROM ${BASE} AS deps
 COPY build/wheels /wheels
 RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels \
-        opendp polars pyarrow numpy pandas \
+        opendp polars pyarrow numpy pandas statsmodels \
  && /opt/venv/bin/pip uninstall -y pip setuptools \
  && /opt/venv/bin/python -m compileall -q /opt/venv/lib
 # Bytecode is compiled into the image: the root filesystem is read-only at run time, so

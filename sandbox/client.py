@@ -119,10 +119,16 @@ class Sandbox:
     def review_detail(self, job_id: str) -> dict:
         return self._req("GET", f"/reviews/{job_id}").json()
 
-    def review(self, job_id: str, decision: str, reason: str = "", note: str = "") -> dict:
-        """`reason`: a code of review_reasons() (required to reject); `note`: compliance only."""
-        return self._req("POST", f"/reviews/{job_id}",
-                         json={"decision": decision, "reason": reason, "note": note}).json()
+    def review(self, job_id: str, decision: str | None, reason: str = "", note: str = "",
+               files: dict | None = None, signoffs: list | None = None) -> dict:
+        """`reason`: a code of review_reasons() (required to reject); `note`: compliance only.
+        `files`: {name: {decision, reason, note}}; `signoffs`: [{output, check, note}]."""
+        body = {"decision": decision, "reason": reason, "note": note}
+        if files is not None:
+            body["files"] = files
+        if signoffs is not None:
+            body["signoffs"] = signoffs
+        return self._req("POST", f"/reviews/{job_id}", json=body).json()
 
     def review_diagnostics(self, job_id: str) -> dict:
         return self._req("GET", f"/reviews/{job_id}/diagnostics").json()

@@ -12,8 +12,9 @@ REPO=$(pwd)
 IMAGE=${SANDBOX_IMAGE:-sandbox-runner:latest}
 BASE=${SANDBOX_BASE_IMAGE:-sandbox-base:bookworm}
 WHEELS=$REPO/build/wheels
-# What the runner imports (sandbox.runner: OpenDP, Polars, pyarrow, numpy; pandas for program mode).
-RUNNER_PKGS=(opendp polars pyarrow numpy pandas)
+# What the runner imports (sandbox.runner: OpenDP, Polars, pyarrow, numpy; pandas for program mode;
+# statsmodels for the models of reviewed mode that trusted code fits).
+RUNNER_PKGS=(opendp polars pyarrow numpy pandas statsmodels)
 
 now() { echo "$EPOCHREALTIME"; }
 took() { awk -v a="$2" -v b="$(now)" -v what="$1" 'BEGIN { printf "%s: %.1f s\n", what, b - a }'; }
@@ -83,6 +84,6 @@ DOCKER_BUILDKIT=0 docker build --quiet --build-arg "BASE=$BASE" -t "$IMAGE" "$RE
     2> >(grep -v -E 'DEPRECATED|BuildKit|environment-variable|^[[:space:]]*$' >&2)
 took "docker build $IMAGE" "$t"
 
-docker run --rm --network none "$IMAGE" python -c 'import sys, importlib.metadata as m, opendp, polars, pyarrow, numpy, pandas
-print("image ok: python", sys.version.split()[0], *(f"{p} {m.version(p)}" for p in ("opendp", "polars", "pyarrow", "numpy", "pandas")))'
+docker run --rm --network none "$IMAGE" python -c 'import sys, importlib.metadata as m, opendp, polars, pyarrow, numpy, pandas, statsmodels.api
+print("image ok: python", sys.version.split()[0], *(f"{p} {m.version(p)}" for p in ("opendp", "polars", "pyarrow", "numpy", "pandas", "statsmodels")))'
 took "total" "$T0"

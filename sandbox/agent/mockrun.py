@@ -6,6 +6,7 @@ analyst can see stdout, errors and outputs and fix a job before spending budget.
 """
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def mock_data_dir(manifest: Manifest, folder: Path, rows: int, seed: int = 0) ->
 
 def run_on_mock(raw_spec: dict, manifest: Manifest, backend, rows: int = 2000, seed: int = 0,
                 code: str | None = None) -> dict:
-    if code is not None and raw_spec.get("mode") == "reviewed":
+    if raw_spec.get("mode") == "reviewed":  # a job of trusted tables alone has no code
         return _reviewed_on_mock(raw_spec, manifest, backend, rows, seed, code)
     if code is not None:
         return _program_on_mock(raw_spec, manifest, backend, rows, seed, code)
@@ -80,24 +81,36 @@ def _reviewed_on_mock(raw_spec: dict, manifest: Manifest, backend, rows: int, se
     the checks they would get (default thresholds: the dataset's policy may be stricter)."""
     from types import SimpleNamespace
 
-    from sandbox.agent.modes.reviewed import run_program
+    from sandbox.agent.backends import RunResult
+    from sandbox.agent.modes.reviewed import TRUSTED_FILE, judge_trusted, run_program, run_trusted
+    from sandbox.agent.outputs import CollectedOutputs
     from sandbox.core.specs.reviewed import parse_reviewed_spec
     spec = parse_reviewed_spec(raw_spec, manifest, code=code)
+    policy = SimpleNamespace(forbidden_columns=frozenset(), min_group_size=10)
+    checks, trusted_files = [], {}
+    result, collected = RunResult(0, False, False, b"", b"", 0.0), CollectedOutputs({}, [])
     with tempfile.TemporaryDirectory(prefix="sandbox-mock-") as tmp:
         root = Path(tmp)
         mock_data_dir(manifest, root / "data", rows, seed)
-        result, collected = run_program(spec, root / "data", root / "run",
-                                        Limits(wall_seconds=min(spec.timeout_seconds, 300), output_files=32),
-                                        "mock", backend)
-    policy = SimpleNamespace(forbidden_columns=frozenset(), min_group_size=10)
-    checks = []
+        if spec.has_computations:
+            result, box = run_trusted(spec, manifest, root / "data", root / "trusted",
+                                      Limits(wall_seconds=300, output_files=1), "mock-t", backend)
+            raw = box.accepted.get(TRUSTED_FILE)
+            if raw:
+                for judged in judge_trusted(spec, json.loads(raw), policy, "mock", []):
+                    checks += [c.to_dict() for c in judged.checks]
+                    trusted_files[judged.file_name] = len((judged.content or "").encode())
+        if spec.has_program and result.ok:
+            result, collected = run_program(spec, root / "data", root / "run",
+                                            Limits(wall_seconds=min(spec.timeout_seconds, 300), output_files=32),
+                                            "mock", backend)
     for o in spec.outputs:
         checks += [c.to_dict() for c in gate.check_declared_file(o, collected.accepted.get(o.name), 10 << 20,
                                                                  policy, [], "mock")]
     return {"mock": True, "backend": getattr(backend, "name", ""), "exit_code": result.exit_code,
             "timed_out": result.timed_out, "stdout": result.stdout.decode("utf-8", "replace"),
             "stderr": result.stderr.decode("utf-8", "replace"),
-            "files": {n: len(b) for n, b in collected.accepted.items()},
+            "files": {**trusted_files, **{n: len(b) for n, b in collected.accepted.items()}},
             "dropped": [n for n in collected.accepted if not spec.declared(n)] + [r[0] for r in collected.refused],
             "checks": checks}
 
@@ -127,6 +140,8 @@ def check_program_on_mock(backend, spec, manifest: Manifest) -> None:
 
 def check_reviewed_on_mock(backend, spec, manifest: Manifest) -> None:
     from sandbox.agent.modes.reviewed import run_program
+    if not spec.has_program:  # trusted tables and models only: no operator code to try
+        return
     with tempfile.TemporaryDirectory(prefix="sandbox-mockcheck-") as tmp:
         data = mock_data_dir(manifest, Path(tmp) / "data", rows=1000)
         result, collected = run_program(spec, data, Path(tmp) / "run",

@@ -16,6 +16,7 @@ from sandbox.core.lifecycle import tell, transition
 from sandbox.core.manifest import parse_manifest
 from sandbox.core.ports import Parts
 from sandbox.core.records import Event, ReleasedAggregate, Review
+from sandbox.core.release import decision as decision_rule
 from sandbox.core.release import gate
 from sandbox.core.release.reasons import REASONS, reason_text
 
@@ -47,10 +48,16 @@ class Compliance:
             view = job_view(job, user.role, self.p.clock())
             reviews = tx.reviews(job.id)
             voted = any(r.reviewer == user.name for r in reviews)
+            outputs = tx.outputs(job.id)
+            # Every output in full: the reviewer judges all of it (core.release.decision).
             view["outputs"] = [{"name": o.name, "sha256": o.sha256, "size": o.size, "checks": o.checks,
-                                "preview": o.content[:4000], "encoding": o.encoding,
+                                "preview": o.content[:4000], "content": o.content, "encoding": o.encoding,
                                 "summary": gate.csv_summary(o.content) if o.name.endswith(".csv") else None}
-                               for o in tx.outputs(job.id)]
+                               for o in outputs]
+            view["findings"] = [{"output": o, "check": c} for o, c in decision_rule.findings(outputs)]
+            view["file_decisions"] = list(decision_rule.FILE_DECISIONS)
+            if job.mode == "reviewed":
+                view["differencing"] = _differencing_context(tx, job, outputs)
             earlier = tx.jobs(operator=job.operator, dataset=job.dataset, created_before=job.created_at, limit=1)
             previous = earlier[0] if earlier else None
             view["spec_diff"] = gate.spec_diff(previous.spec if previous else None, job.spec,
@@ -71,7 +78,8 @@ class Compliance:
             if job.mode in ("program", "reviewed"):
                 view["code_diff"] = gate.text_diff(previous.code if previous else None, job.code,
                                                    previous.id if previous else None, job.id)
-            view["reviews"] = ([{"reviewer": r.reviewer, "decision": r.decision, "reason": r.reason, "note": r.note}
+            view["reviews"] = ([{"reviewer": r.reviewer, "decision": r.decision, "reason": r.reason, "note": r.note,
+                                 "files": r.files or {}, "signoffs": r.signoffs or []}
                                 for r in reviews] if voted or job.state != st.AWAITING_REVIEW
                                else [{"count": len(reviews)}])
             return view
@@ -100,21 +108,22 @@ class Compliance:
         """The rejection reasons a reviewer chooses from, in order: code and operator text."""
         return [{"code": code, "text": text} for code, text in REASONS.items()]
 
-    def review(self, user, job_id: str, decision: str, reason: str = "", note: str = "") -> dict:
-        """Approve, or reject with `reason`, a code of core.release.reasons (the operator reads
-        its fixed text). `note` is free text for compliance only (the vote, the audit log)."""
+    def review(self, user, job_id: str, decision: str | None = None, reason: str = "", note: str = "",
+               files: dict | None = None, signoffs: list | None = None) -> dict:
+        """One reviewer's vote. Per file (`files`: {name: {decision, reason, note}}): approve,
+        request_changes or reject with a reason code; or one `decision` for every file. Approving
+        a file needs a sign-off on each of its needs_review findings (`signoffs`: [{output, check,
+        note}]). The job decision follows (core.release.decision); the operator reads only the
+        fixed text of its reason. Notes are for compliance only (the vote, the audit log)."""
         perm.check(user, "review.queue")
-        if decision not in ("approve", "reject"):
-            raise InvalidInput(Text("decision must be 'approve' or 'reject'"), "decision")
         if not isinstance(reason, str) or not isinstance(note, str):
             raise InvalidInput(Text("reason and note must be text"), "reason" if not isinstance(reason, str) else "note")
-        reason, note = (reason.strip() if decision == "reject" else ""), note.strip()
-        if decision == "reject" and not reason:
-            raise InvalidInput(Text("a rejection needs a reason from the list: {codes}", codes=", ".join(REASONS)),
-                               "reason")
-        operator_text = reason_text(reason) if decision == "reject" else None
+        reason, note = reason.strip(), note.strip()
+        if reason:
+            reason_text(reason)
         if len(note) > NOTE_MAX_CHARS:
             raise InvalidInput(Text("the note is longer than {n} characters", n=NOTE_MAX_CHARS), "note")
+        file_decisions, signed = decision_rule.parse_files(files), decision_rule.parse_signoffs(signoffs)
         with self.p.repo.transaction() as tx:
             job = tx.job(job_id, for_update=True)
             if job is None:
@@ -126,24 +135,20 @@ class Compliance:
             if any(v.reviewer == user.name for v in votes):
                 raise Conflict(Text("you have already reviewed this job"))
             outputs = tx.outputs(job.id)
-            if decision == "approve":
-                if (job.compliance or {}).get("failed"):
-                    raise Conflict(Text("cannot approve: the run failed and left nothing to release; reject it "
-                                        "(reason run_failed)"))
-                failed = [o.name for o in outputs if any(c.get("status") == gate.FAIL for c in (o.checks or []))]
-                if failed:
-                    raise Conflict(Text("cannot approve: disclosure checks failed for {outputs}; reject with a reason",
-                                        outputs=", ".join(failed)))
+            verdict = decision_rule.decide(outputs, decision, reason if decision != "approve" else "",
+                                           file_decisions, signed, run_failed=bool((job.compliance or {}).get("failed")))
             now = self.p.clock()
-            vote = Event(user.name, "review.vote", job.id, {"decision": decision, "reason": reason, "note": note})
-            tx.add_review(Review(job_id=job.id, reviewer=user.name, decision=decision, reason=reason, note=note,
-                                 at=now), vote)
-            approvals = sum(v.decision == "approve" for v in votes) + (decision == "approve")
-            if decision == "reject":
-                # The operator reads the fixed text of the reason, never the note.
-                tell(job, Text("Rejected by compliance: {reason}", reason=operator_text))
-                transition(tx, job, st.REJECTED, st.COMPLIANCE, user.name, now, reason)
-            elif approvals >= max(1, job.reviewers_required):
+            vote = Event(user.name, "review.vote", job.id, {
+                "decision": verdict.decision, "reason": verdict.reason, "note": note,
+                "files": verdict.files_record(), "signoffs": verdict.signoffs_record()})
+            review = Review(job_id=job.id, reviewer=user.name, decision=verdict.decision, reason=verdict.reason,
+                            note=note, at=now, files=verdict.files_record(), signoffs=verdict.signoffs_record())
+            tx.add_review(review, vote)
+            if verdict.decision == "reject":
+                # The operator reads the fixed text of the reason, never a note.
+                tell(job, Text("Rejected by compliance: {reason}", reason=reason_text(verdict.reason)))
+                transition(tx, job, st.REJECTED, st.COMPLIANCE, user.name, now, verdict.reason)
+            elif decision_rule.valid_approvals([*votes, review], outputs) >= max(1, job.reviewers_required):
                 transition(tx, job, st.RELEASED, st.COMPLIANCE, user.name, now, "approved")
                 if job.mode == "reviewed":
                     self._record_released_aggregates(tx, job, outputs, vote)
@@ -152,20 +157,71 @@ class Compliance:
     @staticmethod
     def _record_released_aggregates(tx, job, outputs, event) -> None:
         """Keep every released exact count table for differencing checks of later releases."""
-        from sandbox.core.specs.reviewed import parse_reviewed_spec
+        for name, (grouping, cells) in _count_tables(tx, job, outputs).items():
+            tx.add_released_aggregate(ReleasedAggregate(
+                dataset=job.dataset, dataset_version=job.dataset_version, grouping=list(grouping),
+                job_id=job.id, name=name, cells=[[list(k), v] for k, v in cells.items()]), event)
+
+
+def _count_tables(tx, job, outputs) -> dict[str, tuple[tuple, dict]]:
+    """The count tables among a reviewed job's outputs: {output name: (grouping, {key: count})}.
+    Trusted tables with a count aggregate (their first count column, as trusted code released
+    it; suppressed cells absent), and declared free-form frequency tables."""
+    from sandbox.core.specs.reviewed import parse_reviewed_spec
+    try:
         spec = parse_reviewed_spec(job.spec, parse_manifest(lookups.dataset(tx, job.dataset).manifest), code=job.code)
-        for o in outputs:
-            declared = spec.declared(o.name)
-            if declared is None or declared.table_kind != "frequency":
-                continue
-            agg = gate.frequency_aggregate(o.name, declared.type, o.content, o.encoding, job.dataset_version)
-            if agg is not None:
-                tx.add_released_aggregate(ReleasedAggregate(
-                    dataset=job.dataset, dataset_version=job.dataset_version, grouping=list(agg.grouping),
-                    job_id=job.id, name=o.name, cells=[[list(k), v] for k, v in agg.cells.items()]), event)
+    except InvalidInput:
+        return {}   # a spec of an older form: nothing to compare
+    by_name = {o.name: o for o in outputs}
+    found = {}
+    for t in getattr(spec, "tables", ()):
+        count_at = next((i for i, a in enumerate(t.aggregates) if a.statistic == "count"), None)
+        if count_at is not None and t.file_name in by_name:
+            found[t.file_name] = (tuple(t.group_by), _released_counts(by_name[t.file_name].content,
+                                                                      len(t.group_by), count_at))
+    for o in outputs:
+        declared = spec.declared(o.name)
+        if declared is None or getattr(declared, "table_kind", None) != "frequency":
+            continue
+        agg = gate.frequency_aggregate(o.name, declared.type, o.content, o.encoding, job.dataset_version)
+        if agg is not None:
+            found[o.name] = (tuple(agg.grouping), dict(agg.cells))
+    return found
+
+
+def _released_counts(content: str, keys: int, count_at: int) -> dict[tuple, float]:
+    import csv
+    import io
+    rows = list(csv.reader(io.StringIO(content)))[1:]
+    return {tuple(r[:keys]): float(r[keys + count_at]) for r in rows
+            if len(r) > keys + count_at and r[keys + count_at] != ""}
 
 
 def _run_logs(logs) -> list[dict]:
     return [{"attempt": x.attempt, "backend": x.backend, "exit_code": x.exit_code, "timed_out": x.timed_out,
              "oom_killed": x.oom_killed, "wall_seconds": x.wall_seconds, "stdout": x.stdout, "stderr": x.stderr,
              "refused_outputs": x.refused_outputs} for x in logs]
+
+
+def _differencing_context(tx, job, outputs) -> dict:
+    """Which earlier releases of the same dataset version overlap this job's count tables, and
+    how (the relation core.release.differencing compares): read-only, from the released
+    aggregates. Only their groupings and sizes are named, never their cells."""
+    mine = {name: set(grouping) for name, (grouping, _cells) in _count_tables(tx, job, outputs).items()}
+    earlier = []
+    for a in tx.released_aggregates(job.dataset, job.dataset_version):
+        if a.job_id == job.id:
+            continue
+        theirs = set(a.grouping)
+        overlaps = [{"output": name, "relation": _relation(cols, theirs)} for name, cols in mine.items()
+                    if cols <= theirs or theirs <= cols]
+        earlier.append({"job": a.job_id, "name": a.name, "grouping": list(a.grouping), "cells": len(a.cells),
+                        "overlaps": overlaps})
+    return {"dataset_version": job.dataset_version, "tables": {n: sorted(c) for n, c in mine.items()},
+            "earlier_releases": earlier}
+
+
+def _relation(mine: set, theirs: set) -> str:
+    if mine == theirs:
+        return "same grouping"
+    return "finer than this output" if mine < theirs else "coarser than this output"

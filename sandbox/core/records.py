@@ -158,6 +158,10 @@ class Review:
     note: str = ""                   # the reviewer's own words: compliance only, never the operator
     id: int | None = None
     at: datetime = field(default_factory=utcnow)
+    # Per-file decisions {name: {decision, reason, note}} and sign-offs of needs_review findings
+    # [{output, check, note}] (core.release.decision); their notes are compliance only.
+    files: dict = field(default_factory=dict)
+    signoffs: list = field(default_factory=list)
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 Invoked as `python -m sandbox.runner /job/job.json`. Query jobs write DP releases;
 program blocks write an untrusted vector and reviewed jobs untrusted files, both
-checked by trusted host code. On error the traceback on stderr goes to compliance only.
+checked by trusted host code; a reviewed job's declared tables and models are computed
+here, in a box of their own without operator code. On error the traceback on stderr goes to
+compliance only.
 """
 from __future__ import annotations
 
@@ -22,4 +24,8 @@ def run_job(job: dict, *, seed_for_tests=None) -> dict:
         from sandbox.runner.reviewed import run_reviewed_job
 
         return run_reviewed_job(job)
+    if kind == "reviewed_tables":
+        from sandbox.runner.tables import run_trusted_tables
+
+        return run_trusted_tables(job)
     raise ValueError(f"unsupported job kind: {kind!r}")

@@ -31,7 +31,7 @@ def sign_in(page, h, name: str) -> None:
     assert name in page.inner_text("#whoami")
 
 
-def nav(page, link: str) -> None:
+def follow(page, link: str) -> None:
     """Follow a navigation link and wait for the new page: a bare click returns before
     the next page has loaded, and an element count read then sees the old page."""
     with page.expect_navigation():
@@ -96,7 +96,7 @@ def test_operator_reviewer_operator_flow(page, sandbox_app):
     assert "已提交" in page.inner_text(".flash")
 
     # The job list refreshes by itself; before release the operator sees only a coarse state.
-    nav(page, "#nav-jobs")
+    follow(page, "#nav-jobs")
     row = f"#job-{job_id}"
     page.wait_for_selector(row)
     internal = h.wait_state(job_id, {"awaiting_review", "failed"})
@@ -107,7 +107,7 @@ def test_operator_reviewer_operator_flow(page, sandbox_app):
 
     # Compliance: queue -> review page with every check explained -> approve.
     sign_in(page, h, "reviewer")
-    nav(page, "#nav-reviews")
+    follow(page, "#nav-reviews")
     page.click(f"#open-review-{job_id}")
     checks = page.locator("#checks tr.check")
     assert checks.count() >= 5
@@ -127,7 +127,7 @@ def test_operator_reviewer_operator_flow(page, sandbox_app):
 
     # Operator again: the list turns to "released" without a reload, at start + wall limit.
     sign_in(page, h, "operator")
-    nav(page, "#nav-jobs")
+    follow(page, "#nav-jobs")
     page.evaluate("window.__no_reload = 1")
     page.wait_for_selector(f"{row} [data-state=released]", timeout=(VISIBLE_AFTER + 30) * 1000)
     assert page.evaluate("window.__no_reload") == 1
@@ -186,7 +186,7 @@ def test_a_rejection_reaches_the_operator_as_the_fixed_text_of_its_reason(page, 
 def test_owner_changes_policy_and_approves_runs(page, sandbox_app):
     h = sandbox_app
     sign_in(page, h, "owner")
-    nav(page, "#nav-policies")
+    follow(page, "#nav-policies")
     assert "operator2" in page.inner_text("#policy-health_visits")  # licences listed
     page.click("#policy-enterprise_registry a")
 
@@ -210,7 +210,7 @@ def test_owner_changes_policy_and_approves_runs(page, sandbox_app):
     # An operator's job now waits for the owner, who approves it in the browser.
     job_id = h.client("operator").submit(load_job("enterprise_query.json"))["job"]["id"]
     assert h.client("reviewer").job(job_id)["state"] == "awaiting_approval"
-    nav(page, "#nav-approvals")
+    follow(page, "#nav-approvals")
     card = page.locator(f"#approval-{job_id}")
     assert "business_environment_analysis" in card.inner_text()
     card.locator(".approve-run").click()
@@ -219,11 +219,11 @@ def test_owner_changes_policy_and_approves_runs(page, sandbox_app):
     assert h.client("reviewer").job(job_id)["state"] != "awaiting_approval"
 
     # Consumption chart per operator and the metering report.
-    nav(page, "#nav-consumption")
+    follow(page, "#nav-consumption")
     assert page.locator("#consumption-enterprise_registry svg.chart rect").count() >= 1
-    nav(page, "#nav-metering")
+    follow(page, "#nav-metering")
     assert "enterprise_registry" in page.inner_text("#metering")
-    nav(page, "#nav-audit")
+    follow(page, "#nav-audit")
     assert page.locator("#audit-ok").count() == 1
     assert "policy.applied" in page.inner_text("#audit-log")
     assert_fits_1366(page)
@@ -266,7 +266,7 @@ def test_both_languages(page, sandbox_app):
     page.goto(f"{h.url}/ui/login")
     assert page.get_attribute("html", "lang") == "zh-CN" and page.inner_text("h1") == "登录"
     sign_in(page, h, "operator")
-    nav(page, "#nav-new")
+    follow(page, "#nav-new")
     page.wait_for_selector("#cost-epsilon")
     zh_date = page.inner_text("#cost")
     assert "年" in zh_date and "可用" in zh_date
@@ -277,14 +277,14 @@ def test_both_languages(page, sandbox_app):
     en_text = page.inner_text("#cost")
     assert "Available now" in en_text and "年" not in en_text
     # The choice is kept in the session across pages and sign-out.
-    nav(page, "#nav-datasets")
+    follow(page, "#nav-datasets")
     assert page.inner_text("h1") == "Data catalog"
-    nav(page, "#nav-program")
+    follow(page, "#nav-program")
     assert page.inner_text("h1") == "Program job" and "Output contract" in page.inner_text("#program-form")
     sign_out(page)
     assert page.inner_text("h1") == "Sign in"
     sign_in(page, h, "owner")
-    nav(page, "#nav-metering")
+    follow(page, "#nav-metering")
     assert page.inner_text("h1") == "Metering report"
     page.click("#lang-zh_CN")
     assert page.inner_text("h1") == "计量报告" and page.get_attribute("html", "lang") == "zh-CN"
@@ -294,7 +294,7 @@ def test_operator_uploads_a_program(page, sandbox_app):
     h = sandbox_app
     page.allow_http_errors = True  # refused input answers 400 on purpose
     sign_in(page, h, "operator")
-    nav(page, "#nav-program")
+    follow(page, "#nav-program")
     # Offered: datasets whose policy allows program or reviewed mode for this operator.
     assert set(page.locator("#program-dataset option").evaluate_all("os => os.map(o => o.value)")) == {
         "enterprise_registry", "health_visits"}
@@ -402,7 +402,7 @@ def test_password_change(page, sandbox_app, browser):
         other = elsewhere.new_page()
         sign_in(other, h, name)
         sign_in(page, h, name)
-        nav(page, "#nav-password")
+        follow(page, "#nav-password")
 
         # A wrong current password is refused and nothing changes.
         page.fill("#current-password", "not-the-password")

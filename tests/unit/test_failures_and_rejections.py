@@ -120,9 +120,13 @@ def test_the_operator_reads_only_the_fixed_text_of_a_rejection_never_the_note(tm
     assert "ACME" not in json.dumps([seen, svc.views.list_jobs(op)])
     # Compliance keeps the note: on the vote and in the audit log.
     votes = svc.compliance.review_detail(user(svc, "reviewer"), job_id)["reviews"]
-    assert votes == [{"reviewer": "reviewer", "decision": "reject", "reason": "disclosure_risk", "note": note}]
+    keys = ("reviewer", "decision", "reason", "note")
+    assert [{k: v[k] for k in keys} for v in votes] == [
+        {"reviewer": "reviewer", "decision": "reject", "reason": "disclosure_risk", "note": note}]
     vote = next(r for r in svc.views.audit_records() if r.action == "review.vote")
-    assert vote.payload == {"decision": "reject", "reason": "disclosure_risk", "note": note}
+    assert {k: vote.payload[k] for k in keys[1:]} == {"decision": "reject", "reason": "disclosure_risk", "note": note}
+    # A job-wide rejection is every file's (core.release.decision).
+    assert {f["decision"] for f in vote.payload["files"].values()} == {"reject"}
 
 
 def test_a_rejection_takes_a_reason_code_from_the_fixed_list(tmp_path, tiny_datasets):

@@ -156,6 +156,9 @@ class Review(Base):
     reason: Mapped[str] = mapped_column(Text, default="")   # a reason code (core.release.reasons)
     note: Mapped[str] = mapped_column(Text, default="", server_default="")   # compliance only
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Per-file decisions and sign-offs of needs_review findings (core.release.decision).
+    files: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")
+    signoffs: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
     __table_args__ = (UniqueConstraint("job_id", "reviewer"),)
 
 

@@ -81,12 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("dataset")
     s.add_argument("--operator")
     s.set_defaults(func=operator.cmd_budget)
-    s = sub.add_parser("review", help="compliance: list | show | approve | reject | reasons | diagnostics")
-    s.add_argument("action", choices=["list", "show", "approve", "reject", "reasons", "diagnostics"])
+    s = sub.add_parser("review", help="compliance: list | show | approve | reject | decide | reasons | diagnostics")
+    s.add_argument("action", choices=["list", "show", "approve", "reject", "decide", "reasons", "diagnostics"])
     s.add_argument("job_id", nargs="?")
     s.add_argument("--reason", help="to reject: a reason code (`review reasons` lists them; the operator "
                                     "reads its fixed text), e.g. disclosure_risk")
     s.add_argument("--note", help="your own words, for compliance only (never shown to the operator)")
+    s.add_argument("--file", action="append", default=[], metavar="NAME=DECISION",
+                   help="decide one output (repeat for each; with `decide`): approve, request_changes or "
+                        "reject:REASON_CODE, e.g. --file t.csv=reject:too_detailed")
+    s.add_argument("--signoff", action="append", default=[], nargs=2, metavar=("OUTPUT", "CHECK"),
+                   help="sign off one finding that needs review (`review show` lists them as findings); "
+                        "approving a file needs one for each of its findings")
     s.set_defaults(func=operator.cmd_review)
     s = sub.add_parser("run-approval", help="data owner: approve or reject a job before it runs")
     s.add_argument("decision", choices=["approve", "reject"])

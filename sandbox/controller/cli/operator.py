@@ -215,8 +215,26 @@ def cmd_review(args) -> int:
         if args.action == "reject" and not args.reason:
             raise UsageError("a rejection needs --reason CODE from the fixed list (`sandbox review reasons`); "
                              "the operator reads its fixed text, and --note stays with compliance")
-        print_json(c.review(_need(args.job_id, "job id"), args.action, args.reason or "", args.note or ""))
+        if args.action == "decide" and not args.file:
+            raise UsageError("decide needs --file NAME=DECISION for each output (approve, request_changes, "
+                             "reject:REASON_CODE)")
+        files = _file_decisions(args.file) if args.file else None
+        signoffs = [{"output": o, "check": ch} for o, ch in args.signoff]
+        print_json(c.review(_need(args.job_id, "job id"), None if args.action == "decide" else args.action,
+                            args.reason or "", args.note or "", files=files, signoffs=signoffs))
     return 0
+
+
+def _file_decisions(items: list[str]) -> dict:
+    """["t.csv=approve", "u.csv=reject:too_detailed"] -> {name: {decision, reason}}."""
+    out = {}
+    for item in items:
+        name, sep, value = item.rpartition("=")
+        decision, _, reason = value.partition(":")
+        if not sep or not name or decision not in ("approve", "request_changes", "reject"):
+            raise UsageError(f"--file {item}: write NAME=approve, NAME=request_changes or NAME=reject:REASON_CODE")
+        out[name] = {"decision": decision, "reason": reason}
+    return out
 
 
 def cmd_run_approval(args) -> int:

@@ -168,10 +168,12 @@ def review_detail(job_id):
 @auth(COMPLIANCE)
 def review(job_id):
     # `reason` is a code from /review-reasons (the operator reads its fixed text); `note` is
-    # free text for compliance only.
+    # free text for compliance only. `files` decides each output, `signoffs` acknowledges each
+    # needs_review finding (core.release.decision); their notes are compliance only too.
     body = _json_body()
     return jsonify(services().compliance.review(g.user, job_id, body.get("decision"), body.get("reason", ""),
-                                                body.get("note", "")))
+                                                body.get("note", ""), files=body.get("files"),
+                                                signoffs=body.get("signoffs")))
 
 
 @bp.get("/reviews/<job_id>/diagnostics")

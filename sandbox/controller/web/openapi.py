@@ -83,14 +83,36 @@ def spec() -> dict:
             "/reviews/{job_id}": {
                 "get": _op("Review page data: checks, outputs preview, code and spec; in DP modes nothing of the "
                            "real run but the DP output", "compliance", ["job_id"]),
-                "post": _op("Approve, or reject with a reason code (the operator reads its fixed text) and an "
-                            "optional note that only compliance reads", "compliance", ["job_id"], body={
-                                "type": "object", "required": ["decision"],
-                                "properties": {"decision": {"enum": ["approve", "reject"]},
+                "post": _op("One reviewer's vote: a decision per output file (approve, request_changes, reject "
+                            "with a reason code) or one decision for every file, and a sign-off on each "
+                            "needs_review finding of every approved file. The job decision follows from the files "
+                            "(all approved: approve; any rejected: reject; else reject with changes_requested); "
+                            "the operator reads only the fixed text of its reason. Notes are compliance only.",
+                            "compliance", ["job_id"], body={
+                                "type": "object",
+                                "properties": {"decision": {"enum": ["approve", "reject"],
+                                                            "description": "required unless files are given"},
                                                "reason": {"enum": list(REASONS),
                                                           "description": "required to reject; see /review-reasons"},
                                                "note": {"type": "string", "maxLength": 4000,
-                                                        "description": "compliance only, never the operator"}}}),
+                                                        "description": "compliance only, never the operator"},
+                                               "files": {"type": "object", "description": "output name -> decision",
+                                                         "additionalProperties": {
+                                                             "type": "object", "required": ["decision"],
+                                                             "properties": {
+                                                                 "decision": {"enum": ["approve", "request_changes",
+                                                                                       "reject"]},
+                                                                 "reason": {"enum": list(REASONS),
+                                                                            "description": "required to reject"},
+                                                                 "note": {"type": "string", "maxLength": 4000}}}},
+                                               "signoffs": {"type": "array", "description": (
+                                                   "one per needs_review finding of an approved file (GET "
+                                                   "/reviews/{job_id} lists them as findings)"),
+                                                   "items": {"type": "object", "required": ["output", "check"],
+                                                             "properties": {
+                                                                 "output": {"type": "string"},
+                                                                 "check": {"type": "string"},
+                                                                 "note": {"type": "string", "maxLength": 4000}}}}}}),
             },
             "/reviews/{job_id}/diagnostics": {"get": _op(
                 "Run logs and per-block outcomes of the real runs, to investigate; for DP jobs only once decided",

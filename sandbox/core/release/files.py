@@ -1,6 +1,10 @@
 """File-level checks on a released file: a plain name, the size limit, an allowed type, and
 content that really is the declared type (magic bytes; CSV and text valid UTF-8; SVG free of
 scripts and external references). Explanations list the problems, never the content.
+
+Magic bytes prove little on their own: reviewed-mode files reach these checks only after
+trusted code decoded and re-wrote them (sandbox.agent.reencode), which drops whatever hides
+outside the visible content and refuses SVG.
 """
 from __future__ import annotations
 

@@ -222,7 +222,8 @@ def check_declared_file(declared, data: bytes | None, max_bytes: int, policy, pr
     except Exception:  # noqa: BLE001 - what was wrong with it is for the reviewer, not the operator
         return out + [Check(f"table:{name}", FAIL, f"{name} cannot be read as a {declared.type} table")]
     for c in check_table(df, kind=declared.table_kind, forbidden_columns=frozenset(policy.forbidden_columns),
-                         policy_min_group=policy.min_group_size, model_df=declared.model_df):
+                         policy_min_group=policy.min_group_size,
+                         declared_model_df=declared.model_df):  # never trusted: named in the finding
         out.append(Check(f"{c.name}:{name}", c.status, c.explanation))
     if declared.table_kind == "frequency":
         agg = frequency_aggregate(name, declared.type, data.decode("utf-8", "replace") if declared.type == "csv"

@@ -1,8 +1,9 @@
 """Does an output hold microdata (people's records) rather than aggregates?
 
-Two signs, each a rule of its own: columns that look like direct identifiers (by name or
-by value: resident ID numbers, mobile numbers, e-mail addresses, Chinese personal names),
-and rows that look like records rather than one row per group.
+Two signs, each a rule of its own: columns that look like direct identifiers (by name, by
+value, or by an identifier written as the column name itself: resident ID numbers, mobile
+numbers, e-mail addresses, Chinese personal names), and rows that look like records rather
+than one row per group.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from sandbox.core.release.cells import flatten, infer_key_columns, is_numeric
-from sandbox.core.release.checks import FAIL, PASS, Check, as_text, fmt_names
+from sandbox.core.release.checks import FAIL, NEEDS_REVIEW, PASS, Check, as_text, fmt_names
 
 # --- direct identifiers ------------------------------------------------------------------
 
@@ -57,23 +58,53 @@ def detect_identifiers(df: pd.DataFrame) -> list[str]:
 
 
 def check_identifiers(df: pd.DataFrame) -> Check:
-    """check_table's direct_identifiers rule, on a table already flattened."""
+    """check_table's direct_identifiers rule, on a table already flattened. A column whose
+    name holds an identifier is named by its position, so the explanation does not repeat it."""
     found = _identifier_findings(df)
     if found:
-        parts = [f"{col} ({why})" for col, why in found.items()]
+        position = {str(c): i + 1 for i, c in enumerate(df.columns)}
+        parts = [f"column {position[col]} ({why})" if why.startswith(_IN_NAME) else f"{col} ({why})"
+                 for col, why in found.items()]
         return Check("direct_identifiers", FAIL,
                      f"column(s) look like direct identifiers: {fmt_names(parts)}; remove them, outputs may "
                      "hold only aggregates")
     return Check("direct_identifiers", PASS, "no column looks like a direct identifier")
 
 
+_IN_NAME = "name holds"
+
+
 def _identifier_findings(df: pd.DataFrame) -> dict[str, str]:
     found: dict[str, str] = {}
+    # Column names are scanned like values: a program can write a record into a header.
+    header_names = _names_in_headers([str(c) for c in df.columns])
     for col in df.columns:
-        why = _identifier_by_name(str(col)) or _identifier_by_values(df[col])
+        why = (_identifier_in_header(str(col)) or _identifier_by_name(str(col))
+               or (f"{_IN_NAME} a Chinese personal name" if str(col) in header_names else None)
+               or _identifier_by_values(df[col]))
         if why:
             found[str(col)] = why
     return found
+
+
+def _identifier_in_header(name: str) -> str | None:
+    # One hit is enough, as for values in text columns: a header is never a count.
+    if _has_valid_id18(name):
+        return f"{_IN_NAME} an 18-digit resident ID number"
+    if _EMAIL.search(name):
+        return f"{_IN_NAME} an e-mail address"
+    if _MOBILE.search(name):
+        return f"{_IN_NAME} a mobile phone number"
+    if _has_valid_id15(name):
+        return f"{_IN_NAME} a 15-digit resident ID number"
+    return None
+
+
+def _names_in_headers(headers: list[str]) -> set[str]:
+    # Personal names as headers (a table pivoted by person) count when most headers are names:
+    # a single header like 金额 has a name's shape (金 is a surname).
+    names = {h for h in headers if looks_like_chinese_name(h)}
+    return names if len(headers) >= 3 and len(names) * 2 > len(headers) else set()
 
 
 def _identifier_by_name(name: str) -> str | None:
@@ -160,43 +191,73 @@ _AGGREGATE_NAME = re.compile(
 
 def looks_row_level(df: pd.DataFrame, *, min_rows: int = 20, key_columns: Sequence[str] | None = None,
                     unique_share: float = 0.9) -> bool:
-    """True when a table's rows look like records rather than aggregates.
+    """True when a table's rows clearly look like records rather than aggregates.
 
     Signals: a group (key combination) that appears on more than one row (an aggregate lists
     each group once), or, with no column named like an aggregate (count, mean, 人数 ...), many
-    rows that are mostly distinct and a column nearly unique per row (a record identifier).
+    mostly distinct rows and a column nearly unique per row (a record identifier). Weaker signs
+    (the same shape under aggregate-like names, a key nearly unique per row beside other keys,
+    a sparse key crossing) only make `check_row_level` ask for review.
     Tables under `min_rows` rows are too small to judge and return False.
     """
     flat = flatten(df)
     keys = list(key_columns) if key_columns is not None else infer_key_columns(flat)
-    return bool(_row_level_reasons(flat, key_columns=keys, min_rows=min_rows, unique_share=unique_share))
+    return bool(_row_level_reasons(flat, key_columns=keys, min_rows=min_rows, unique_share=unique_share)[0])
+
+
+_SPARSE_SHARE = 0.1   # a table filling under 10% of its key crossing lists unique combinations
 
 
 def _row_level_reasons(df: pd.DataFrame, *, key_columns: list[str], min_rows: int = 20,
-                       unique_share: float = 0.9) -> list[str]:
+                       unique_share: float = 0.9, keys_trusted: bool = False) -> tuple[list[str], list[str]]:
+    """(reasons to fail, reasons to ask a reviewer). With `keys_trusted` (trusted code built
+    one row per group) only repeated groups count."""
     rows = len(df)
     if rows < min_rows or df.shape[1] == 0:
-        return []
-    reasons = []
+        return [], []
+    fail, review = [], []
     if key_columns:
         repeated = rows - len(df.drop_duplicates(subset=key_columns))
         # A few repeats can be a sloppy but aggregate table; many mean one row per record.
         if repeated > max(1, rows // 20):
-            reasons.append(f"{repeated} of {rows} rows repeat a group of {fmt_names(key_columns)}")
-    named_aggregate = any(_AGGREGATE_NAME.search(str(c).lower()) for c in df.columns)
-    if not named_aggregate:
-        distinct_rows = len(df.drop_duplicates()) / rows
-        wide = [str(c) for c in df.columns if df[c].nunique(dropna=True) >= unique_share * rows]
-        if distinct_rows >= unique_share and wide:
-            reasons.append(f"{rows} mostly distinct rows, no count or statistic column, and "
-                           f"column(s) {fmt_names(wide)} nearly unique per row")
-    return reasons
+            fail.append(f"{repeated} of {rows} rows repeat a group of {fmt_names(key_columns)}")
+    if keys_trusted:
+        return fail, review
+    # With keys, a value column unique per row is normal (one statistic per group); a key or,
+    # without keys, any column unique per row is a record identifier's shape.
+    candidates = key_columns or list(df.columns)
+    unique = [str(c) for c in candidates if df[c].nunique(dropna=True) >= unique_share * rows]
+    unique_keys = [c for c in unique if c in key_columns]
+    if len(key_columns) >= 2 and unique_keys:
+        # Records with attributes, or nested keys (township within district): a person decides.
+        review.append(f"key column(s) {fmt_names(unique_keys)} nearly unique per row, so the other key "
+                      "columns describe each row's item")
+    if len(df.drop_duplicates()) / rows >= unique_share and unique:
+        # Column names are the operator's: an aggregate-like name (count, 人数) no longer
+        # excuses the shape, it only turns the failure into a question for the reviewer.
+        sign = (f"{rows} mostly distinct rows and column(s) {fmt_names(unique)} nearly unique per row")
+        if any(_AGGREGATE_NAME.search(str(c).lower()) for c in df.columns):
+            review.append(sign + "; if those are not public categories (district, industry, year), the rows "
+                                 "are records whatever the columns are called")
+        else:
+            fail.append(sign + ", and no count or statistic column")
+    if len(key_columns) >= 2:
+        crossing = math.prod(max(1, df[c].nunique(dropna=False)) for c in key_columns)
+        if rows < _SPARSE_SHARE * crossing:
+            review.append(f"the {rows} rows fill only {rows / crossing:.1%} of the {crossing} combinations of "
+                          f"{fmt_names(key_columns)}: unique combinations of many attributes are how records "
+                          "look (unless the keys are nested, like district and township)")
+    return fail, review
 
 
-def check_row_level(df: pd.DataFrame, keys: list[str]) -> Check:
-    """check_table's row_level rule, on a table already flattened, with its key columns."""
-    reasons = _row_level_reasons(df, key_columns=keys)
-    if reasons:
+def check_row_level(df: pd.DataFrame, keys: list[str], *, keys_trusted: bool = False) -> Check:
+    """check_table's row_level rule, on a table already flattened, with its key columns.
+    `keys_trusted`: the keys were declared by trusted code, not inferred from the table."""
+    fail, review = _row_level_reasons(df, key_columns=keys, keys_trusted=keys_trusted)
+    if fail:
         return Check("row_level", FAIL, "the table looks like records rather than aggregates ("
-                     + "; ".join(reasons) + "); release counts or statistics per group instead")
+                     + "; ".join(fail + review) + "); release counts or statistics per group instead")
+    if review:
+        return Check("row_level", NEEDS_REVIEW, "the table may hold records rather than aggregates ("
+                     + "; ".join(review) + "); check that every row is a group of several people or units")
     return Check("row_level", PASS, "the table looks like aggregates, not records")

@@ -28,6 +28,10 @@ REASONS: dict[str, Text] = {
         "The run did not produce an output that can be released. Reproduce the job on the mock data "
         "(sandbox run --mock), fix it and resubmit."),
     "policy_or_licence": Text("The job does not comply with the dataset's policy or the terms of the licence."),
+    # What a job is rejected with when a reviewer asked for changes to a file and rejected none.
+    "changes_requested": Text(
+        "The reviewer asks for changes to one or more outputs before they can be released; revise the "
+        "job (coarser groupings, fewer or different outputs) and resubmit."),
 }
 
 

@@ -6,10 +6,14 @@ shape are in `microdata`, file type and content in `files`, the Check verdict in
 
 Decision on ACRO (PyPI `acro`, AI-SDC): we reimplement its rules here instead of importing it.
 - ACRO records its checks while it *computes* a table itself (its crosstab/pivot_table/
-  statsmodels wrappers). Our tables arrive finished, written by untrusted programs; the
-  per-cell contributor counts and largest contributions come from trusted code as `CellStats`.
-- acro 1.0.2 pins pandas<=2.3.3 and pulls in statsmodels, matplotlib, rdflib, lxml; we run
-  pandas 3 / numpy 2, and the release gate should not carry a plotting stack.
+  statsmodels wrappers); its rules are methods of `SDCChecks` over its own `SDCEvidence` and
+  `TableModelDetails` objects, not functions of per-cell numbers. Our trusted tables are
+  computed in a box without operator code (sandbox.runner.tables) and reach these rules as
+  `CellStats` (sandbox.core.release.trusted); free-form tables arrive finished, written by
+  untrusted programs.
+- acro 1.0.2 pins pandas<=2.3.3 and pulls in statsmodels, matplotlib, rdflib, lxml, openpyxl
+  (importing any acro module runs acro/__init__, which imports them all); we run pandas 3 /
+  numpy 2, and neither the box nor the release gate should carry a plotting stack.
 So the rules, their defaults and their edge cases follow ACRO 1.0.2 (`acro/sdcchecks.py`,
 `acro/default.yaml`): safe_threshold 10, safe_nk_n 2, safe_nk_k 0.90, safe_pratio_p 0.10,
 safe_dof_threshold 10, zeros_are_disclosive True. Each rule cites the ACRO definition it
@@ -25,6 +29,7 @@ import pandas as pd
 from sandbox.core.release.cells import (cell_values, flatten, infer_key_columns, is_numeric, norm_key, norm_name,
     row_keys, unique_keys)
 from sandbox.core.release.checks import FAIL, NEEDS_REVIEW, PASS, Check, fmt_cells, fmt_names
+from sandbox.core.release.freeform import check_integer_counts
 from sandbox.core.release.microdata import check_identifiers, check_row_level
 
 TABLE_KINDS = ("frequency", "magnitude", "model", "other")
@@ -34,6 +39,7 @@ DEFAULT_NK = (2, 0.90)          # ACRO safe_nk_n, safe_nk_k
 DEFAULT_P_PERCENT = 0.10        # ACRO safe_pratio_p
 DEFAULT_MIN_DF = 10             # ACRO safe_dof_threshold
 DEFAULT_MAX_ROWS = 10_000       # ours: an aggregate a person can review; larger looks like data
+MAX_MODEL_ROWS = 100            # ours: a model's output has a row per parameter; more looks like records
 
 
 @dataclass(frozen=True)
@@ -71,13 +77,17 @@ def check_table(table: pd.DataFrame, *, kind: str, cell_stats: Mapping[tuple, Ce
                 nk: tuple[int, float] = DEFAULT_NK, p_percent: float = DEFAULT_P_PERCENT,
                 max_rows: int = DEFAULT_MAX_ROWS, model_df: int | None = None,
                 min_df: int = DEFAULT_MIN_DF, zeros_are_disclosive: bool = True,
-                key_columns: Sequence[str] | None = None) -> list[Check]:
+                key_columns: Sequence[str] | None = None, declared_model_df: int | None = None) -> list[Check]:
     """Run every rule that applies to a table of this kind; one Check per rule, in this order.
 
     All kinds: table_size, forbidden_columns, direct_identifiers, row_level.
-    frequency: cell_keys (with cell_stats), min_cell_count, zero_cells, negative_values.
+    frequency: cell_keys (with cell_stats), min_cell_count, zero_cells, negative_values, integer_counts.
     magnitude: cell_keys (with cell_stats), min_cell_count, dominance_nk, dominance_p,
-    negative_values. model: degrees_of_freedom. other: table_kind (always needs review).
+    negative_values. model: degrees_of_freedom, model_size. other: table_kind (always needs review).
+
+    `model_df` is residual degrees of freedom computed by trusted code; without it (a model
+    table the operator's program wrote) the check needs review and names `declared_model_df`,
+    what the operator declared, as not trusted.
 
     The table should be long form: key columns (the group-by values) then value columns.
     Key columns are the non-numeric columns (and a named index) unless `key_columns` says.
@@ -98,13 +108,13 @@ def check_table(table: pd.DataFrame, *, kind: str, cell_stats: Mapping[tuple, Ce
     values = [c for c in df.columns if c not in keys and is_numeric(df[c])]
 
     checks = [_check_size(df, max_rows), _check_forbidden(df, forbidden_columns),
-              check_identifiers(df), check_row_level(df, keys)]
+              check_identifiers(df), check_row_level(df, keys, keys_trusted=key_columns is not None)]
     if kind == "frequency":
         if cell_stats is not None:
             checks.append(_check_cell_keys(df, keys, cell_stats))
         checks += [_check_threshold_frequency(df, keys, values, cell_stats, policy_min_group),
                    _check_zeros(df, keys, values, cell_stats, zeros_are_disclosive),
-                   _check_negative_counts(df, keys, values)]
+                   _check_negative_counts(df, keys, values), check_integer_counts(df, keys, values)]
     elif kind == "magnitude":
         if cell_stats is not None:
             checks.append(_check_cell_keys(df, keys, cell_stats))
@@ -113,7 +123,8 @@ def check_table(table: pd.DataFrame, *, kind: str, cell_stats: Mapping[tuple, Ce
                    _check_p_percent(cell_stats, p_percent),
                    _check_negative_magnitude(df, keys, values, cell_stats)]
     elif kind == "model":
-        checks.append(_check_dof(model_df, min_df))
+        checks += [_check_dof(model_df, min_df) if model_df is not None else _untrusted_dof(declared_model_df),
+                   _check_model_size(df)]
     else:
         checks.append(Check("table_kind", NEEDS_REVIEW,
                             "the output is not declared as a frequency, magnitude or model table, so no "
@@ -236,13 +247,7 @@ def _check_nk(cell_stats, n: int, k: float) -> Check:
     """ACRO NKCheck: a cell fails when its n largest contributions are >= k of its total."""
     if cell_stats is None:
         return Check("dominance_nk", NEEDS_REVIEW, _NO_STATS.format(rule="per-cell contributions"))
-    def dominated(s) -> bool:
-        top = s.top1 + (s.top2 if n == 2 else 0.0)
-        # ACRO computes top/total; 0/0 is NaN and NaN >= k is False, so an all-zero cell passes
-        # here (the p% rule below catches it).
-        return s.total != 0 and top / s.total >= k
-
-    failing, skipped = _dominated_cells(cell_stats, dominated)
+    failing, skipped = _dominated_cells(cell_stats, lambda s: nk_dominated(s, n, k))
     label = f"the largest {n} contributor{'s' if n > 1 else ''} make up {k:.0%} or more of the total"
     return _dominance_result("dominance_nk", failing, skipped, label, len(cell_stats))
 
@@ -256,13 +261,23 @@ def _check_p_percent(cell_stats, p: float) -> Check:
     """
     if cell_stats is None:
         return Check("dominance_p", NEEDS_REVIEW, _NO_STATS.format(rule="per-cell contributions"))
-    def dominated(s) -> bool:
-        rest = s.total - s.top1 - s.top2
-        return (rest if s.top1 == 0 else rest / s.top1) < p
-
-    failing, skipped = _dominated_cells(cell_stats, dominated)
+    failing, skipped = _dominated_cells(cell_stats, lambda s: p_dominated(s, p))
     label = f"the others add up to less than {p:.0%} of the largest contributor"
     return _dominance_result("dominance_p", failing, skipped, label, len(cell_stats))
+
+
+def nk_dominated(s: CellStats, n: int, k: float) -> bool:
+    """ACRO NKCheck for one cell: its n largest contributions are >= k of its total."""
+    top = s.top1 + (s.top2 if n == 2 else 0.0)
+    # ACRO computes top/total; 0/0 is NaN and NaN >= k is False, so an all-zero cell passes
+    # here (the p% rule catches it).
+    return s.total != 0 and top / s.total >= k
+
+
+def p_dominated(s: CellStats, p: float) -> bool:
+    """ACRO PPercentCheck for one cell: (total - top1 - top2) / top1 < p."""
+    rest = s.total - s.top1 - s.top2
+    return (rest if s.top1 == 0 else rest / s.top1) < p
 
 
 def _dominated_cells(cell_stats, dominated) -> tuple[list, list]:
@@ -290,6 +305,22 @@ def _dominance_result(name, failing, skipped, label, total_cells) -> Check:
         return Check(name, NEEDS_REVIEW, "dominance is not defined where contributions are negative." + note
                      + " Judge whether one contributor can be inferred.")
     return Check(name, PASS, f"no cell of {total_cells} is dominated")
+
+
+def _untrusted_dof(declared: int | None) -> Check:
+    said = f" (the declared model_df={declared} is not trusted)" if declared is not None else ""
+    return Check("degrees_of_freedom", NEEDS_REVIEW,
+                 "this model table was written by the operator's program, so its residual degrees of freedom "
+                 f"cannot be verified{said}: it may be records shaped as a model. Judge it by hand, or declare "
+                 "the model under models so trusted code fits it and computes them")
+
+
+def _check_model_size(df: pd.DataFrame) -> Check:
+    if len(df) > MAX_MODEL_ROWS:
+        return Check("model_size", FAIL,
+                     f"{len(df)} rows: a model's output has one row per parameter, and more than {MAX_MODEL_ROWS} "
+                     "rows look like records rather than a model; declare the model under models instead")
+    return Check("model_size", PASS, f"{len(df)} rows, within {MAX_MODEL_ROWS} parameters")
 
 
 def _check_dof(model_df: int | None, min_df: int) -> Check:

@@ -1,36 +1,33 @@
-"""Compliance review: the queue, a job's review page (checks, outputs, code, spec; the run's
-logs in reviewed mode, and in DP modes only once decided), the vote (a reason from the fixed
-list, and a note for compliance only)."""
+"""Compliance review: the queue, a job's review page (every output in full with its checks and
+their help, the operator's code highlighted, the spec, the purpose, the differencing context),
+and the vote: a sign-off per needs_review finding and a decision per file (approve, request
+changes, reject with a reason from the fixed list), or one decision for the whole job; notes
+are for compliance only. The run's diagnostics open on request (an audit event)."""
 from __future__ import annotations
 
-import csv
-import io
 import json
+import re
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
 
 from sandbox.controller.web import auth
+from sandbox.controller.web.ui.check_help import check_help
 from sandbox.controller.web.ui.common import services, user
 from sandbox.controller.web.ui.i18n import STATE_LABELS, localized
+from sandbox.controller.web.ui.review_render import details_rows, highlight, render_output
 from sandbox.core.errors import Conflict, InvalidInput
 from sandbox.core.release.reasons import REASONS
 from sandbox.core.states import COMPLIANCE
 
 bp = Blueprint("reviews", __name__)
 
-# What each release-gate check means, by name prefix (the check's own text says the specifics).
-CHECK_HELP = {
-    "result_format": _l("The runner's output is one well-formed JSON document of tables."),
-    "declared_tables": _l("Exactly the tables the spec declared, one each: nothing extra can leave."),
-    "shape": _l("Each table has the cells the spec and the public manifest imply, public keys only, finite "
-                "numbers, and the declared noise mechanism and scale."),
-    "table_size": _l("The table is below the size limit for a release."),
-    "forbidden_columns": _l("No column the policy forbids (e.g. the person key) appears in the output."),
-    "direct_identifiers": _l("No column looks like a direct identifier (ID numbers, names, phone numbers)."),
-    "row_level": _l("The output is aggregated, not one row per person or record."),
-}
-PREVIEW_ROWS = 30
+FILE_DECISION_LABELS = {"approve": _l("Approve"), "request_changes": _l("Request changes"), "reject": _l("Reject")}
+DECISION_LABELS = {"approve": _l("approved"), "reject": _l("rejected"), "request_changes": _l("changes requested")}
+RELATION_LABELS = {"same grouping": _l("same grouping"), "finer than this output": _l("finer than this output"),
+                   "coarser than this output": _l("coarser than this output")}
+_FILE_FIELD = re.compile(r"^file-(\d+)-name$")
+_SIGNOFF_FIELD = re.compile(r"^signoff-(\d+)-(\d+)$")
 
 
 @bp.get("/reviews")
@@ -44,17 +41,24 @@ def index():
 def detail(job_id):
     review = services().compliance.review_detail(user(), job_id)
     voted = any(r.get("reviewer") == user().name for r in review["reviews"])
-    # The raw run diagnostics of a DP job only once it is decided (compliance.diagnostics).
-    # Opening them is an audit event, so they load on request (?diagnostics=1).
+    # What the code did on the real data (logs, block outcomes, run times) is not what the reviewer
+    # judges: it loads on request (?diagnostics=1), recorded in the audit log, and for DP jobs
+    # only once decided (compliance.diagnostics).
     diagnostics = (services().compliance.diagnostics(user(), job_id)
-                   if review["mode"] != "reviewed" and review["diagnostics_open"] and request.args.get("diagnostics")
-                   else None)
-    return render_template("review.html", r=review, voted=voted, check_help=_check_help, diagnostics=diagnostics,
+                   if review["diagnostics_open"] and request.args.get("diagnostics") else None)
+    findings = {(f["output"], f["check"]) for f in review.get("findings", [])}
+    outputs = [{**o, "rendered": render_output(o),
+                "checks": [{**c, "help": check_help(c.get("name", "")), "details_view": details_rows(c.get("details")),
+                            "finding": (o["name"], c.get("name")) in findings} for c in o["checks"] or []]}
+               for o in review["outputs"]]
+    spec_json = json.dumps(review["spec"], ensure_ascii=False, indent=2)
+    return render_template("review.html", r=review, voted=voted, diagnostics=diagnostics, outputs=outputs,
                            reasons=[(code, localized(text)) for code, text in REASONS.items()],
                            reason_label=lambda code: localized(REASONS[code]) if code in REASONS else code,
-                           spec_json=json.dumps(review["spec"], ensure_ascii=False, indent=2),
-                           previews={o["name"]: _csv_rows(o["preview"]) for o in review["outputs"]
-                                     if o["name"].endswith(".csv")})
+                           file_decisions=FILE_DECISION_LABELS, decision_label=_label(DECISION_LABELS),
+                           relation_label=_label(RELATION_LABELS), spec_json=spec_json,
+                           spec_html=highlight(spec_json, "json"),
+                           code_html=highlight(review["code"]) if review.get("code") else None)
 
 
 @bp.post("/reviews/<job_id>")
@@ -62,10 +66,12 @@ def detail(job_id):
 def vote(job_id):
     decision = request.form.get("decision")
     try:
-        view = services().compliance.review(user(), job_id, decision, request.form.get("reason", ""),
-                                            request.form.get("note", ""))
+        files, signoffs = _file_decisions(request.form), _signoffs(request.form)
+        view = services().compliance.review(user(), job_id, None if decision == "files" else decision,
+                                            request.form.get("reason", ""), request.form.get("note", ""),
+                                            files=files or None, signoffs=signoffs)
     except (InvalidInput, Conflict) as e:
-        # Back to the page, with what to fix (e.g. no reason chosen for a rejection).
+        # Back to the page, with what to fix (e.g. a finding not signed off, no reason chosen).
         flash(localized(e), "error")
         return redirect(url_for(".detail", job_id=job_id))
     flash(_("Your decision on job %(id)s is recorded; the job is now: %(state)s.", id=job_id,
@@ -73,9 +79,28 @@ def vote(job_id):
     return redirect(url_for(".index"))
 
 
-def _check_help(name: str) -> str:
-    return CHECK_HELP.get(name.split(":", 1)[0], "")
+def _file_decisions(form) -> dict:
+    """file-<i>-name / -decision / -reason / -note -> {name: {decision, reason, note}}, for the
+    files the reviewer decided (an undecided file is named by the decision rule)."""
+    out = {}
+    for key in form:
+        m = _FILE_FIELD.match(key)
+        if m and form.get(f"file-{m[1]}-decision"):
+            out[form[key]] = {"decision": form[f"file-{m[1]}-decision"], "reason": form.get(f"file-{m[1]}-reason", ""),
+                              "note": form.get(f"file-{m[1]}-note", "")}
+    return out
 
 
-def _csv_rows(text: str, limit: int = PREVIEW_ROWS) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(text)))[:limit + 1]
+def _signoffs(form) -> list[dict]:
+    """signoff-<i>-<j> (ticked: the check's name) with file-<i>-name -> [{output, check, note}]."""
+    out = []
+    for key in form:
+        m = _SIGNOFF_FIELD.match(key)
+        if m:
+            out.append({"output": form.get(f"file-{m[1]}-name", ""), "check": form[key],
+                        "note": form.get(f"{key}-note", "")})
+    return out
+
+
+def _label(labels):
+    return lambda code: str(labels[code]) if code in labels else code
