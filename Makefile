@@ -32,9 +32,11 @@ image:
 
 bench: install
 	$(PY) -m bench.run
+	$(PY) -m bench.latency
 
 bench-smoke: install
 	$(PY) -m bench.run --smoke
+	$(PY) -m bench.latency --smoke --out bench/data/LATENCY-smoke.md
 
 # New Alembic revision from the difference between the models and the migrated schema.
 migration: install

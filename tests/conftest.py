@@ -116,9 +116,9 @@ def make_env(tmp_path, database_url: str, datasets_dir, backend: str = "bwrap", 
         "SANDBOX_HOLD_SLOTS": "0",
         # Calibrated bounds stop a run at its bound; on a test machine busy with other tests
         # the start-up costs are allowed generously, so no test fails for want of a CPU.
-        "SANDBOX_TIMING": "box_start_seconds=2,runner_start_seconds=30,child_start_cpu_seconds=20,margin_seconds=2,"
+        "SANDBOX_TIMING": "box_start_seconds=1.5,runner_start_seconds=8,child_start_cpu_seconds=12,margin_seconds=1.5,"
                           "block_wall_factor=2",
-        "SANDBOX_TIMING_GVISOR": "box_start_seconds=5,runner_start_seconds=40,child_start_cpu_seconds=30,"
+        "SANDBOX_TIMING_GVISOR": "box_start_seconds=5,runner_start_seconds=15,child_start_cpu_seconds=25,"
                                  "margin_seconds=3",
     }
 

@@ -58,6 +58,7 @@ class Executor:
             slot = schedule.task_slot_seconds(job.mode, job.spec, lim.wall_seconds, size, timing)
             return {"job_id": job.id, "attempt": job.attempts, "spec": job.spec, "manifest": ds.manifest,
                     "slot_ends": now + timedelta(seconds=slot), "timing": timing,
+                    "trusted_seconds": schedule.trusted_run_seconds(job.spec, size, timing),
                     "mode": job.mode, "code": job.code, "data_dir": ds.data_dir,
                     "bound_verified": ds.bound_verified, "classification": ds.classification,
                     "content_hash": ds.version_hash, "current_version": ds.version_id,

@@ -45,7 +45,7 @@ def tiny_datasets(tmp_path_factory):
     return out
 
 
-def make(tmp_path, tiny_datasets, script=None, wall_seconds=5):
+def make(tmp_path, tiny_datasets, script=None, wall_seconds=60):
     clock = Clock()
     settings = load({"SANDBOX_HOME": str(tmp_path / "home")})
     backend = FakeBackend(script)
@@ -89,11 +89,13 @@ def test_a_query_job_runs_through_the_fakes_and_shows_only_after_its_fixed_time(
     submitted_at = clock.now
     assert queue.drain() == 1
     assert svc.views.get_job(user(svc, "reviewer"), job["id"])["state"] == st.RELEASED
-    # The worker held its slot until the calibrated bound (start-up plus a scan per query of
-    # the size class, below the policy's 5 s wall time), and the outcome is hidden from the
-    # operator until then.
+    # The worker held its slot until the calibrated bound (the snapshot check, start-up and a
+    # scan per query of the size class, far below the policy's 60 s wall time), and the outcome
+    # is hidden from the operator until then.
     t = svc.parts.settings.timing_for("L2")
-    bound = t.box_start_seconds + schedule.query_run_seconds(spec, schedule.MIN_SIZE_CLASS, t) + t.margin_seconds
+    bound = schedule.task_slot_seconds("query", spec, 60, schedule.MIN_SIZE_CLASS, t)
+    assert bound == pytest.approx(t.box_start_seconds + schedule.query_run_seconds(spec, schedule.MIN_SIZE_CLASS, t)
+                                  + t.margin_seconds, abs=0.01)
     assert 0 < bound < 5
     assert clock.now == submitted_at + timedelta(seconds=bound)
     clock.now -= timedelta(microseconds=1)

@@ -38,7 +38,7 @@ def submitted(tmp_path, tiny_datasets, reviewers=1):
     if reviewers == 2:
         svc.accounts.create_user("reviewer2", st.COMPLIANCE, "tok-reviewer2")
         text = (REPO_ROOT / "policies" / "enterprise_registry.yaml").read_text(encoding="utf-8")
-        text = re.sub(r"wall_seconds: \d+", "wall_seconds: 5", text.replace("release: auto", "release: two_reviewers"))
+        text = re.sub(r"wall_seconds: \d+", "wall_seconds: 60", text.replace("release: auto", "release: two_reviewers"))
         svc.owner.apply_policy(user(svc, "owner"), text, "policies/enterprise_registry.yaml")
     job_id = svc.operator.submit(user(svc, "operator"), job_without_the_failing_table())["job"]["id"]
     queue.drain()
