@@ -19,6 +19,7 @@ from sandbox import datagen
 from sandbox.agent import aggregation as saa
 from sandbox.agent.blocks import assign_blocks, new_block_seed
 from sandbox.config import REPO_ROOT, load
+from sandbox.core.schedule import Timing
 from sandbox.core.specs.program import parse_program_spec
 from sandbox.agent.backends import Limits
 from tests.conftest import need_backend
@@ -134,8 +135,8 @@ def test_contract_violations_give_the_default_and_are_counted(kind, manifest, da
     timeout_spec = _spec(manifest, "import time\ndef analyse(df):\n    time.sleep(600)\n", OUTPUTS,
                          default=DEFAULT, block_timeout_seconds=1)
     outcome = saa.run_block(backend, timeout_spec, dirs[0], tmp_path / "wt",
-                            saa.block_limits(timeout_spec, LIMITS, startup_allowance_seconds=5),
-                            startup_allowance_seconds=5)
+                            saa.block_limits(timeout_spec, LIMITS, timing=Timing(child_start_cpu_seconds=5)),
+                            timing=Timing(child_start_cpu_seconds=5))
     assert (outcome.reason, outcome.vector) == ("timeout", DEFAULT)
     reasons.append(outcome.reason)
 
