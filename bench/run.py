@@ -54,6 +54,14 @@ QUERIES = {
     "Q4": ("sum cost by district x sex", {"name": "q4", "statistic": "sum", "column": "cost",
                                           "group_by": ["district", "sex"], "epsilon": EPSILON}),
 }
+# The same four queries as SQL jobs (sandbox/core/specs/sql.py): the sandbox_sql engine times
+# the SQL path, compile included, against the JSON path (sandbox_verified).
+SQL_QUERIES = {
+    "Q1": "SELECT COUNT(*) AS q1 FROM health_visits",
+    "Q2": "SELECT district, COUNT(*) AS q2 FROM health_visits GROUP BY district",
+    "Q3": "SELECT district, AVG(cost) AS q3 FROM health_visits GROUP BY district",
+    "Q4": "SELECT district, sex, SUM(cost) AS q4 FROM health_visits GROUP BY district, sex",
+}
 # Plain baselines compute the same (non-private) statistic, clamped like the DP ones.
 DUCKDB_SQL = {
     "Q1": "SELECT count(*) FROM read_parquet({files})",
@@ -63,12 +71,13 @@ DUCKDB_SQL = {
           "GROUP BY district, sex",
 }
 
-ENGINES = ("duckdb", "polars", "sandbox_verified", "sandbox_unverified", "opendp_context", "tumult")
+ENGINES = ("duckdb", "polars", "sandbox_verified", "sandbox_unverified", "sandbox_sql", "opendp_context", "tumult")
 ENGINE_LABEL = {
     "duckdb": "plain DuckDB",
     "polars": "plain Polars",
     "sandbox_verified": "sandbox runner, bound verified at registration (production path)",
     "sandbox_unverified": "sandbox runner, bound enforced per query (unverified path)",
+    "sandbox_sql": "sandbox runner given the query as SQL (sqlglot compile + the verified path)",
     "opendp_context": "OpenDP 0.16 Context, identifier + truncate_per_group(5)",
     "tumult": "Tumult Analytics 0.21 on Spark 3.5 (local), AddRowsWithID + MaxRowsPerID(5)",
 }
@@ -117,7 +126,10 @@ def _engine_query(engine: str, name: str, data: Path):
         manifest = yaml.safe_load(MANIFEST_PATH.read_text(encoding="utf-8"))
         spec = {"mode": "query", "dataset": "health_visits", "purpose": "benchmark",
                 "queries": [QUERIES[name][1]]}
-        verified = engine == "sandbox_verified"
+        if engine == "sandbox_sql":  # compute_release compiles it (parse_query_spec), as the host does
+            spec = {"mode": "query", "dataset": "health_visits", "purpose": "benchmark",
+                    "sql": SQL_QUERIES[name], "epsilon": EPSILON}
+        verified = engine != "sandbox_unverified"
         return lambda: compute_release(spec, manifest, Path(data), bound_verified=verified)
     raise ValueError(engine)
 
@@ -142,6 +154,9 @@ def engine_main(cfg: dict) -> dict:
         manifest = yaml.safe_load(MANIFEST_PATH.read_text(encoding="utf-8"))
         spec = {"mode": "query", "dataset": "health_visits", "purpose": "benchmark",
                 "queries": [QUERIES["Q2"][1], QUERIES["Q3"][1]]}
+        if cfg["engine"] == "sandbox_sql":
+            spec = {"mode": "query", "dataset": "health_visits", "purpose": "benchmark",
+                    "sql": [SQL_QUERIES["Q2"], SQL_QUERIES["Q3"]], "epsilon": [EPSILON, EPSILON]}
         released = {"Q2": [], "Q3": []}
         for _ in range(cfg["accuracy_reps"]):
             q2, q3 = compute_release(spec, manifest, Path(cfg["data"]), bound_verified=True)["tables"]
@@ -434,8 +449,10 @@ def write_report(path: Path, r: dict) -> None:
     lines += ["## Query time (ms, median) and ratio to the faster plain scan", "",
               "| rows | query | " + " | ".join(r["engines"]) + " | best plain | sandbox verified / best plain"
               " | sandbox unverified / best plain | OpenDP Context / sandbox verified |"
-              + (" Tumult / sandbox verified |" if "tumult" in r["engines"] else ""),
-              "|---|---|" + "---|" * (len(r["engines"]) + 4 + ("tumult" in r["engines"]))]
+              + (" Tumult / sandbox verified |" if "tumult" in r["engines"] else "")
+              + (" SQL / best plain | SQL / JSON (verified) |" if "sandbox_sql" in r["engines"] else ""),
+              "|---|---|" + "---|" * (len(r["engines"]) + 4 + ("tumult" in r["engines"])
+                                     + 2 * ("sandbox_sql" in r["engines"]))]
     for size in r["sizes"]:
         res = r["results"][size]
         for q in QUERIES:
@@ -451,7 +468,10 @@ def write_report(path: Path, r: dict) -> None:
                          f" | {ratio(med.get('sandbox_unverified'), best)}"
                          f" | {ratio(med.get('opendp_context'), med.get('sandbox_verified'))} |"
                          + (f" {ratio(med.get('tumult'), med.get('sandbox_verified'))} |"
-                            if "tumult" in r["engines"] else ""))
+                            if "tumult" in r["engines"] else "")
+                         + (f" {ratio(med.get('sandbox_sql'), best)} |"
+                            f" {ratio(med.get('sandbox_sql'), med.get('sandbox_verified'))} |"
+                            if "sandbox_sql" in r["engines"] else ""))
     lines += ["", "## Peak memory of each engine process (GiB, ru_maxrss, all four queries)", "",
               "| rows | " + " | ".join(r["engines"]) + " |", "|---|" + "---|" * len(r["engines"])]
     for size in r["sizes"]:
@@ -544,7 +564,10 @@ def main(argv: list[str] | None = None) -> int:
              "version (content hash) was verified to have <= 5 rows per person, and jobs run on that version. "
              "The unverified path re-checks the bound inside every query (a group-by over person_id) and "
              "truncates over-limit persons if it finds any."]
-    engines = ["polars", "sandbox_verified", "sandbox_unverified"]
+    engines = ["polars", "sandbox_verified", "sandbox_unverified", "sandbox_sql"]
+    notes.append("SQL rows (sandbox_sql): the same four queries written as SQL; the time includes compiling "
+                 "them with sqlglot. They compile to the JSON path's plan exactly (tests/unit/test_sql_spec.py); "
+                 "the accuracy table measures them separately (sandbox_sql).")
     if ensure_duckdb(allow_install=not args.smoke):
         engines.insert(0, "duckdb")
     else:
@@ -612,6 +635,8 @@ def main(argv: list[str] | None = None) -> int:
         mae_by = {"sandbox": {}}
         got = run_engine("sandbox_verified", data, [], 0, accuracy_reps=reps)["released"]
         mae_by["sandbox"] = {q: mae(got[q], truth[q]) for q in ("Q2", "Q3")}
+        got = run_engine("sandbox_sql", data, [], 0, accuracy_reps=reps)["released"]
+        mae_by["sandbox_sql"] = {q: mae(got[q], truth[q]) for q in ("Q2", "Q3")}
         if peers:
             got = run_engine("opendp_context", data, [], 0, accuracy_reps=reps)["released"]
             mae_by["opendp_context"] = {q: mae(got[q], truth[q]) for q in ("Q2", "Q3")}

@@ -25,6 +25,27 @@ class ApiError(Exception):
 
 
 
+def released_frames(release: dict, spec: dict):
+    """The DataFrame(s) of a released query job: the tables of one SQL statement (or of a
+    JSON job) joined on their group keys. A table's value column is named after it."""
+    import json
+
+    import pandas as pd
+
+    tables = json.loads(release["files"]["result.json"])["tables"]
+    frames: dict[tuple, pd.DataFrame] = {}
+    for t in tables:
+        df = pd.DataFrame(t["rows"], columns=t["columns"])
+        keys = [c for c in t["columns"] if c in t["group_by"] or c in ("bin_lower", "bin_upper")]
+        value = [c for c in t["columns"] if c not in keys][0]
+        df = df.rename(columns={c: t["name"] + c[len(value):] for c in t["columns"] if c.startswith(value)})
+        key = tuple(keys)
+        frames[key] = df if key not in frames else frames[key].merge(df, on=keys, how="outer") if keys \
+            else pd.concat([frames[key], df], axis=1)
+    out = list(frames.values())
+    return out[0] if len(out) == 1 else out
+
+
 class Sandbox:
     def __init__(self, url: str, token: str, timeout: float = 30.0):
         self.url = url.rstrip("/")
@@ -75,6 +96,24 @@ class Sandbox:
             return self._req("POST", "/jobs", params=params, data=spec.encode(),
                              headers={"Content-Type": "text/plain"}).json()
         return self._req("POST", "/jobs", params=params, json=spec).json()
+
+    def sql(self, dataset: str, sql: str | list[str], epsilon: float | list[float] | None = None,
+            purpose: str = "exploratory analysis", timeout: float = 600):
+        """Run SQL aggregate statements as a query job and return the released table as a
+        pandas DataFrame: the group keys, each aggregate's value and its 95% interval
+        (`<name>_lower`, `<name>_upper`; see docs/jobs.md). Tables with the same group keys
+        are joined in one DataFrame; statements grouped differently give a list of them. Refusals raise ApiError (HTTP 400 names what to fix); a job
+        that does not end released raises RuntimeError with its state."""
+        job_spec = {"mode": "query", "dataset": dataset, "purpose": purpose, "sql": sql}
+        if epsilon is not None:
+            job_spec["epsilon"] = epsilon
+        result = self.submit(job_spec)
+        if not result.get("admitted"):
+            raise RuntimeError(f"refused at admission: {'; '.join(result.get('reasons') or [])}")
+        job = self.wait(result["job"]["id"], timeout=timeout)
+        if job["state"] != st.RELEASED:
+            raise RuntimeError(f"job {job['id']} is {job['state']}, not released: {job.get('message') or ''}")
+        return released_frames(self.release(job["id"]), job.get("spec") or job_spec)
 
     def jobs(self, state: str | None = None) -> list[dict]:
         return self._req("GET", "/jobs", params={"state": state} if state else {}).json()["jobs"]

@@ -38,6 +38,19 @@ class Settings:
     # for Docker runc and bubblewrap, one for gVisor. Public configuration, never measured per run.
     timing: Timing = field(default_factory=Timing)
     timing_gvisor: Timing = GVISOR
+    # Where owners may register data from (docs/owners.md): local folders and URI prefixes
+    # (s3://bucket/prefix); a source outside them is refused. Schemes a URI may use.
+    ingest_roots: tuple = ()
+    ingest_schemes: tuple = ("file", "s3")
+    s3_endpoint: str = ""            # an S3-compatible server (http://host:port); empty: AWS
+    upload_max_bytes: int = 2 << 30  # web/API uploads larger than this are refused
+    # Production web serving (docs/operations.md). Behind a reverse proxy, trust exactly one
+    # hop of X-Forwarded-For/-Proto/-Host/-Prefix; never set it when clients reach the API
+    # directly (they could then forge their address).
+    behind_proxy: bool = False
+    # /metrics answers only a request carrying this bearer token (administrators' scraper);
+    # empty: /metrics is off (404). Operators never hold it.
+    metrics_token: str = ""
 
     def timing_for(self, classification: str | None) -> Timing:
         """The start-up costs of the backend that runs this classification's data."""
@@ -47,6 +60,11 @@ class Settings:
     @property
     def jobs_dir(self) -> Path:
         return self.home / "jobs"
+
+    @property
+    def store_dir(self) -> Path:
+        """Registered versions' read-only copies, one folder per content hash."""
+        return self.home / "store"
 
     @property
     def broker_dir(self) -> Path:
@@ -76,6 +94,13 @@ def load(environ: dict | None = None) -> Settings:
         hold_slots=env.get("SANDBOX_HOLD_SLOTS", "1") != "0",
         timing=_timing(env, "SANDBOX_TIMING", Timing()),
         timing_gvisor=_timing(env, "SANDBOX_TIMING_GVISOR", GVISOR),
+        ingest_roots=tuple(x.strip() for x in env.get("SANDBOX_INGEST_ROOTS", str(home / "incoming")).split(",")
+                           if x.strip()),
+        ingest_schemes=tuple(x.strip() for x in env.get("SANDBOX_INGEST_SCHEMES", "file,s3").split(",") if x.strip()),
+        s3_endpoint=env.get("SANDBOX_S3_ENDPOINT", ""),
+        upload_max_bytes=int(env.get("SANDBOX_UPLOAD_MAX_BYTES", str(2 << 30))),
+        behind_proxy=env.get("SANDBOX_BEHIND_PROXY", "0") == "1",
+        metrics_token=env.get("SANDBOX_METRICS_TOKEN", ""),
     )
 
 

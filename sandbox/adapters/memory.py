@@ -13,12 +13,14 @@ from contextlib import contextmanager
 from sandbox.core import records as r
 from sandbox.core.audit import GENESIS, AuditRecord, canonical, entry_hash
 from sandbox.core.ports import Clock
+from sandbox.core.states import RUNNING
 
 
 @dataclasses.dataclass
 class _State:
     users: dict = dataclasses.field(default_factory=dict)          # name -> User
     datasets: dict = dataclasses.field(default_factory=dict)       # name -> Dataset
+    dataset_versions: list = dataclasses.field(default_factory=list)
     policies: list = dataclasses.field(default_factory=list)
     jobs: dict = dataclasses.field(default_factory=dict)           # id -> Job (insertion order)
     run_logs: list = dataclasses.field(default_factory=list)
@@ -93,6 +95,19 @@ class MemoryTx:
         old = self.st.datasets.get(dataset.name)
         dataset.id = old.id if old else self._id()
         self.st.datasets[dataset.name] = copy.deepcopy(dataset)
+
+    def dataset_versions(self, dataset):
+        return self._copies(v for v in self.st.dataset_versions if v.dataset == dataset)
+
+    def save_dataset_version(self, version, event):
+        self.record(event)
+        for i, old in enumerate(self.st.dataset_versions):
+            if (old.dataset, old.version_id) == (version.dataset, version.version_id):
+                version.id = old.id
+                self.st.dataset_versions[i] = copy.deepcopy(version)
+                return
+        version.id = self._id()
+        self.st.dataset_versions.append(copy.deepcopy(version))
 
     def latest_policy(self, dataset):
         rows = [p for p in self.st.policies if p.dataset == dataset]
@@ -205,3 +220,15 @@ class MemoryRepository:
 
     def ensure_budget_lock(self, dataset: str, operator: str) -> None:
         pass  # no lock rows: transactions serialize on self._lock
+
+    def renew_leases(self, job_ids, until):
+        now, running = self.clock(), []
+        with self._lock:
+            for job_id in job_ids:
+                job = self._state.jobs.get(job_id)
+                if job is None or job.state != RUNNING:
+                    continue
+                running.append(job_id)
+                if job.lease_expires is not None and now <= job.lease_expires < until:
+                    job.lease_expires = until
+        return running

@@ -21,6 +21,12 @@ from sandbox.core.specs.query import parse_query_spec
 MOCK_STDERR_CHARS = 1500
 
 
+def _timing(backend):
+    """The start-up costs of the backend the mock run uses (gVisor's are larger), as for real data."""
+    from sandbox.core.schedule import GVISOR, Timing
+    return GVISOR if getattr(backend, "runtime", "") == "runsc" else Timing()
+
+
 def mock_data_dir(manifest: Manifest, folder: Path, rows: int, seed: int = 0) -> Path:
     """A dataset folder of mock data (from the public manifest alone), readable by the
     unprivileged user of the box."""
@@ -66,7 +72,8 @@ def _program_on_mock(raw_spec: dict, manifest: Manifest, backend, rows: int, see
     with tempfile.TemporaryDirectory(prefix="sandbox-mock-") as tmp:
         block = mock_data_dir(manifest, Path(tmp) / "block", rows, seed)
         outcome = saa.run_block(backend, spec, block, Path(tmp) / "run",
-                                saa.block_limits(spec, Limits(memory_mb=2048)), label="mock")
+                                saa.block_limits(spec, Limits(memory_mb=2048), timing=_timing(backend)), label="mock",
+                                timing=_timing(backend))
     return {"mock": True, "backend": getattr(backend, "name", ""), "exit_code": outcome.run.exit_code,
             "timed_out": outcome.run.timed_out, "stdout": outcome.run.stdout.decode("utf-8", "replace"),
             "stderr": outcome.run.stderr.decode("utf-8", "replace"),
@@ -82,7 +89,7 @@ def _reviewed_on_mock(raw_spec: dict, manifest: Manifest, backend, rows: int, se
     from types import SimpleNamespace
 
     from sandbox.agent.backends import RunResult
-    from sandbox.agent.modes.reviewed import TRUSTED_FILE, judge_trusted, run_program, run_trusted
+    from sandbox.agent.modes.reviewed import TRUSTED_FILE, judge_free_form, judge_trusted, run_program, run_trusted
     from sandbox.agent.outputs import CollectedOutputs
     from sandbox.core.specs.reviewed import parse_reviewed_spec
     spec = parse_reviewed_spec(raw_spec, manifest, code=code)
@@ -104,13 +111,18 @@ def _reviewed_on_mock(raw_spec: dict, manifest: Manifest, backend, rows: int, se
             result, collected = run_program(spec, root / "data", root / "run",
                                             Limits(wall_seconds=min(spec.timeout_seconds, 300), output_files=32),
                                             "mock", backend)
+    free_form = {}
     for o in spec.outputs:
-        checks += [c.to_dict() for c in gate.check_declared_file(o, collected.accepted.get(o.name), 10 << 20,
-                                                                 policy, [], "mock")]
+        # Re-encoded as in a real run (agent.modes.reviewed): refusals (an SVG, a CSV that does
+        # not parse) show here, on mock data, before the job is submitted.
+        data, found = judge_free_form(o, collected.accepted.get(o.name), 10 << 20, policy, [], "mock")
+        checks += [c.to_dict() for c in found]
+        if data is not None:
+            free_form[o.name] = len(data)
     return {"mock": True, "backend": getattr(backend, "name", ""), "exit_code": result.exit_code,
             "timed_out": result.timed_out, "stdout": result.stdout.decode("utf-8", "replace"),
             "stderr": result.stderr.decode("utf-8", "replace"),
-            "files": {**trusted_files, **{n: len(b) for n, b in collected.accepted.items()}},
+            "files": {**trusted_files, **free_form},
             "dropped": [n for n in collected.accepted if not spec.declared(n)] + [r[0] for r in collected.refused],
             "checks": checks}
 
@@ -123,7 +135,8 @@ def check_program_on_mock(backend, spec, manifest: Manifest) -> None:
     with tempfile.TemporaryDirectory(prefix="sandbox-mockcheck-") as tmp:
         block = mock_data_dir(manifest, Path(tmp) / "block", rows=500)
         outcome = saa.run_block(backend, spec, block, Path(tmp) / "run",
-                                saa.block_limits(spec, Limits(memory_mb=2048)), label="mockcheck")
+                                saa.block_limits(spec, Limits(memory_mb=2048), timing=_timing(backend)),
+                                label="mockcheck", timing=_timing(backend))
     if outcome.reason is not None:
         # Mock data is made from the public manifest alone, so its errors may be shown.
         raw = getattr(outcome.run, "stderr", b"") or b""

@@ -1,7 +1,8 @@
 """Celery tasks on the agent side: run a job, run one program block, sweep.
 
 Tasks are acknowledged late and are idempotent (see agent/executor.py), so a
-redelivered message never runs a job twice.
+redelivered message never runs a job twice. While a worker works on a job it renews
+the job's lease (agent/leases.py), so the sweeper never takes a live worker for lost.
 """
 from __future__ import annotations
 
@@ -21,6 +22,29 @@ def _services(settings: Settings):
     return bootstrap(settings)
 
 
+@lru_cache(maxsize=8)
+def _leases(settings: Settings):
+    from sandbox.agent.leases import LeaseKeeper
+    services = _services(settings)
+    return LeaseKeeper(services.repo, services.clock, settings.lease_margin_seconds)
+
+
+def run_job_renewing(agent, leases, job_id: str) -> str | None:
+    """Run a job while this worker renews its lease; a program job whose blocks now wait in
+    the queue stays held until it leaves running (its lease covers the wait, not a guess)."""
+    from sandbox.core.states import RUNNING
+    with leases.holding(job_id):
+        state = agent.execute(job_id)
+    if state == RUNNING:
+        leases.keep(job_id)
+    return state
+
+
+def run_block_renewing(agent, leases, job_id: str, attempt: int, index: int) -> str | None:
+    with leases.holding(job_id):
+        return agent.run_block(job_id, attempt, index)
+
+
 def register_tasks(settings: Settings):
     app = celery_app(settings)
     if "sandbox.run_job" in app.tasks:
@@ -28,11 +52,11 @@ def register_tasks(settings: Settings):
 
     @app.task(name="sandbox.run_job", acks_late=True)
     def run_job(job_id: str) -> str | None:
-        return _services(settings).agent.execute(job_id)
+        return run_job_renewing(_services(settings).agent, _leases(settings), job_id)
 
     @app.task(name="sandbox.run_block", acks_late=True)
     def run_block(job_id: str, attempt: int, index: int) -> str | None:
-        return _services(settings).agent.run_block(job_id, attempt, index)
+        return run_block_renewing(_services(settings).agent, _leases(settings), job_id, attempt, index)
 
     @app.task(name="sandbox.sweep")
     def sweep() -> dict:

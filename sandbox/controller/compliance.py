@@ -165,36 +165,28 @@ class Compliance:
 
 def _count_tables(tx, job, outputs) -> dict[str, tuple[tuple, dict]]:
     """The count tables among a reviewed job's outputs: {output name: (grouping, {key: count})}.
-    Trusted tables with a count aggregate (their first count column, as trusted code released
-    it; suppressed cells absent), and declared free-form frequency tables."""
+    Trusted tables with a count aggregate (core.release.trusted.released_aggregate: their
+    first count column as released, suppressed cells absent) and declared free-form frequency
+    tables (gate.frequency_aggregate). The one reading of released counts: what approval
+    records and what the review page names come from here."""
+    from sandbox.core.release.trusted import released_aggregate
     from sandbox.core.specs.reviewed import parse_reviewed_spec
     try:
         spec = parse_reviewed_spec(job.spec, parse_manifest(lookups.dataset(tx, job.dataset).manifest), code=job.code)
     except InvalidInput:
         return {}   # a spec of an older form: nothing to compare
-    by_name = {o.name: o for o in outputs}
     found = {}
-    for t in getattr(spec, "tables", ()):
-        count_at = next((i for i, a in enumerate(t.aggregates) if a.statistic == "count"), None)
-        if count_at is not None and t.file_name in by_name:
-            found[t.file_name] = (tuple(t.group_by), _released_counts(by_name[t.file_name].content,
-                                                                      len(t.group_by), count_at))
     for o in outputs:
         declared = spec.declared(o.name)
-        if declared is None or getattr(declared, "table_kind", None) != "frequency":
-            continue
-        agg = gate.frequency_aggregate(o.name, declared.type, o.content, o.encoding, job.dataset_version)
-        if agg is not None:
+        if declared is None:
+            agg = released_aggregate(spec, o.name, o.content, job.dataset_version)
+        elif declared.table_kind == "frequency":
+            agg = gate.frequency_aggregate(o.name, declared.type, o.content, o.encoding, job.dataset_version)
+        else:
+            agg = None
+        if agg is not None and agg.cells:   # an empty (refused) output releases nothing
             found[o.name] = (tuple(agg.grouping), dict(agg.cells))
     return found
-
-
-def _released_counts(content: str, keys: int, count_at: int) -> dict[tuple, float]:
-    import csv
-    import io
-    rows = list(csv.reader(io.StringIO(content)))[1:]
-    return {tuple(r[:keys]): float(r[keys + count_at]) for r in rows
-            if len(r) > keys + count_at and r[keys + count_at] != ""}
 
 
 def _run_logs(logs) -> list[dict]:

@@ -45,20 +45,27 @@ class Operator:
         if not isinstance(raw, dict):
             raise InvalidInput(Text("the job spec must be a JSON object"))
         code = None
-        if "code" in raw or raw.get("mode") in ("program", "reviewed"):
-            if set(raw) != {"spec", "code"} or not isinstance(raw["spec"], dict) or not isinstance(raw["code"], str):
+        if "code" in raw or "spec" in raw or raw.get("mode") == "program":
+            if (not {"spec", "code"} >= set(raw) or not isinstance(raw.get("spec"), dict)
+                    or not isinstance(raw.get("code", ""), str)):
                 raise InvalidInput(Text("a program job is {{\"spec\": {{...}}, \"code\": \"<python source>\"}}"),
                                    "code")
-            raw, code = raw["spec"], raw["code"]
+            raw, code = raw["spec"], raw.get("code")
         name = raw.get("dataset")
         if not isinstance(name, str):
             raise InvalidInput(Text("dataset: name the dataset to query (see GET /api/v1/datasets)"), "dataset")
         mode = raw.get("mode", "query")
         if mode not in ("query", "program", "reviewed"):
             raise InvalidInput(Text("mode: must be 'query', 'program' or 'reviewed'"), "mode")
-        if (mode != "query") != (code is not None):
+        # A reviewed job of trusted tables and models alone has no code: its spec comes bare
+        # (or as {spec} / {spec, code: ""}); one with a program sends its code.
+        if mode == "query" and code is not None or mode == "program" and code is None:
             raise InvalidInput(Text("mode: program and reviewed jobs send {{spec, code}}; query jobs send the spec "
                                     "alone"), "mode")
+        if mode == "reviewed" and not code and ("program" in raw or "outputs" in raw):
+            raise InvalidInput(Text("code: this reviewed job runs a program (it declares outputs); send "
+                                    "{{\"spec\": {{...}}, \"code\": \"<python source>\"}}, or drop program and "
+                                    "outputs and keep only tables and models"), "code")
         try:
             with self.p.repo.transaction() as tx:
                 manifest = lookups.manifest(tx, name)
@@ -84,7 +91,7 @@ class Operator:
                 mockrun.check_reviewed_on_mock(self.p.backend_factory(), spec, manifest)
             return {"privacy": "not differentially private: every declared file goes through the disclosure "
                                "checks and human review; no privacy budget is spent",
-                    "outputs": [o.to_dict() for o in spec.outputs]}, 0.0
+                    "outputs": spec.output_plan()}, 0.0
         from sandbox.core.specs.program_accounting import expected_error
         if not dry_run:
             mockrun.check_program_on_mock(self.p.backend_factory(), spec, manifest)
@@ -121,6 +128,8 @@ class Operator:
         self.p.repo.ensure_budget_lock(manifest.name, user.name)
         with self.p.repo.transaction() as tx:
             ds = lookups.dataset(tx, manifest.name)
+            if ds.retired:  # its owner retired the current version (owner.retire)
+                raise Conflict(Text("dataset '{dataset}' is retired: it takes no new jobs", dataset=manifest.name))
             prow, policy = lookups.current_policy(tx, manifest.name)
             # Serialize admissions against the dataset's budgets, the dataset-wide one included
             # (PostgreSQL row lock; SQLite is serialized), so checks and reservation are atomic.

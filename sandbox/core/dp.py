@@ -25,6 +25,17 @@ Statistics (b = noise scale, eps = the query's epsilon):
   Grouped quantiles run one selection per cell; a unit's k rows split as k_1 +
   ... over cells, and the loss is linear in d_in, so the total is still eps.
 
+Intervals (every released value but a quantile carries one, sandbox.core.intervals): the
+central 95% interval of the noise, from the public scale, around the released number. A
+count below zero is released as 0 and its interval clipped at 0 (post-processing: the
+true count is never negative). A mean's interval takes each noisy component's 97.5%
+interval and the extremes of the ratio over them (a union bound, so >= 95% up to the
+clamping; approximate). A quantile's error depends on the data: the plan gives only the
+rank error of the selection (see quantile_rank_error).
+
+Row filters (a query's `where`, SQL WHERE) run before contribution bounding and keep a
+subset of each unit's rows, so a unit still moves at most k rows: every sensitivity holds.
+
 With group_by, cells partition the rows, so all the above hold for the whole
 vector of cells; every public cell is released, which makes the output shape
 independent of the data.
@@ -32,9 +43,10 @@ independent of the data.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
+from sandbox.core.intervals import ERROR_BAR_LEVEL, noise_halfwidth
 from sandbox.core.manifest import Manifest
 from sandbox.core.specs.query import Q_DENOMINATOR, Query, QuerySpec
 
@@ -123,6 +135,45 @@ def quantile_candidates(lower: float, upper: float, column_type: str) -> tuple[f
     return tuple(float(v) for v in grid)
 
 
+# ---------------------------------------------------------------- intervals
+
+def count_cell(noisy: int, scale: float) -> list[int]:
+    """[value, lower, upper] of a released count: negative noisy counts become 0 and the
+    interval is clipped at 0 (post-processing of the released number; no privacy cost)."""
+    t = int(noise_halfwidth("discrete_laplace", scale) or 0)
+    return [max(0, noisy), max(0, noisy - t), max(0, noisy + t)]
+
+
+def sum_cell(noisy: float, scale: float) -> list[float]:
+    t = noise_halfwidth("laplace", scale) or 0.0
+    return [noisy, noisy - t, noisy + t]
+
+
+def mean_cell(noisy_shifted_sum: float, noisy_count: int, plan: "QueryPlan") -> list[float]:
+    """[value, lower, upper] of a released mean: mid + S/max(N, 1) clamped to the bounds,
+    and the extremes of mid + s/n over the 97.5% intervals of S and N (union bound: >= 95%,
+    approximate because of the clamping and the floor of 1 on n)."""
+    sum_part, count_part = plan.parts
+    lo, hi = plan.bounds
+    mid = (lo + hi) / 2
+    level = 1 - (1 - ERROR_BAR_LEVEL) / 2
+    ts = noise_halfwidth("laplace", sum_part.scale, level) or 0.0
+    tc = noise_halfwidth("discrete_laplace", count_part.scale, level) or 0.0
+    ratios = [s / n for s in (noisy_shifted_sum - ts, noisy_shifted_sum + ts)
+              for n in (max(noisy_count - tc, 1), max(noisy_count + tc, 1))]
+
+    def clamp(v: float) -> float:
+        return min(hi, max(lo, v))
+    return [clamp(mid + noisy_shifted_sum / max(noisy_count, 1)), clamp(mid + min(ratios)), clamp(mid + max(ratios))]
+
+
+def quantile_rank_error(scale: float, candidates: int, den: int) -> float:
+    """Rows by which the selected candidate's rank may miss the best candidate's, at 95%:
+    the noisy min picks a score at most b ln(m / 0.05) above the best (union bound over the
+    m candidates' noise), and a score counts rank differences times den."""
+    return scale * math.log(candidates / (1 - ERROR_BAR_LEVEL)) / den
+
+
 # ---------------------------------------------------------------------- plan
 
 @dataclass(frozen=True)
@@ -160,12 +211,32 @@ class QueryPlan:
     bounds: tuple[float, float] | None = None
     candidates: tuple[float, ...] | None = None
     alpha: tuple[int, int] | None = None
+    # The 95% interval of every released cell (interval_of); a field, so the cost preview
+    # (which serializes the plan's fields) states the same measure as the release.
+    interval: dict | None = None
+
+    def interval_of(self) -> dict:
+        """The 95% interval every released cell carries, as the preview and the release state it."""
+        out = {"level": ERROR_BAR_LEVEL, "halfwidth": noise_halfwidth(self.mechanism, self.noise_scale)}
+        if self.statistic in ("count", "histogram"):
+            out["method"] = ("released count +/- halfwidth (discrete Laplace noise quantile); negative counts "
+                             "are released as 0 and the interval clipped at 0 (post-processing)")
+        elif self.statistic == "sum":
+            out["method"] = "released sum +/- halfwidth (Laplace noise quantile)"
+        elif self.statistic == "mean":
+            out["method"] = ("approximate, per cell: extremes of the ratio over the 97.5% intervals of the noisy "
+                             "sum and count (union bound), clamped to the bounds")
+        else:
+            out["method"] = ("none per cell (the error depends on the data); the selected candidate's rank is "
+                             "within rank_error_rows of the best candidate's, at 95%")
+            out["rank_error_rows"] = quantile_rank_error(self.noise_scale, len(self.candidates), self.alpha[1])
+        return out
 
     def to_dict(self) -> dict:
         d = {"name": self.name, "statistic": self.statistic, "column": self.column,
              "group_by": list(self.group_by), "epsilon": self.epsilon, "mechanism": self.mechanism,
              "sensitivity": self.sensitivity, "noise_scale": self.noise_scale,
-             "expected_abs_error": self.expected_abs_error, "cells": self.cells,
+             "expected_abs_error": self.expected_abs_error, "interval": self.interval, "cells": self.cells,
              "parts": [p.to_dict() for p in self.parts]}
         if self.bounds is not None:
             d["bounds"] = list(self.bounds)
@@ -181,6 +252,11 @@ def plan(spec: QuerySpec, manifest: Manifest) -> list[QueryPlan]:
 
 
 def plan_query(query: Query, manifest: Manifest) -> QueryPlan:
+    p = _plan_query(query, manifest)
+    return replace(p, interval=p.interval_of())
+
+
+def _plan_query(query: Query, manifest: Manifest) -> QueryPlan:
     k = manifest.max_rows_per_unit
     eps = query.epsilon
     cells = 1

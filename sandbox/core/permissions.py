@@ -54,6 +54,8 @@ def is_themselves(user, subject: Subject) -> bool:
 PERMISSIONS: dict[str, dict[str, Rule]] = {
     "dataset.read":      {OPERATOR: anyone, OWNER: anyone, COMPLIANCE: anyone},
     "dataset.register":  {OWNER: owns_the_dataset_or_it_is_new, SYSTEM: anyone},
+    "dataset.report":    {OWNER: owns_the_dataset, COMPLIANCE: anyone, SYSTEM: anyone},
+    "dataset.retire":    {OWNER: owns_the_dataset, SYSTEM: anyone},
     "policy.apply":      {OWNER: owns_the_dataset, SYSTEM: anyone},
     "job.submit":        {OPERATOR: anyone},
     "job.read":          {OPERATOR: submitted_the_job, OWNER: anyone, COMPLIANCE: anyone},
@@ -73,6 +75,8 @@ PERMISSIONS: dict[str, dict[str, Rule]] = {
 # Why a refusal happened, in words the actor can act on.
 REFUSALS = {
     "dataset.register": Text("only the owner account of a dataset registers its versions"),
+    "dataset.report": Text("registration reports are for the dataset's owner account and compliance"),
+    "dataset.retire": Text("only the owner account of a dataset retires its versions"),
     "policy.apply": Text("only the owner account of a dataset applies its policy"),
     "job.submit": Text("only operators submit jobs"),
     "job.cancel": Text("only the operator who submitted a job can cancel it"),

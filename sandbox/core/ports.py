@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, Callable, Iterable, Protocol
 
 from sandbox.core.audit import AuditRecord
-from sandbox.core.records import (BlockResult, BudgetEntry, Dataset, Event, Job, Output, PolicyVersion,
+from sandbox.core.records import (BlockResult, BudgetEntry, Dataset, DatasetVersion, Event, Job, Output, PolicyVersion,
                                   ReleasedAggregate, Review, RunLog, User)
 
 Clock = Callable[[], datetime]
@@ -36,6 +36,10 @@ class Tx(Protocol):
     def datasets(self) -> list[Dataset]: ...
     def save_dataset(self, dataset: Dataset, event: Event) -> None:
         """Insert or update by name."""
+    def dataset_versions(self, dataset: str) -> list[DatasetVersion]:
+        """The dataset's registered versions, oldest first."""
+    def save_dataset_version(self, version: DatasetVersion, event: Event) -> None:
+        """Insert or update by (dataset, version_id)."""
     def latest_policy(self, dataset: str) -> PolicyVersion | None: ...
     def policy_version(self, version_id: int) -> PolicyVersion | None: ...
     def add_policy_version(self, policy: PolicyVersion, event: Event) -> None:
@@ -93,6 +97,11 @@ class Repository(Protocol):
         """Create the lock rows Tx.lock_budget takes, (dataset, DATASET_WIDE) and (dataset,
         operator), in their own transaction, so concurrent first admissions cannot collide
         on the rows' unique key. Idempotent; the rows hold no data."""
+    def renew_leases(self, job_ids: Iterable[str], until: datetime) -> list[str]:
+        """A live worker's heartbeat (agent/leases.py): move the lease of each of these jobs
+        that is still running, its lease not yet expired, forward to `until` (never back);
+        returns the ids still running. No audit event: the job's transitions are audited,
+        and an event every few seconds would flood the chain with nothing to verify."""
 
 
 # The operator value of a dataset's dataset-wide lock row (budget_locks). Lock rows carry no
@@ -126,5 +135,6 @@ class Parts:
     sleep: Callable[[float], None] = time.sleep
 
 
-MUTATORS = ("save_user", "save_dataset", "add_policy_version", "add_job", "save_job", "add_run_log",
+MUTATORS = ("save_user", "save_dataset", "save_dataset_version", "add_policy_version", "add_job", "save_job",
+            "add_run_log",
             "add_block_result", "add_output", "add_review", "add_released_aggregate", "add_budget_entry")

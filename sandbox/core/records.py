@@ -48,6 +48,30 @@ class Dataset:
     # The version operators see (catalog, jobs, certificates): random, one per registered
     # content, so nothing they see is computed from raw data.
     version_id: str = ""
+    # A retired dataset (its current version retired by the owner) admits no new jobs; its
+    # jobs, releases and audit trail stay.
+    retired: bool = False
+    id: int | None = None
+    registered_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass
+class DatasetVersion:
+    """One registered version of a dataset: its copy in the sandbox's store and the owner's
+    registration report. Everything but `version_id` and `state` is owner/compliance only
+    (computed from raw data or naming in-domain paths)."""
+    dataset: str
+    version_id: str                  # the opaque id operators see (Dataset.version_id)
+    content_hash: str
+    data_dir: str                    # the read-only copy under $SANDBOX_HOME/store/<sha256>
+    source: str                      # where the owner's data came from (path or URI)
+    registered_by: str
+    rows: int = 0
+    bound_verified: bool = False
+    enforced: bool = False           # rewritten by enforcement (drop nulls, truncate, clamp)
+    report: dict = field(default_factory=dict)   # the registration report (owner/compliance)
+    manifest: dict = field(default_factory=dict)
+    status: str = "active"           # active | retired
     id: int | None = None
     registered_at: datetime = field(default_factory=utcnow)
 

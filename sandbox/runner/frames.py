@@ -92,6 +92,28 @@ def category_key(value) -> str:
     return str(value)
 
 
+def row_filter(where: tuple, manifest: Manifest):
+    """A query's row filters as one Polars predicate (all must hold; a null value passes
+    none, as in SQL). Categorical columns compare as text (category_key), numeric ones as floats."""
+    import polars as pl
+
+    preds = []
+    for column, op, values in where:
+        if manifest.column(column).kind == "categorical":
+            col = pl.col(column).cast(pl.String)
+            hit = col.is_in([category_key(v) for v in values])
+            preds.append(hit if op in ("=", "in") else (~hit & col.is_not_null()))
+            continue
+        col = pl.col(column).cast(pl.Float64, strict=False)
+        if op == "between":
+            pred = col.is_between(values[0], values[1])
+        else:
+            v = values[0]
+            pred = {"=": col == v, "!=": col != v, "<": col < v, "<=": col <= v, ">": col > v, ">=": col >= v}[op]
+        preds.append(pred & col.is_not_nan())
+    return pl.all_horizontal(preds)
+
+
 def over_limit_units(scan, manifest: Manifest):
     """Units with more than k rows in the raw data (usually none): one streaming
     group-by on the unit column, so the per-query work below touches only their rows.
@@ -118,6 +140,10 @@ def aggregate_frame(scan, query: Query, plan: dpacc.QueryPlan, manifest: Manifes
     # by the block splitter. Dropping (rather than one "null unit") makes them count for
     # nothing at all, the same rule ingest's enforce_unit_bound applies.
     scan = scan.filter(pl.col(manifest.privacy_unit).is_not_null())
+    if query.where:
+        # Before any bounding: a row-level filter keeps a subset of each unit's rows, so a
+        # unit still contributes at most k rows and every sensitivity holds unchanged.
+        scan = scan.filter(row_filter(query.where, manifest))
 
     groups = [f"__g{i}" for i in range(len(query.group_by))]
     exprs = [pl.col(g).cast(pl.String).alias(alias) for g, alias in zip(query.group_by, groups)]

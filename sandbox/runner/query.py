@@ -134,24 +134,26 @@ def release_cells(query: Query, plan: dpacc.QueryPlan, exact: list, manifest: Ma
     stat = query.statistic
     group_cols = list(query.group_by)
 
+    # Every value but a quantile's is followed by its 95% interval (dpacc.count_cell, sum_cell,
+    # mean_cell: from the public scale and the released noisy numbers only, post-processing).
     if stat == "count":
         part = plan.parts[0]
         noisy = integer_laplace(part.scale, part.sensitivity, part.epsilon)(exact)
-        columns = group_cols + ["count"]
-        rows = [list(cell) + [int(v)] for cell, v in zip(cells, noisy)]
+        columns = group_cols + ["count", "count_lower", "count_upper"]
+        rows = [list(cell) + dpacc.count_cell(int(v), part.scale) for cell, v in zip(cells, noisy)]
     elif stat == "histogram":
         part = plan.parts[0]
         flat = [c for per_cell in exact for c in per_cell]
         noisy = integer_laplace(part.scale, part.sensitivity, part.epsilon)(flat)
         nb = len(query.bins) - 1
-        columns = group_cols + ["bin_lower", "bin_upper", "count"]
-        rows = [list(cell) + [query.bins[b], query.bins[b + 1], int(noisy[i * nb + b])]
+        columns = group_cols + ["bin_lower", "bin_upper", "count", "count_lower", "count_upper"]
+        rows = [list(cell) + [query.bins[b], query.bins[b + 1]] + dpacc.count_cell(int(noisy[i * nb + b]), part.scale)
                 for i, cell in enumerate(cells) for b in range(nb)]
     elif stat == "sum":
         part = plan.parts[0]
         noisy = float_laplace(part.scale, part.sensitivity, part.epsilon)([float(v) for v in exact])
-        columns = group_cols + ["sum"]
-        rows = [list(cell) + [float(v)] for cell, v in zip(cells, noisy)]
+        columns = group_cols + ["sum", "sum_lower", "sum_upper"]
+        rows = [list(cell) + dpacc.sum_cell(float(v), part.scale) for cell, v in zip(cells, noisy)]
     elif stat == "mean":
         sum_part, count_part = plan.parts
         if math.fsum(p.epsilon for p in plan.parts) > plan.epsilon:
@@ -160,10 +162,8 @@ def release_cells(query: Query, plan: dpacc.QueryPlan, exact: list, manifest: Ma
             [float(s) for s, _ in exact])
         noisy_n = integer_laplace(count_part.scale, count_part.sensitivity, count_part.epsilon)(
             [int(n) for _, n in exact])
-        lo, hi = plan.bounds
-        mid = (lo + hi) / 2
-        columns = group_cols + ["mean"]
-        rows = [list(cell) + [min(hi, max(lo, mid + s / max(n, 1)))]
+        columns = group_cols + ["mean", "mean_lower", "mean_upper"]
+        rows = [list(cell) + dpacc.mean_cell(float(s), int(n), plan)
                 for cell, s, n in zip(cells, noisy_sum, noisy_n)]
     elif stat == "quantile":
         part = plan.parts[0]
@@ -189,6 +189,7 @@ def release_cells(query: Query, plan: dpacc.QueryPlan, exact: list, manifest: Ma
         "noise_scale": plan.noise_scale,
         "sensitivity": plan.sensitivity,
         "expected_abs_error": plan.expected_abs_error,
+        "interval": plan.interval,
         "parts": [p.to_dict() for p in plan.parts],
     }
     if query.q is not None:

@@ -39,6 +39,8 @@ def scan_path_supports(query: Query, manifest: Manifest, schema) -> bool:
     """True when cell_statistics computes exactly what aggregate_frame would."""
     import pyarrow as pa
 
+    if query.where:  # row filters are applied by the Polars path only (frames.row_filter)
+        return False
     names = set(schema.names)
     if manifest.privacy_unit not in names:  # null units are dropped by reading it (not so a partition column)
         return False

@@ -115,3 +115,45 @@ def running(env: dict, rows: dict, workers: int = 1):
 
 def load_job(name: str) -> dict:
     return json.loads((REPO_ROOT / "jobs" / name).read_text())
+
+
+def enterprise_neighbours(tmp_path: Path) -> tuple[Path, Path, int]:
+    """Two neighbouring versions of enterprise_registry: with and without one enterprise
+    (the target), for the observational-equivalence tests."""
+    import pyarrow.parquet as pq
+
+    from sandbox import datagen
+    full = tmp_path / "with"
+    datagen.generate(datagen.load_manifest(REPO_ROOT / "datasets" / "enterprise_registry.yaml"), 2000, full, seed=5)
+    table = pq.read_table(sorted(full.glob("*.parquet")))
+    target = table.column("enterprise_id")[0].as_py()
+    without = tmp_path / "without"
+    without.mkdir()
+    pq.write_table(table.filter([v != target for v in table.column("enterprise_id").to_pylist()]),
+                   without / "part-0.parquet")
+    return full, without, target
+
+
+@contextmanager
+def enterprise_world(tmp_path: Path, backend: str, data_dir: Path, wall_seconds: int, **env_extra):
+    """Services on a real backend with enterprise_registry registered from data_dir under the
+    demo policy with the given wall time, an operator, and an in-process queue the test drains:
+    yields (services, queue, operator)."""
+    import re
+
+    from sandbox.adapters.queue import InProcessQueue
+    from sandbox.bootstrap import bootstrap
+    from tests.conftest import make_env
+    env = make_env(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path, backend)
+    env.update(env_extra)
+    queue = InProcessQueue()
+    svc = bootstrap(load(env), queue=queue)
+    try:
+        svc.accounts.create_user("operator", "operator", "tok")
+        svc.owner.register_dataset(OWNER, REPO_ROOT / "datasets" / "enterprise_registry.yaml", data_dir)
+        text = (REPO_ROOT / "policies" / "enterprise_registry.yaml").read_text(encoding="utf-8")
+        svc.owner.apply_policy(OWNER, re.sub(r"wall_seconds: \d+", f"wall_seconds: {wall_seconds}", text),
+                               "policies/enterprise_registry.yaml")
+        yield svc, queue, svc.accounts.user("operator")
+    finally:
+        svc.dispose()

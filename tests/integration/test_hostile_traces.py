@@ -11,21 +11,17 @@ import json
 import re
 from datetime import datetime
 
-import pyarrow.parquet as pq
 import pytest
 
-from sandbox import datagen
-from sandbox.adapters.queue import InProcessQueue
-from sandbox.bootstrap import bootstrap
-from sandbox.config import REPO_ROOT, load
-from tests.conftest import OWNER, make_env, need_backend
+from tests.conftest import need_backend
+from tests.integration.harness import enterprise_neighbours, enterprise_world
 
 WALL = 6              # the policy's wall time, and each reviewed job's declared timeout
 JITTER = 1.5          # scheduling noise allowed between the two worlds (seconds)
 # Start-up costs for this test: generous enough for a busy CI machine, small enough that the
 # two worlds of both backends run in a few minutes.
 TIMING = "box_start_seconds=2,runner_start_seconds=6,child_start_cpu_seconds=6,margin_seconds=1,block_wall_factor=2"
-TIMING_GVISOR = ("box_start_seconds=4,runner_start_seconds=8,child_start_cpu_seconds=8,margin_seconds=2,"
+TIMING_GVISOR = ("box_start_seconds=6,runner_start_seconds=8,child_start_cpu_seconds=8,margin_seconds=3,"
                  "block_wall_factor=2")
 
 WHEN = 'bool((df["enterprise_id"] == TARGET).any())'
@@ -71,24 +67,13 @@ QUERY = {"mode": "query", "dataset": "enterprise_registry", "purpose": "business
 
 
 def _world(tmp_path, backend: str, data_dir, target: int, hold: bool) -> dict:
-    env = make_env(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path, backend)
-    env.update(SANDBOX_HOLD_SLOTS="1" if hold else "0", SANDBOX_TIMING=TIMING, SANDBOX_TIMING_GVISOR=TIMING_GVISOR)
-    queue = InProcessQueue()
-    svc = bootstrap(load(env), queue=queue)
-    try:
-        svc.accounts.create_user("operator", "operator", "tok")
-        svc.owner.register_dataset(OWNER, REPO_ROOT / "datasets" / "enterprise_registry.yaml", data_dir)
-        text = (REPO_ROOT / "policies" / "enterprise_registry.yaml").read_text(encoding="utf-8")
-        svc.owner.apply_policy(OWNER, re.sub(r"wall_seconds: \d+", f"wall_seconds: {WALL}", text),
-                               "policies/enterprise_registry.yaml")
-        op = svc.accounts.user("operator")
+    with enterprise_world(tmp_path, backend, data_dir, WALL, SANDBOX_HOLD_SLOTS="1" if hold else "0",
+                          SANDBOX_TIMING=TIMING, SANDBOX_TIMING_GVISOR=TIMING_GVISOR) as (svc, queue, op):
         ids = [svc.operator.submit(op, _reviewed(name, target))["job"]["id"] for name in HOSTILE_REVIEWED]
         ids.append(svc.operator.submit(op, _program(target))["job"]["id"])
         ids.append(svc.operator.submit(op, QUERY)["job"]["id"])
         queue.drain()
         return _trace(svc, op, ids)
-    finally:
-        svc.dispose()
 
 
 def _trace(svc, op, ids: list[str]) -> dict:
@@ -115,7 +100,7 @@ def _trace(svc, op, ids: list[str]) -> dict:
     def offset(m):
         at = datetime.fromisoformat(m.group(1))
         times.append((at, (at - t0).total_seconds()))
-        return '"<t>"'
+        return f'"<t{len(times) - 1}>"'
     text = re.sub(r'"(\d{4}-\d\d-\d\dT[\d:.]+\+00:00)"', offset, text)
     # Released DP values differ by design: the query's numbers and the files' hashes.
     text = re.sub(r'"(sha256|value|noisy|estimate)": [^,}\]]+', r'"\1": "<dp>"', text)
@@ -128,16 +113,14 @@ def _worst(a: dict, b: dict) -> float:
     return max(0.0 if x_at == y_at else abs(x_off - y_off) for (x_at, x_off), (y_at, y_off) in zip(a["times"], b["times"]))
 
 
-def _neighbours(tmp_path):
-    full = tmp_path / "with"
-    datagen.generate(datagen.load_manifest(REPO_ROOT / "datasets" / "enterprise_registry.yaml"), 2000, full, seed=5)
-    table = pq.read_table(sorted(full.glob("*.parquet")))
-    target = table.column("enterprise_id")[0].as_py()
-    without = tmp_path / "without"
-    without.mkdir()
-    pq.write_table(table.filter([v != target for v in table.column("enterprise_id").to_pylist()]),
-                   without / "part-0.parquet")
-    return full, without, target
+def _where(a: dict, b: dict) -> str:
+    """Which timestamps differ, with the field each belongs to (for the failure message)."""
+    out = []
+    for i, ((x_at, x_off), (y_at, y_off)) in enumerate(zip(a["times"], b["times"])):
+        if x_at != y_at and abs(x_off - y_off) >= JITTER:
+            at = a["text"].index(f'"<t{i}>"')
+            out.append(f"{a['text'][max(0, at - 160):at + 8]} : {x_off:.2f} s vs {y_off:.2f} s")
+    return "\n".join(out)
 
 
 @pytest.mark.parametrize("backend", [pytest.param("bwrap", marks=pytest.mark.bwrap),
@@ -145,12 +128,13 @@ def _neighbours(tmp_path):
                                      pytest.param("docker-runsc", marks=pytest.mark.docker)])
 def test_hostile_programs_leave_the_operator_identical_traces(backend, tmp_path):
     need_backend(backend)
-    full, without, target = _neighbours(tmp_path)
+    full, without, target = enterprise_neighbours(tmp_path)
     a = _world(tmp_path / "a", backend, full, target, hold=True)
     b = _world(tmp_path / "b", backend, without, target, hold=True)
     assert a["text"] == b["text"]
     assert len(a["times"]) == len(b["times"]) > 0
-    assert _worst(a, b) < JITTER
+    worst = _worst(a, b)
+    assert worst < JITTER, _where(a, b)
 
 
 @pytest.mark.bwrap
@@ -158,7 +142,7 @@ def test_without_held_slots_the_traces_differ(tmp_path):
     # The harness can fail: without holding, the hostile boxes' run times show in the times
     # at which later jobs become visible.
     need_backend("bwrap")
-    full, without, target = _neighbours(tmp_path)
+    full, without, target = enterprise_neighbours(tmp_path)
     a = _world(tmp_path / "a", "bwrap", full, target, hold=False)
     b = _world(tmp_path / "b", "bwrap", without, target, hold=False)
     assert a["text"] == b["text"] and len(a["times"]) == len(b["times"])

@@ -81,9 +81,12 @@ def test_hostile_free_form_files_are_reencoded_flagged_and_block_approval(servic
     assert services.agent.execute(job_id) == "awaiting_review"
     detail = services.compliance.review_detail(rev, job_id)
 
-    # The refused SVG is not stored at all; the others are stored as trusted code re-wrote them.
-    assert sorted(o["name"] for o in detail["outputs"]) == ["by_district.parquet", "figure.png", "hidden.csv",
-                                                           "id_header.csv"]
+    # The refused SVG is stored empty with its failing check; the others as trusted code re-wrote them.
+    assert sorted(o["name"] for o in detail["outputs"]) == ["by_district.parquet", "chart.svg", "figure.png",
+                                                           "hidden.csv", "id_header.csv"]
+    svg = next(o for o in detail["outputs"] if o["name"] == "chart.svg")
+    assert svg["content"] == "" and svg["size"] == 0
+    assert checks_of(detail, "chart.svg")["reencode"]["status"] == "fail"
     assert all(b"RAWROWS" not in stored(detail, o["name"]) for o in detail["outputs"])
     parquet = pq.ParquetFile(io.BytesIO(stored(detail, "by_district.parquet")))
     assert parquet.metadata.metadata is None and parquet.schema_arrow.metadata is None
@@ -98,7 +101,7 @@ def test_hostile_free_form_files_are_reencoded_flagged_and_block_approval(servic
     assert ident["status"] == "fail" and "column 2" in ident["explanation"]
     assert RESIDENT_ID not in json.dumps([o["checks"] for o in detail["outputs"]])
     assert checks_of(detail, "hidden.csv")["integer_counts"]["status"] == "fail"
-    with services.parts.repo.transaction() as tx:  # a refused file has no output; its check is audited
+    with services.parts.repo.transaction() as tx:  # and its check is audited
         (gate_event,) = [a for a in tx.audit_records() if a.action == "gate.checks" and a.subject == job_id]
     job_checks = {c["name"]: c for c in gate_event.payload["checks"]}
     assert job_checks["reencode:chart.svg"]["status"] == "fail"

@@ -37,17 +37,7 @@ def analyse(df, out):
 
 
 def _world(tmp_path, backend: str, data_dir, target: int) -> dict:
-    env = make_env(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path, backend)
-    env["SANDBOX_HOLD_SLOTS"] = "1"
-    queue = InProcessQueue()
-    svc = bootstrap(load(env), queue=queue)
-    try:
-        svc.accounts.create_user("operator", "operator", "tok")
-        svc.owner.register_dataset(OWNER, REPO_ROOT / "datasets" / "enterprise_registry.yaml", data_dir)
-        text = (REPO_ROOT / "policies" / "enterprise_registry.yaml").read_text(encoding="utf-8")
-        svc.owner.apply_policy(OWNER, re.sub(r"wall_seconds: \d+", f"wall_seconds: {WALL}", text),
-                               "policies/enterprise_registry.yaml")
-        op = svc.accounts.user("operator")
+    with enterprise_world(tmp_path, backend, data_dir, WALL, SANDBOX_HOLD_SLOTS="1") as (svc, queue, op):
         hostile = job_file("reviewed_enterprise")
         hostile["code"] = HOSTILE.replace("TARGET", str(target))
         first = svc.operator.submit(op, hostile)["job"]
@@ -62,22 +52,13 @@ def _world(tmp_path, backend: str, data_dir, target: int) -> dict:
         return {"query_bound": bound,"next_job_visible_after": (datetime.fromisoformat(seen["outcome_visible_after"]) - t0).total_seconds(),
                 "first_visible_after": (datetime.fromisoformat(svc.views.get_job(op, first["id"])
                                                                 ["outcome_visible_after"]) - t0).total_seconds()}
-    finally:
-        svc.dispose()
 
 
 @pytest.mark.parametrize("backend", [pytest.param("bwrap", marks=pytest.mark.bwrap),
                                      pytest.param("docker", marks=pytest.mark.docker)])
 def test_the_next_jobs_timing_does_not_reveal_a_slow_box(backend, tmp_path):
     need_backend(backend)
-    full = tmp_path / "with"
-    datagen.generate(datagen.load_manifest(REPO_ROOT / "datasets" / "enterprise_registry.yaml"), 2000, full, seed=5)
-    table = pq.read_table(sorted(full.glob("*.parquet")))
-    target = table.column("enterprise_id")[0].as_py()
-    without = tmp_path / "without"
-    without.mkdir()
-    pq.write_table(table.filter([v != target for v in table.column("enterprise_id").to_pylist()]),
-                   without / "part-0.parquet")
+    full, without, target = enterprise_neighbours(tmp_path)
     a = _world(tmp_path / "a", backend, full, target)
     b = _world(tmp_path / "b", backend, without, target)
     assert abs(a["first_visible_after"] - b["first_visible_after"]) < TOLERANCE, (a, b)

@@ -101,7 +101,8 @@ def _releases(data_dir: Path) -> dict[str, np.ndarray]:
             rows = table["rows"]
             if table["statistic"] == "histogram":
                 rows = [r for r in rows if r[1] == HIST_BINS[1]]
-            out.setdefault(table["statistic"], []).extend(r[-1] for r in rows)
+            at = len(table["group_by"]) + (2 if table["statistic"] == "histogram" else 0)  # the value column
+            out.setdefault(table["statistic"], []).extend(r[at] for r in rows)
     return {stat: np.asarray(v, dtype=float) for stat, v in out.items()}
 
 

@@ -376,11 +376,16 @@ def test_reviewed_mode_example_and_conflicting_spec(page, sandbox_app):
     sign_in(page, h, "operator")
     page.goto(f"{h.url}/ui/programs/new?dataset=enterprise_registry&mode=reviewed")
     assert page.input_value("#program-mode") == "reviewed"
-    assert "active_by_district.csv" in page.input_value("#program-spec")
+    assert '"active_by_district"' in page.input_value("#program-spec")   # a trusted table, by name
     assert "def analyse(df, out)" in page.input_value("#program-code")
     page.click("#program-preview")
     assert page.inner_text("#admitted") == "可通过准入"
-    assert page.locator("#declared-outputs tbody tr").count() == 3
+    # Every file the job will produce: two trusted tables, the trusted model, the program's notes.
+    rows = page.locator("#declared-outputs tbody tr")
+    assert rows.count() == 4
+    assert [rows.nth(i).get_attribute("data-computed-by") for i in range(4)] == ["trusted"] * 3 + ["program"]
+    assert "active_by_district.csv" in rows.nth(0).inner_text() and "可信代码" in rows.nth(0).inner_text()
+    assert "notes.txt" in rows.nth(3).inner_text()
     # A pasted full spec naming another dataset is refused with a message, not silently changed.
     spec = json.loads(page.input_value("#program-spec"))
     page.fill("#program-spec", json.dumps({**spec, "dataset": "health_visits"}))

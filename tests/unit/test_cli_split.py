@@ -23,5 +23,8 @@ def test_role_commands_never_build_the_application():
 
 
 def test_admin_commands_are_the_ones_that_build_it():
-    assert {"sandbox.bootstrap", "sandbox.controller.web", "sandbox.agent.tasks"} <= \
-        server_side_imports(Path(cli.admin.__file__))
+    assert {"sandbox.bootstrap", "sandbox.agent.tasks"} <= server_side_imports(Path(cli.admin.__file__))
+    # `serve` and `up` build the web application in gunicorn's workers, from its config file.
+    from sandbox.config import REPO_ROOT
+    assert 'wsgi_app = "sandbox.controller.web:create_app()"' in \
+        (REPO_ROOT / "deploy" / "gunicorn.conf.py").read_text(encoding="utf-8")

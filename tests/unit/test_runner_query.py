@@ -18,7 +18,7 @@ from sandbox.core.manifest import parse_manifest
 from sandbox.core.specs.query import parse_query_spec
 from sandbox.runner import run_job
 from sandbox.runner.frames import aggregate_frame, exact_cells, over_limit_units, scan_dataset
-from sandbox.runner.query import quantile_scores, release_table
+from sandbox.runner.query import quantile_scores, release_cells, release_table
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -77,8 +77,14 @@ def _job(spec, data_dir, out_dir, bound_verified=True, manifest=MANIFEST):
             "bound_verified": bound_verified, "out_dir": str(out_dir)}
 
 
+def _value_at(table) -> int:
+    """Index of the released value: after the keys (and bin edges), before its interval."""
+    return len(table["group_by"]) + (2 if table["statistic"] == "histogram" else 0)
+
+
 def _as_dict(table):
-    return {tuple(row[:-1]): row[-1] for row in table["rows"]}
+    at = _value_at(table)
+    return {tuple(row[:at]): row[at] for row in table["rows"]}
 
 
 # Epsilon 10 and k = 2: count noise has scale 0.2 (|noise| >= 3 has probability ~1e-6),
@@ -127,7 +133,7 @@ def test_histogram_clamps_and_closes_the_last_bin(data_dir, out_dir):
     spec = _spec([{"name": "h", "statistic": "histogram", "column": "age", "bins": [0, 5, 10],
                    "group_by": ["sex"], "epsilon": 10}])
     table = run_job(_job(spec, data_dir, out_dir))["tables"][0]
-    assert table["columns"] == ["sex", "bin_lower", "bin_upper", "count"]
+    assert table["columns"] == ["sex", "bin_lower", "bin_upper", "count", "count_lower", "count_upper"]
     got = _as_dict(table)
     assert list(got) == list(AGE_HIST_BY_SEX)
     for cell, value in got.items():
@@ -208,13 +214,14 @@ def test_result_json_has_exactly_the_documented_shape(data_dir, out_dir):
     assert result == returned
     assert list(result) == ["tables"]
     keys = {"name", "statistic", "column", "group_by", "columns", "rows", "epsilon", "mechanism", "noise_scale",
-            "sensitivity", "expected_abs_error", "parts"}
+            "sensitivity", "expected_abs_error", "interval", "parts"}
     n, m, h, q = result["tables"]
     assert set(n) == set(m) == set(h) == keys and set(q) == keys | {"q"}
-    assert (n["columns"], n["group_by"], n["column"], len(n["rows"])) == (["count"], [], None, 1)
+    assert (n["columns"], n["group_by"], n["column"], len(n["rows"])) == (
+        ["count", "count_lower", "count_upper"], [], None, 1)
     assert n["mechanism"] == "discrete_laplace" and n["sensitivity"] == 2 and n["noise_scale"] == 2.0
     assert n["expected_abs_error"] == pytest.approx(acc.discrete_laplace_expected_abs_error(2.0))
-    assert m["columns"] == ["region", "sex", "mean"] and len(m["rows"]) == 6
+    assert m["columns"] == ["region", "sex", "mean", "mean_lower", "mean_upper"] and len(m["rows"]) == 6
     assert [r[:2] for r in m["rows"]] == [[r, s] for r in ("north", "south", "east") for s in ("F", "M")]
     assert [p["name"] for p in m["parts"]] == ["shifted_sum", "count"]
     assert sum(p["epsilon"] for p in m["parts"]) == m["epsilon"] == 1.0
@@ -282,11 +289,13 @@ def _released_noise(data_dir, query_dict, draws):
     query = parse_query_spec(_spec([query_dict]), manifest).queries[0]
     plan = acc.plan_query(query, manifest)
     agg = aggregate_frame(scan_dataset(data_dir), query, plan, manifest).collect()
-    truth = exact_cells(query, plan, agg, manifest)
+    # Far from zero, so the post-processing of counts at 0 never touches the noise measured here.
+    truth = [t + 10_000 for t in exact_cells(query, plan, agg, manifest)]
     noise = []
     for _ in range(draws):
-        table = release_table(query, plan, agg, manifest)
-        noise.extend(row[-1] - t for row, t in zip(table["rows"], truth))
+        table = release_cells(query, plan, truth, manifest)
+        at = _value_at(table)
+        noise.extend(row[at] - t for row, t in zip(table["rows"], truth))
     return plan, noise
 
 
@@ -591,7 +600,7 @@ def test_mean_noise_follows_the_laplace_of_the_planned_shifted_sum_scale():
     draws = []
     for _ in range(2000):  # 6000 draws: KS then rejects a 1.3x scale with near certainty
         table = release_cells(query, plan, exact, manifest)
-        draws.extend((row[-1] - 50.0) * n for row in table["rows"])
+        draws.extend((row[_value_at(table)] - 50.0) * n for row in table["rows"])
     # the count's own noise (scale 0.4 here) changes n by < 0.1%, far below what KS can see
     assert stats.kstest(draws, stats.laplace(scale=b).cdf).pvalue > 1e-4
     assert stats.kstest(draws, stats.laplace(scale=1.3 * b).cdf).pvalue < 1e-4
@@ -644,7 +653,7 @@ def test_quantile_selection_follows_opendps_noisy_min_distribution():
 def test_an_ungrouped_count_counts_every_row(data_dir, out_dir, bound_verified):
     # 17 rows; unverified, pid 1's 6 rows are truncated to k = 2
     spec = _spec([{"name": "n", "statistic": "count", "epsilon": 10}])
-    (value,), = run_job(_job(spec, data_dir, out_dir, bound_verified))["tables"][0]["rows"]
+    (value, _, _), = run_job(_job(spec, data_dir, out_dir, bound_verified))["tables"][0]["rows"]
     assert abs(value - (17 if bound_verified else 13)) <= 2
 
 
@@ -762,3 +771,97 @@ def test_every_parquet_file_is_read_recursively_with_hive_partition_columns(tmp_
     got = _as_dict(by_month)
     assert abs(got[(1,)] - 3) <= 2 and abs(got[(2,)] - 2) <= 2 and abs(got[(3,)]) <= 2
     assert abs(total["rows"][0][0] - 5) <= 2
+
+
+# ---- every released number carries its 95% interval; counts are non-negative integers
+
+def test_released_values_sit_inside_their_intervals_and_counts_are_never_negative(data_dir):
+    manifest = parse_manifest(MANIFEST)
+    spec = parse_query_spec(_spec([
+        {"name": "n", "statistic": "count", "group_by": ["region"], "epsilon": 0.05},
+        {"name": "s", "statistic": "sum", "column": "amount", "group_by": ["region"], "epsilon": 0.5},
+        {"name": "m", "statistic": "mean", "column": "amount", "group_by": ["region"], "epsilon": 0.5}]), manifest)
+    plans = acc.plan(spec, manifest)
+    exact = [[0, 0, 0], [0.0, 0.0, 0.0], [[0.0, 0]] * 3]  # empty cells: a count's noise is often negative
+    for _ in range(200):
+        tables = [release_cells(q, p, e, manifest) for q, p, e in zip(spec.queries, plans, exact)]
+        for t in tables:
+            for row in t["rows"]:
+                value, lower, upper = row[1:]
+                assert lower <= value <= upper
+                if t["statistic"] == "count":
+                    assert all(isinstance(v, int) and v >= 0 for v in (value, lower, upper))
+                    # the interval is released count +/- the planned half-width, clipped at 0
+                    assert upper - value <= t["interval"]["halfwidth"]
+                elif t["statistic"] == "sum":
+                    assert upper - value == pytest.approx(t["interval"]["halfwidth"])
+                    assert t["interval"]["halfwidth"] == pytest.approx(t["noise_scale"] * math.log(20))
+                else:
+                    assert 0.0 <= lower <= upper <= 100.0
+
+
+def test_count_intervals_cover_the_truth_95_percent_of_the_time(data_dir):
+    manifest = parse_manifest(MANIFEST)
+    query = parse_query_spec(_spec([{"name": "n", "statistic": "count", "group_by": ["region"], "epsilon": 0.5}]),
+                             manifest).queries[0]
+    plan = acc.plan_query(query, manifest)
+    truth = [3, 40, 500]
+    hits = total = 0
+    for _ in range(1500):
+        for row, t in zip(release_cells(query, plan, truth, manifest)["rows"], truth):
+            hits += row[2] <= t <= row[3]
+            total += 1
+    assert 0.94 <= hits / total  # at least 95% by construction; 4500 draws
+
+
+@pytest.mark.parametrize("n", [5, 60, 2000])
+def test_mean_intervals_cover_the_truth_at_least_95_percent_of_the_time(n):
+    manifest = parse_manifest(MANIFEST)
+    query = parse_query_spec(_spec([{"name": "m", "statistic": "mean", "column": "amount", "epsilon": 1.0}]),
+                             manifest).queries[0]
+    plan = acc.plan_query(query, manifest)
+    exact = [[(70.0 - 50.0) * n, n]]  # n values of 70 around the midpoint 50 of [0, 100]
+    rows = [release_cells(query, plan, exact, manifest)["rows"][0] for _ in range(2000)]
+    assert sum(lo <= 70.0 <= hi for _, lo, hi in rows) / len(rows) >= 0.94
+
+
+# ---- row filters (SQL WHERE): applied before contribution bounding, on the Polars path
+
+@pytest.mark.parametrize("bound_verified,want", [(True, {"north": 6, "south": 1, "east": 0}),
+                                                 (False, {"north": 2, "south": 1, "east": 0})])
+def test_row_filters_keep_only_matching_rows_before_bounding(data_dir, bound_verified, want):
+    manifest = parse_manifest(MANIFEST)
+    spec = parse_query_spec(_spec([{"name": "n", "statistic": "count", "group_by": ["region"], "epsilon": 10,
+                                    "where": [{"column": "sex", "op": "=", "value": "F"},
+                                              {"column": "amount", "op": ">=", "value": 10}]}]), manifest)
+    query = spec.queries[0]
+    plan = acc.plan_query(query, manifest)
+    lazy = scan_dataset(data_dir)
+    over = None if bound_verified else over_limit_units(lazy, manifest)
+    agg = aggregate_frame(lazy, query, plan, manifest, over_limit=over).collect()
+    # pid 1's six rows all pass the filter; unverified, it keeps k = 2 of them
+    assert dict(zip(("north", "south", "east"), exact_cells(query, plan, agg, manifest))) == want
+
+
+@pytest.mark.parametrize("where,want", [
+    ([{"column": "age", "op": "between", "value": [3, 7]}], 8),           # 3,3,3,5,7 in a; 3,3,3 in b
+    ([{"column": "region", "op": "not_in", "value": ["north"]}], 9),      # south x4, 'west' x5; null fails
+    ([{"column": "region", "op": "in", "value": ["north", "south"]}], 11),
+    ([{"column": "amount", "op": "<", "value": 25}], 3),                  # 10, 20, -5000; NaN/null never pass
+])
+def test_row_filters_match_a_hand_count(data_dir, where, want):
+    manifest = parse_manifest(MANIFEST)
+    query = parse_query_spec(_spec([{"name": "n", "statistic": "count", "epsilon": 10, "where": where}]),
+                             manifest).queries[0]
+    plan = acc.plan_query(query, manifest)
+    agg = aggregate_frame(scan_dataset(data_dir), query, plan, manifest).collect()
+    assert exact_cells(query, plan, agg, manifest) == [want]
+
+
+def test_a_filtered_query_runs_on_the_polars_path_and_releases(data_dir, out_dir):
+    spec = _spec([{"name": "n", "statistic": "count", "group_by": ["region"], "epsilon": 10,
+                   "where": [{"column": "sex", "op": "=", "value": "M"}]}])
+    table = run_job(_job(spec, data_dir, out_dir))["tables"][0]
+    got = _as_dict(table)
+    # M rows with a public region: south (pid 6, 7) -> 2; north none
+    assert abs(got[("north",)] - 0) <= 2 and abs(got[("south",)] - 2) <= 2

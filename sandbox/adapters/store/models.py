@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text,
                         UniqueConstraint)
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from sandbox.core.records import utcnow
@@ -40,7 +41,28 @@ class Dataset(Base):
     bound_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     rows: Mapped[int] = mapped_column(BigInteger, default=0)  # owner/compliance metering only
     version_id: Mapped[str] = mapped_column(String(64), default="", server_default="")  # what operators see
+    retired: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DatasetVersion(Base):
+    """A registered version's store copy and registration report (owner/compliance only)."""
+    __tablename__ = "dataset_versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset: Mapped[str] = mapped_column(String(64), index=True)
+    version_id: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    data_dir: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text)
+    registered_by: Mapped[str] = mapped_column(String(64))
+    rows: Mapped[int] = mapped_column(BigInteger, default=0)
+    bound_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    enforced: Mapped[bool] = mapped_column(Boolean, default=False)
+    report: Mapped[dict] = mapped_column(JSON, default=dict)
+    manifest: Mapped[dict] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (UniqueConstraint("dataset", "version_id"),)
 
 
 class PolicyVersion(Base):

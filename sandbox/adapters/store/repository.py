@@ -17,8 +17,9 @@ from sandbox.adapters.store.db import Store, head_stmt
 from sandbox.core import records as r
 from sandbox.core.audit import AuditRecord, canonical, entry_hash
 from sandbox.core.ports import DATASET_WIDE, Clock
+from sandbox.core.states import RUNNING
 
-_ROW = {r.User: m.User, r.Dataset: m.Dataset, r.PolicyVersion: m.PolicyVersion, r.Job: m.Job,
+_ROW = {r.User: m.User, r.Dataset: m.Dataset, r.DatasetVersion: m.DatasetVersion, r.PolicyVersion: m.PolicyVersion, r.Job: m.Job,
         r.RunLog: m.RunLog, r.BlockResult: m.BlockResult, r.Output: m.Output,
         r.ReleasedAggregate: m.ReleasedAggregate, r.Review: m.Review, r.BudgetEntry: m.LedgerEntry}
 
@@ -114,6 +115,20 @@ class SqlTx:
 
     def save_dataset(self, dataset: r.Dataset, event: r.Event) -> None:
         self._upsert_by_name(dataset, event)
+
+    def dataset_versions(self, dataset: str):
+        return self._all(r.DatasetVersion, select(m.DatasetVersion).where(m.DatasetVersion.dataset == dataset)
+                         .order_by(m.DatasetVersion.id))
+
+    def save_dataset_version(self, version: r.DatasetVersion, event: r.Event) -> None:
+        row = self.s.execute(select(m.DatasetVersion).where(m.DatasetVersion.dataset == version.dataset,
+                                                             m.DatasetVersion.version_id == version.version_id)
+                             ).scalar_one_or_none()
+        if row is None:
+            return self._insert(version, event)
+        self.record(event)
+        version.id = row.id
+        to_row(version, row)
 
     def latest_policy(self, dataset: str):
         return to_record(self.s.execute(select(m.PolicyVersion).where(m.PolicyVersion.dataset == dataset)
@@ -254,3 +269,20 @@ class SqlRepository:
                         s.add(m.BudgetLock(dataset=dataset, operator=who))
             except IntegrityError:
                 pass  # a concurrent submission created it first
+
+    def renew_leases(self, job_ids: Iterable[str], until: datetime) -> list[str]:
+        ids = [j for j in job_ids if isinstance(j, str)]
+        if not ids:
+            return []
+        now = self.clock()
+        running = []
+        with self.store.transaction() as s:
+            stmt = select(m.Job).where(m.Job.id.in_(ids), m.Job.state == RUNNING)
+            if not self.store.is_sqlite:
+                stmt = stmt.with_for_update()  # not interleaved with the sweeper's requeue
+            for row in s.execute(stmt).scalars():
+                running.append(row.id)
+                expires = _aware(row.lease_expires)
+                if expires is not None and now <= expires < until:
+                    row.lease_expires = until
+        return running

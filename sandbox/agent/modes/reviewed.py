@@ -55,7 +55,10 @@ def run(work: dict, attempt_dir: Path, backend) -> RunFacts:
     box_start = getattr(work.get("timing"), "box_start_seconds", Timing().box_start_seconds)
     results, refused, dropped, accepted, trusted = [], [], [], {}, None
     if spec.has_computations:
-        limits = Limits(memory_mb=lim.memory_mb, cpus=lim.cpus, wall_seconds=lim.wall_seconds,
+        # The trusted box gets its own calibrated part of the run time (core/schedule.py), so
+        # the program's time does not depend on how long the statistics took.
+        trusted_wall = min(lim.wall_seconds, work.get("trusted_seconds") or lim.wall_seconds)
+        limits = Limits(memory_mb=lim.memory_mb, cpus=lim.cpus, wall_seconds=trusted_wall,
                         output_bytes=lim.output_bytes, output_files=1)
         result, collected = run_trusted(spec, manifest, Path(work["data_dir"]), attempt_dir / "trusted", limits,
                                         f"{work['job_id']}-t", backend)
@@ -64,6 +67,8 @@ def run(work: dict, attempt_dir: Path, backend) -> RunFacts:
                         else replace(result, exit_code=1, stderr=result.stderr + b"\nno readable trusted.json")))
     if spec.has_program:
         left = lim.wall_seconds if not results else deadline - time.monotonic() - box_start
+        if results and work.get("trusted_seconds"):  # the program's share follows the trusted share,
+            left = min(left, lim.wall_seconds - trusted_wall - box_start)  # however early that ended
         limits = Limits(memory_mb=lim.memory_mb, cpus=lim.cpus, wall_seconds=round(min(left, spec.timeout_seconds), 2),
                         output_bytes=lim.output_bytes, output_files=len(spec.outputs) + 8)
         if limits.wall_seconds < 0.5:   # the trusted box used the run time: no program run
@@ -115,19 +120,32 @@ def judge(tx, job, facts: RunFacts) -> GateResult:
             all_checks += [c.to_dict() for c in judged.checks]
             outputs.append(trusted_output(job.id, judged))
     for o in spec.outputs:
-        # Trusted code re-writes the file first: only the re-encoded bytes are checked and stored.
-        data, checks = reencode(o, accepted.get(o.name), output_bytes)
-        if data is not None or not checks:  # a refused file already has its failing check
-            checks += gate.check_declared_file(o, data, output_bytes, policy, previous, job.dataset_version)
+        data, checks = judge_free_form(o, accepted.get(o.name), output_bytes, policy, previous, job.dataset_version)
         all_checks += [c.to_dict() for c in checks]
-        if data is None:
-            continue
-        binary = o.type in ("parquet", "png")
-        outputs.append(Output(job_id=job.id, name=o.name, sha256=hashlib.sha256(data).hexdigest(), size=len(data),
-                              content=base64.b64encode(data).decode() if binary else data.decode("utf-8", "replace"),
-                              encoding="base64" if binary else "utf-8", checks=[c.to_dict() for c in checks]))
+        outputs.append(declared_output(job.id, o, data, checks))
     # Non-DP output always goes to people; failed checks block approval (compliance.review).
     return GateResult(all_checks, outputs=outputs, audit={"dropped": job.compliance.get("dropped_files", [])})
+
+
+def judge_free_form(declared, raw: bytes | None, output_bytes: int, policy, previous: list, version: str):
+    """(re-encoded bytes or None, checks) of one file the program wrote (None: not written).
+    Trusted code re-writes the file first: only the re-encoded bytes are checked and stored.
+    The real run and the mock run (sandbox.agent.mockrun) both judge files here."""
+    data, checks = reencode(declared, raw, output_bytes)
+    if data is not None or not checks:  # a refused file already has its failing check
+        checks += gate.check_declared_file(declared, data, output_bytes, policy, previous, version)
+    return data, checks
+
+
+def declared_output(job_id: str, declared, data: bytes | None, checks: list) -> Output:
+    """A free-form file as trusted code re-wrote it. One that was refused or not written is
+    stored empty with its failing check, as a trusted table that could not be computed: the
+    reviewer sees why, and the job cannot be approved without it (core.release.decision)."""
+    data = data if data is not None else b""
+    binary = declared.type in ("parquet", "png")
+    return Output(job_id=job_id, name=declared.name, sha256=hashlib.sha256(data).hexdigest(), size=len(data),
+                  content=base64.b64encode(data).decode() if binary else data.decode("utf-8", "replace"),
+                  encoding="base64" if binary else "utf-8", checks=[c.to_dict() for c in checks])
 
 
 def judge_trusted(spec, trusted: dict, policy, version: str, previous: list) -> list:

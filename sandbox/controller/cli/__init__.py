@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sandbox.controller.cli import admin, operator
+from sandbox.controller.cli import admin, dataset, operator
 from sandbox.controller.cli.admin import setup
 from sandbox.controller.cli.common import UsageError
 
@@ -30,9 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=5000)
     s.set_defaults(func=admin.cmd_up)
-    s = sub.add_parser("serve", help="run the API")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=5000)
+    s = sub.add_parser("serve", help="run the API under gunicorn (production; deploy/gunicorn.conf.py)")
+    s.add_argument("--host", help="listen address (default: SANDBOX_BIND or 127.0.0.1:5000)")
+    s.add_argument("--port", type=int)
+    s.add_argument("--config", help="gunicorn config file (default deploy/gunicorn.conf.py)")
     s.set_defaults(func=admin.cmd_serve)
     s = sub.add_parser("worker", help="run a Celery worker")
     s.add_argument("--concurrency", type=int, default=1)
@@ -58,6 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dry-run", action="store_true", help="show cost and balance after, reserve nothing")
     s.add_argument("--wait", action="store_true", help="follow the job's state")
     s.set_defaults(func=operator.cmd_submit)
+    s = sub.add_parser("query", help="run SQL aggregates as a DP query job, e.g. sandbox query health_visits "
+                                     "\"SELECT district, COUNT(*) FROM health_visits GROUP BY district\" --epsilon 0.5")
+    s.add_argument("dataset")
+    s.add_argument("sql", help="one or more SELECT statements separated by ';' (or @file.sql)")
+    s.add_argument("--epsilon", type=float, action="append",
+                   help="epsilon of the statement (repeat once per statement); or OPTIONS(epsilon => ...) in it")
+    s.add_argument("--purpose", default="exploratory analysis", help="why you need these statistics")
+    s.add_argument("--dry-run", action="store_true", help="show cost and balance after, reserve nothing")
+    s.add_argument("--wait", action="store_true", help="follow the job and print the released table")
+    s.set_defaults(func=operator.cmd_query)
     s = sub.add_parser("run", help="run a job locally on mock data (--mock), showing outputs, stdout, errors")
     s.add_argument("file")
     s.add_argument("--mock", action="store_true", required=True)
@@ -99,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("job_id")
     s.add_argument("--reason")
     s.set_defaults(func=operator.cmd_run_approval)
+    dataset.add_parser(sub)
     s = sub.add_parser("policy", help="data owner: validate | diff | apply policy files")
     psub = s.add_subparsers(dest="policy_command", required=True)
     t = psub.add_parser("validate")

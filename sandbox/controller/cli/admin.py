@@ -30,6 +30,9 @@ def setup(rows: int | None = None, quiet: bool = True, settings=None, only: set 
     from sandbox.bootstrap import bootstrap
     from sandbox.config import load
     settings = settings or load()
+    # The demo data is registered as owners register theirs (owner.register_version): copied
+    # from its folder into the store and reported on, so that folder is an allowed root here.
+    settings = settings.with_(ingest_roots=(*settings.ingest_roots, str(settings.datasets_dir)))
     services = bootstrap(settings, enqueue=lambda _j: None)
     tokens_path = settings.home / "tokens.json"
     tokens = json.loads(tokens_path.read_text()) if tokens_path.exists() else {}
@@ -48,7 +51,7 @@ def setup(rows: int | None = None, quiet: bool = True, settings=None, only: set 
         t0 = time.monotonic()
         if rows is not None or not datagen.is_ready(out):
             datagen.generate(manifest, rows if rows is not None else manifest.default_rows, out)
-        reg = services.owner.register_dataset(owner, manifest_path, out)
+        reg = services.owner.register_version(owner, manifest_path.read_text(encoding="utf-8"), str(out))
         infos[manifest.name] = {**reg, "seconds": round(time.monotonic() - t0, 1)}
         policy_path = settings.policies_dir / f"{manifest.name}.yaml"
         if policy_path.exists():
@@ -96,19 +99,42 @@ def cmd_up(args) -> int:
         print(f"  {role:<10} {name:<10} {password}")
     print(f"Try:      SANDBOX_TOKEN={info['tokens']['operator']} .venv/bin/sandbox submit jobs/health_query.json --wait")
     print("Ctrl-C to stop.\n", flush=True)
+    # The same server as production (gunicorn, deploy/gunicorn.conf.py), one process on SQLite.
+    api = subprocess.Popen(gunicorn_argv(args.host, args.port), start_new_session=True)
+    # Stopped by Ctrl-C or SIGTERM alike: both end in the cleanup below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    code = 0
     try:
-        from sandbox.controller.web import create_app
-        create_app(settings).run(host=args.host, port=args.port, threaded=True, use_reloader=False)
+        code = api.wait()  # returns only when gunicorn could not start or died
+    except KeyboardInterrupt:
+        pass
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
+        for proc in (api, worker):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        api.wait(timeout=30)
         worker.wait(timeout=30)
-    return 0
+    return 1 if code else 0
+
+
+def gunicorn_argv(host: str | None, port: int | None, config: str | None = None) -> list[str]:
+    """The API under gunicorn with the deployment's config file; --host/--port, when given,
+    override its bind (SANDBOX_BIND)."""
+    from sandbox.config import REPO_ROOT
+    conf = config or os.environ.get("SANDBOX_GUNICORN_CONFIG") or str(REPO_ROOT / "deploy" / "gunicorn.conf.py")
+    argv = [sys.executable, "-m", "gunicorn", "--config", conf]
+    if host is not None or port is not None:
+        argv += ["--bind", f"{host or '127.0.0.1'}:{port or 5000}"]
+    return argv
 
 
 def cmd_serve(args) -> int:
-    from sandbox.controller.web import create_app
-    create_app().run(host=args.host, port=args.port, threaded=True, use_reloader=False)
-    return 0
+    """Production: the API under gunicorn (workers, timeouts, access log: deploy/gunicorn.conf.py);
+    this process becomes gunicorn's master, so signals from systemd or Docker reach it."""
+    argv = gunicorn_argv(args.host, args.port, args.config)
+    sys.stdout.flush()
+    os.execv(argv[0], argv)
+    return 0  # not reached
 
 
 def cmd_worker(args) -> int:

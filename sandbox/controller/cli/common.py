@@ -19,3 +19,5 @@ def read_text(path: str) -> str:
         return Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise UsageError(f"{path}: cannot read ({e.strerror})")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{path}: not UTF-8 text (byte {e.start}); save the file as UTF-8") from None

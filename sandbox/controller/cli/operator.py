@@ -29,13 +29,11 @@ def cmd_policy_validate(args) -> int:
     bad = 0
     for f in args.files:
         try:
-            p = parse_policy(Path(f).read_text(encoding="utf-8"), f)
+            p = parse_policy(read_text(f), f)
             print(f"{f}: ok (dataset {p.dataset}, {p.classification}, hash {p.content_hash[:12]})")
         except PolicyError as e:
             print(str(e), file=sys.stderr)
             bad += 1
-        except OSError as e:
-            raise UsageError(f"{f}: cannot read ({e.strerror})")
     return 2 if bad else 0
 
 
@@ -45,7 +43,9 @@ def cmd_policy_diff(args) -> int:
     parse_policy(text, args.file)
     dataset = parse_policy(text, args.file).dataset
     current = _client(args).policy(dataset)
-    print(diff_policies(current["content"], text, f"applied v{current['version']}", args.file))
+    # No policy applied yet (content None): the whole file shows as new.
+    label = f"applied v{current['version']}" if current["content"] is not None else "no policy applied yet"
+    print(diff_policies(current["content"], text, label, args.file))
     return 0
 
 
@@ -112,10 +112,42 @@ def cmd_submit(args) -> int:
     return 0
 
 
-def _program_code(spec_path: str, spec: dict) -> str:
+def cmd_query(args) -> int:
+    """`sandbox query DATASET "SELECT ..."`: a SQL query job, compiled and checked by the
+    server like any query spec (sandbox/core/specs/sql.py); "@file.sql" reads the SQL from a file."""
+    sql = read_text(args.sql[1:]) if args.sql.startswith("@") else args.sql
+    spec = {"mode": "query", "dataset": args.dataset, "purpose": args.purpose, "sql": sql}
+    if args.epsilon:
+        spec["epsilon"] = args.epsilon[0] if len(args.epsilon) == 1 else args.epsilon
+    c = _client(args)
+    result = c.submit(spec, dry_run=args.dry_run)
+    if args.dry_run or not args.wait or not result.get("admitted"):
+        print_json(result)
+        return 0 if result.get("admitted", True) else 1
+    job = result["job"]
+    print(f"submitted job {job['id']} ({job['state']})", file=sys.stderr)
+    job = _follow(c, job["id"])
+    if job["state"] == "released":
+        from sandbox.client import released_frames
+        frames = released_frames(c.release(job["id"]), job.get("spec") or spec)
+        for df in frames if isinstance(frames, list) else [frames]:
+            print(df.to_string(index=False))
+            print()
+    else:
+        print_json(job)
+    return 0
+
+
+def _program_code(spec_path: str, spec: dict) -> str | None:
+    """The source of the file `program` names, next to the spec; None for a reviewed job of
+    trusted tables and models alone (no program, no outputs: no code to send)."""
     name = spec.get("program")
+    if spec.get("mode") == "reviewed" and name is None and "outputs" not in spec:
+        return None
     if not isinstance(name, str) or not name:
-        raise UsageError("a program job spec names its Python file in \"program\"")
+        raise UsageError("a program job spec names its Python file in \"program\"" if spec.get("mode") == "program"
+                         else "this reviewed job declares outputs: name the Python file that writes them in "
+                              "\"program\", or drop outputs and keep only tables and models")
     return read_text(str(Path(spec_path).parent / name))
 
 
@@ -127,7 +159,9 @@ def _submission_text(path: str) -> str:
     except Exception:  # noqa: BLE001 - the server reports the parse error with what to fix
         return text
     if isinstance(spec, dict) and spec.get("mode") in ("program", "reviewed"):
-        return json.dumps({"spec": spec, "code": _program_code(path, spec)}, ensure_ascii=False)
+        code = _program_code(path, spec)
+        if code is not None:
+            return json.dumps({"spec": spec, "code": code}, ensure_ascii=False)
     return text
 
 

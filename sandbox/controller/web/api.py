@@ -38,7 +38,7 @@ def auth(*roles):
 
 
 def _json_body() -> dict:
-    data = request.get_json(silent=True)
+    data = request.get_json()  # web.jsonbody: malformed, too deep or duplicate keys -> 400
     if not isinstance(data, dict):
         raise InvalidInput("send a JSON object body with Content-Type: application/json")
     return data
@@ -88,7 +88,97 @@ def mock(name):
 @bp.get("/datasets/<name>/policy")
 @auth()
 def policy(name):
-    return jsonify(services().views.current_policy_text(name))
+    try:
+        return jsonify(services().views.current_policy_text(name))
+    except Forbidden:
+        # No policy applied yet: an empty current policy, so the owner's first diff shows
+        # the whole file as new (the dataset's existence is public: it is in the catalog).
+        services().views.get_dataset(name)
+        return jsonify({"dataset": name, "version": None, "hash": None, "content": None})
+
+
+# ---- data owners: register versions (a server-side path or URI under the allowed roots),
+# read their reports, retire versions. Reports are owner/compliance only.
+@bp.post("/datasets")
+@auth(OWNER)
+def register_dataset():
+    body = _json_body()
+    manifest, source, upload = body.get("manifest"), body.get("data"), body.get("upload")
+    if not isinstance(manifest, str) or not manifest.strip():
+        raise InvalidInput("manifest: send the manifest YAML text", "manifest")
+    enforce = _flag(body.get("enforce", False))
+    if upload is not None:
+        return jsonify(services().owner.register_upload(g.user, manifest, upload, enforce=enforce)), 201
+    if not isinstance(source, str) or not source.strip():
+        raise InvalidInput("data: send a server-side path or a file:// or s3:// URI under the allowed roots, "
+                           "or the id of your upload as 'upload'", "data")
+    return jsonify(services().owner.register_version(g.user, manifest, source, enforce=enforce)), 201
+
+
+# Chunked, resumable uploads of one Parquet file (agent/uploads.py): POST starts one, PUT
+# appends a chunk at ?offset= (the bytes received so far, GET tells), up to the configured limit.
+@bp.post("/uploads")
+@auth(OWNER)
+def start_upload():
+    from sandbox.agent import uploads
+    return jsonify(uploads.start(services().settings, g.user.name)), 201
+
+
+@bp.get("/uploads/<upload_id>")
+@auth(OWNER)
+def upload_status(upload_id):
+    from sandbox.agent import uploads
+    return jsonify(uploads.status(services().settings, g.user.name, upload_id))
+
+
+@bp.put("/uploads/<upload_id>")
+@auth(OWNER)
+def upload_chunk(upload_id):
+    from sandbox.agent import uploads
+    settings = services().settings
+    try:
+        offset = int(request.args.get("offset", ""))
+    except ValueError:
+        raise InvalidInput("offset: send ?offset=N, the bytes received so far (GET /uploads/<id> tells)", "offset")
+    # This body alone may be as large as the upload limit; the app's small default still holds elsewhere.
+    request.max_content_length = settings.upload_max_bytes
+    declared = request.content_length
+    if declared is not None and declared > settings.upload_max_bytes:
+        uploads.discard(settings, g.user.name, upload_id)
+        raise InvalidInput(f"upload: over the limit of {settings.upload_max_bytes} bytes (SANDBOX_UPLOAD_MAX_BYTES)",
+                           "upload")
+    return jsonify(uploads.append(settings, g.user.name, upload_id, offset, request.stream, declared))
+
+
+@bp.delete("/uploads/<upload_id>")
+@auth(OWNER)
+def delete_upload(upload_id):
+    from sandbox.agent import uploads
+    uploads.folder(services().settings, g.user.name, upload_id)
+    uploads.discard(services().settings, g.user.name, upload_id)
+    return jsonify({"upload": upload_id, "deleted": True})
+
+
+@bp.get("/datasets/<name>/versions")
+@auth(OWNER, COMPLIANCE)
+def dataset_versions(name):
+    return jsonify({"dataset": name, "versions": services().owner.versions(g.user, name)})
+
+
+@bp.get("/datasets/<name>/report")
+@auth(OWNER, COMPLIANCE)
+def dataset_report(name):
+    return jsonify(services().owner.report(g.user, name, request.args.get("version")))
+
+
+@bp.post("/datasets/<name>/retire")
+@auth(OWNER)
+def retire_dataset(name):
+    body = request.get_json(silent=True) or {}
+    version = body.get("version") if isinstance(body, dict) else None
+    if version is not None and not isinstance(version, str):
+        raise InvalidInput("version: send a version id (`sandbox dataset versions`)", "version")
+    return jsonify(services().owner.retire(g.user, name, version))
 
 
 @bp.post("/policies")
@@ -112,9 +202,7 @@ def budget(dataset):
 def submit():
     ctype = request.content_type or ""
     if "json" in ctype:
-        raw = request.get_json(silent=True)
-        if raw is None:
-            raise InvalidInput("the body is not valid JSON")
+        raw = request.get_json(force=True)  # web.jsonbody: a 400 naming what is wrong
     else:
         raw = request.get_data(as_text=True)  # YAML or JSON text
     dry_run = _flag(request.args.get("dry_run", "0"))

@@ -59,7 +59,27 @@ def spec() -> dict:
         },
         "paths": {
             "/me": {"get": _op("Who am I", "any")},
-            "/datasets": {"get": _op("List datasets (public metadata)", "any")},
+            "/datasets": {"get": _op("List datasets (public metadata)", "any"),
+                          "post": _op("Register a dataset version from a server-side path or URI under the allowed "
+                                      "roots, or from an upload; 400 carries the owner's report when refused",
+                                      "owner (the dataset's owner account)", body={
+                                          "type": "object", "required": ["manifest"],
+                                          "properties": {"manifest": {"type": "string"},
+                                                         "data": {"type": "string"}, "upload": {"type": "string"},
+                                                         "enforce": {"type": "boolean"}}})},
+            "/datasets/{name}/versions": {"get": _op("Registered versions with their reports", "owner, compliance",
+                                                     ["name"])},
+            "/datasets/{name}/report": {"get": _op("Registration report of a version (default: current)",
+                                                   "owner, compliance", ["name", "version"])},
+            "/datasets/{name}/retire": {"post": _op("Retire a version (default: current): no new jobs", "owner",
+                                                    ["name"], body={"type": "object", "properties": {
+                                                        "version": {"type": "string"}}})},
+            "/uploads": {"post": _op("Start a chunked upload of one Parquet file", "owner")},
+            "/uploads/{upload_id}": {
+                "get": _op("Bytes received so far (resume from there)", "owner", ["upload_id"]),
+                "put": _op("Append a chunk (application/octet-stream) at ?offset=", "owner", ["upload_id", "offset"]),
+                "delete": _op("Remove an upload", "owner", ["upload_id"]),
+            },
             "/datasets/{name}": {"get": _op("Dataset schema and public metadata", "any", ["name"])},
             "/datasets/{name}/mock": {"get": _op("Mock data generated from the manifest alone", "any",
                                                  ["name", "format", "rows"])},

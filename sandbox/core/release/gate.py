@@ -27,6 +27,36 @@ def expected_cells(query: dict, manifest: Manifest) -> int:
     return n
 
 
+VALUE_COLUMNS = {"count": "count", "histogram": "count", "sum": "sum", "mean": "mean", "quantile": "quantile"}
+
+
+def expected_columns(query: dict) -> list[str]:
+    """The released table's columns: group keys, bin edges for a histogram, the value and,
+    but for a quantile, its 95% interval (sandbox.core.dp: count_cell, sum_cell, mean_cell)."""
+    value = VALUE_COLUMNS[query["statistic"]]
+    cols = list(query.get("group_by") or [])
+    if query["statistic"] == "histogram":
+        cols += ["bin_lower", "bin_upper"]
+    cols.append(value)
+    if query["statistic"] != "quantile":
+        cols += [f"{value}_lower", f"{value}_upper"]
+    return cols
+
+
+def _cell_ok(values: list, statistic: str) -> bool:
+    """Finite numbers; an interval around its value; counts non-negative integers."""
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+        return False
+    if statistic == "histogram":
+        values = values[2:]
+    if statistic == "quantile":
+        return len(values) == 1
+    value, lower, upper = values
+    if statistic in ("count", "histogram") and not all(isinstance(v, int) and v >= 0 for v in values):
+        return False
+    return lower <= value <= upper
+
+
 def check_query_result(raw: bytes, spec: dict, manifest: Manifest) -> tuple[list[Check], dict | None]:
     """Validate result.json against the spec. Explanations mention only public
     facts (names, expected shapes), never values."""
@@ -49,19 +79,19 @@ def check_query_result(raw: bytes, spec: dict, manifest: Manifest) -> tuple[list
         rows = t.get("rows")
         cols = t.get("columns")
         n = expected_cells(q, manifest)
-        width = len(q.get("group_by") or []) + (3 if q["statistic"] == "histogram" else 1)
-        ok = isinstance(rows, list) and isinstance(cols, list) and len(rows) == n and len(cols) == width \
+        wanted_cols = expected_columns(q)
+        width = len(wanted_cols)
+        ok = isinstance(rows, list) and cols == wanted_cols and len(rows) == n \
             and all(isinstance(r, list) and len(r) == width for r in rows)
         if ok:
-            ok = all(isinstance(r[-1], (int, float)) and not isinstance(r[-1], bool) and math.isfinite(r[-1])
-                     for r in rows)
+            ok = all(_cell_ok(r[len(q.get("group_by") or []):], q["statistic"]) for r in rows)
         if ok:
             allowed_keys = [set(manifest.column(g).categories) for g in (q.get("group_by") or [])]
             ok = all(r[i] in allowed_keys[i] for r in rows for i in range(len(allowed_keys)))
         if not ok:
             checks.append(Check(f"shape:{q['name']}", FAIL,
-                                f"table {q['name']} must have {n} rows of {width} columns with public keys "
-                                "and finite numbers"))
+                                f"table {q['name']} must have {n} rows of the columns {wanted_cols} with public "
+                                "keys, finite numbers, each value inside its interval"))
             return checks, None
         checks.append(Check(f"shape:{q['name']}", PASS,
                             f"{n} cells, all public keys, finite values; noise: {t.get('mechanism')} "

@@ -15,6 +15,9 @@ from sandbox.core.manifest import Manifest
 
 MAX_SPEC_BYTES = 64 * 1024
 MAX_EPSILON = 10.0
+# Below this the noise is a million times the sensitivity (useless), and far below it the
+# scale arithmetic overflows (1e-300 and smaller): refused as input, not a 500.
+MIN_EPSILON = 1e-6
 MAX_PURPOSE_CHARS = 200
 MAX_DEPTH = 8
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -159,6 +162,9 @@ def parse_epsilon(value: object, where: str) -> float:
     if not math.isfinite(eps) or eps <= 0 or eps > MAX_EPSILON:
         raise InvalidInput(Text("{field}: must be a finite number greater than 0 and at most {max} (got {value})",
                                 field=where, max=f"{MAX_EPSILON:g}", value=show(value)), where)
+    if eps < MIN_EPSILON:
+        raise InvalidInput(Text("{field}: must be at least {min} (got {value})", field=where,
+                                min=f"{MIN_EPSILON:g}", value=show(value)), where)
     return eps
 
 

@@ -28,7 +28,13 @@ MIN_BIN_EDGES, MAX_BIN_EDGES = 2, 101
 Q_DENOMINATOR = 10_000
 
 TOP_KEYS = ("mode", "dataset", "purpose", "queries")
-QUERY_KEYS = ("name", "statistic", "column", "group_by", "epsilon", "bins", "q")
+QUERY_KEYS = ("name", "statistic", "column", "group_by", "epsilon", "bins", "q", "where")
+# Row filters (all must hold): a row-level transformation applied before contribution
+# bounding, so one person still moves at most max_rows_per_unit rows (sandbox.core.dp).
+MAX_FILTERS = 5
+CATEGORY_OPS = ("=", "!=", "in", "not_in")
+NUMERIC_OPS = ("=", "!=", "<", "<=", ">", ">=", "between")
+MAX_IN_VALUES = 200
 NUMERIC_TYPES = ("int64", "float64")
 
 
@@ -41,6 +47,8 @@ class Query:
     group_by: tuple[str, ...] = ()
     bins: tuple[float, ...] | None = None
     q: float | None = None
+    # (column, op, values): values is a tuple (one item but for in/not_in/between).
+    where: tuple[tuple[str, str, tuple], ...] = ()
 
     def to_dict(self) -> dict:
         d = {
@@ -54,6 +62,9 @@ class Query:
             d["bins"] = list(self.bins)
         if self.q is not None:
             d["q"] = self.q
+        if self.where:  # absent when empty: specs without filters keep their content hash
+            d["where"] = [{"column": c, "op": op, "value": list(v) if op in ("in", "not_in", "between") else v[0]}
+                          for c, op, v in self.where]
         return d
 
 
@@ -82,7 +93,16 @@ class QuerySpec(CanonicalSpec):
 # ------------------------------------------------------------------ validation
 
 def parse_query_spec(data: object, manifest: Manifest, *, max_bytes: int = MAX_SPEC_BYTES) -> QuerySpec:
-    """Validate an analyst's query spec against the manifest; return a QuerySpec."""
+    """Validate an analyst's query spec against the manifest; return a QuerySpec.
+
+    A SQL job ("sql" instead of "queries") is compiled to the query list first
+    (sandbox.core.specs.sql), then validated like any other: one plan for both forms."""
+    _check_size_first(data, max_bytes)
+    if isinstance(data, dict) and "sql" in data:
+        if "queries" in data:
+            raise InvalidInput(Text("sql: give either sql (statements) or queries (a list), not both"), "sql")
+        from sandbox.core.specs import sql  # imports sqlglot: only SQL jobs need it
+        data = sql.compile_sql_spec(data, manifest)
     check_header(data, manifest, mode="query", allowed=TOP_KEYS, required=TOP_KEYS, who=Text("the spec"),
                  max_bytes=max_bytes)
     purpose = parse_purpose(data["purpose"], Text("these statistics"))
@@ -103,6 +123,12 @@ def parse_query_spec(data: object, manifest: Manifest, *, max_bytes: int = MAX_S
         names.add(q.name)
         queries.append(q)
     return QuerySpec(dataset=manifest.name, purpose=purpose, queries=tuple(queries))
+
+
+def _check_size_first(data: object, max_bytes: int) -> None:
+    """The spec's size is checked before the SQL compiler reads it (check_header checks it again)."""
+    from sandbox.core.specs.common import _check_size
+    _check_size(data, max_bytes)
 
 
 def _parse_query(raw: object, where: str, manifest: Manifest) -> Query:
@@ -148,6 +174,8 @@ def _parse_query(raw: object, where: str, manifest: Manifest) -> Query:
     elif "q" in raw:
         raise InvalidInput(Text("{field}: only a quantile takes q; remove 'q'", field=f"{where}.q"), f"{where}.q")
 
+    where_ = _parse_where(raw.get("where", []), f"{where}.where", manifest)
+
     cells = 1
     for g in group_by:
         cells *= len(manifest.column(g).categories)
@@ -157,7 +185,8 @@ def _parse_query(raw: object, where: str, manifest: Manifest) -> Query:
         raise InvalidInput(Text("{field}: this query releases {cells} cells; the limit is {limit}. "
                                 "Group by fewer columns or use fewer bins", field=f"{where}.group_by", cells=cells,
                                 limit=MAX_CELLS), f"{where}.group_by")
-    return Query(name=name, statistic=stat, epsilon=epsilon, column=column, group_by=group_by, bins=bins, q=q)
+    return Query(name=name, statistic=stat, epsilon=epsilon, column=column, group_by=group_by, bins=bins, q=q,
+                 where=where_)
 
 
 
@@ -209,6 +238,83 @@ def _parse_group_by(value: object, where: str, manifest: Manifest) -> tuple[str,
                                     column=name), where)
         out.append(name)
     return tuple(out)
+
+
+def _parse_where(value: object, where: str, manifest: Manifest) -> tuple:
+    """Row filters: [{"column", "op", "value"}], all of which a row must pass. Categorical
+    columns take =, !=, in, not_in over their public categories; numeric columns with public
+    bounds take comparisons and between. Identifiers, dates and text cannot be filtered on."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or len(value) > MAX_FILTERS:
+        raise InvalidInput(Text("{field}: give a list of at most {max} filters like {{\"column\": \"sex\", "
+                                "\"op\": \"=\", \"value\": \"F\"}}", field=where, max=MAX_FILTERS), where)
+    out = []
+    for i, f in enumerate(value):
+        at = f"{where}[{i}]"
+        if not isinstance(f, dict):
+            raise InvalidInput(Text("{field}: a filter is a mapping with column, op and value", field=at), at)
+        refuse_unknown(f, ("column", "op", "value"), at, Text("a filter"))
+        require_keys(f, ("column", "op", "value"), at, Text("every filter"))
+        name, op, v = f["column"], f["op"], f["value"]
+        usable = ", ".join(c.name for c in manifest.columns if c.kind == "categorical" or c in _numeric_columns(manifest))
+        if not isinstance(name, str) or not manifest.has_column(name):
+            raise InvalidInput(Text("{field}: {value} is not a column of {dataset}; filter on: {columns}",
+                                    field=f"{at}.column", value=show(name), dataset=manifest.name, columns=usable),
+                               f"{at}.column")
+        col = manifest.column(name)
+        if col.kind == "categorical":
+            out.append((name, *_category_filter(op, v, at, col)))
+        elif col in _numeric_columns(manifest):
+            out.append((name, *_numeric_filter(op, v, at)))
+        else:
+            raise InvalidInput(Text("{field}: '{column}' is {kind}; filter on categorical or numeric columns: "
+                                    "{columns}", field=f"{at}.column", column=name, kind=_kind_phrase(col),
+                                    columns=usable), f"{at}.column")
+    return tuple(out)
+
+
+def _category_filter(op: object, v: object, at: str, col: Column) -> tuple[str, tuple]:
+    if op not in CATEGORY_OPS:
+        raise InvalidInput(Text("{field}: {op} does not apply to the categorical column '{column}'; use one of "
+                                "{allowed}", field=f"{at}.op", op=show(op), column=col.name,
+                                allowed=", ".join(CATEGORY_OPS)), f"{at}.op")
+    many = op in ("in", "not_in")
+    values = v if many else [v]
+    if not isinstance(values, list) or not 1 <= len(values) <= MAX_IN_VALUES:
+        raise InvalidInput(Text("{field}: {op} takes {what}", field=f"{at}.value", op=op,
+                                what=Text("a list of categories") if many else Text("one category")), f"{at}.value")
+    public = {str(c): c for c in col.categories}
+    for x in values:
+        if isinstance(x, bool) or not isinstance(x, (str, int, float)) or str(x) not in public:
+            raise InvalidInput(Text("{field}: {value} is not a category of '{column}': {allowed}", field=f"{at}.value",
+                                    value=show(x), column=col.name,
+                                    allowed=", ".join(str(c) for c in col.categories)), f"{at}.value")
+    return op, tuple(public[str(x)] for x in values)
+
+
+def _numeric_filter(op: object, v: object, at: str) -> tuple[str, tuple]:
+    if op not in NUMERIC_OPS:
+        raise InvalidInput(Text("{field}: {op} does not apply to a numeric column; use one of {allowed}",
+                                field=f"{at}.op", op=show(op), allowed=", ".join(NUMERIC_OPS)), f"{at}.op")
+    values = v if op == "between" else [v]
+    if not isinstance(values, list) or len(values) != (2 if op == "between" else 1):
+        raise InvalidInput(Text("{field}: between takes [low, high]", field=f"{at}.value"), f"{at}.value")
+    nums = []
+    for x in values:
+        ok = not isinstance(x, bool) and isinstance(x, (int, float))
+        try:
+            ok = ok and math.isfinite(float(x))
+        except OverflowError:
+            ok = False
+        if not ok:
+            raise InvalidInput(Text("{field}: must be a finite number (got {value})", field=f"{at}.value",
+                                    value=show(x)), f"{at}.value")
+        nums.append(float(x))
+    if op == "between" and nums[0] > nums[1]:
+        raise InvalidInput(Text("{field}: between takes [low, high] with low <= high", field=f"{at}.value"),
+                           f"{at}.value")
+    return op, tuple(nums)
 
 
 def _parse_bins(value: object, where: str, column: Column) -> tuple[float, ...]:

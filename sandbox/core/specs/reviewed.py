@@ -305,10 +305,12 @@ def parse_computations(data: dict, manifest: Manifest) -> tuple[tuple[TableSpec,
 
 
 def _parse_list(value: object, field: str, limit: int, parse) -> tuple:
-    if value is None:
+    # An empty list is the same as leaving the key out: a job of tables only may well say
+    # "models": [] (the spec still has to declare something, parse_reviewed_spec checks).
+    if value is None or value == []:
         return ()
-    if not isinstance(value, list) or not 1 <= len(value) <= limit:
-        raise InvalidInput(Text("{field}: a list of 1 to {max} entries", field=field, max=limit), field)
+    if not isinstance(value, list) or len(value) > limit:
+        raise InvalidInput(Text("{field}: a list of up to {max} entries", field=field, max=limit), field)
     out, names = [], set()
     for i, raw in enumerate(value):
         item = parse(raw, f"{field}[{i}]")

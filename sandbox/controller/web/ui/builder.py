@@ -1,4 +1,6 @@
-"""The query-job builder: pick statistics in a form (or paste a spec), see the dry run, submit."""
+"""The query-job builder: pick statistics in a form, write SQL (with the schema beside it), or
+paste a spec; see the dry run, submit. SQL compiles to the same query list on the server
+(sandbox/core/specs/sql.py), so all three share one cost preview."""
 from __future__ import annotations
 
 from flask import Blueprint, render_template, request
@@ -126,3 +128,34 @@ def submit_spec():
         return submit_and_redirect(text, lambda err: render_template("job_new.html", **ctx, spec_text=text,
                                                                      spec_preview={"ok": False, "error": err}))
     return render_template("job_new.html", **ctx, spec_text=text, spec_preview=dry_run(text))
+
+
+def _sql_spec(form) -> dict:
+    """A SQL job from the SQL tab: epsilon is one number, or one per statement separated by
+    commas (empty: OPTIONS(epsilon => ...) in each statement)."""
+    spec = {"mode": "query", "dataset": form.get("dataset", ""), "purpose": form.get("purpose", "").strip(),
+            "sql": form.get("sql_text", "")}
+    eps = [_number(x) for x in form.get("sql_epsilon", "").replace("，", ",").split(",") if x.strip()]
+    if eps:
+        spec["epsilon"] = eps[0] if len(eps) == 1 else eps
+    return spec
+
+
+@bp.post("/jobs/sql/preview")
+@auth.login_required(OPERATOR)
+def sql_preview():
+    """The SQL tab's live dry run: htmx partial."""
+    return render_template("_preview.html", preview=dry_run(_sql_spec(request.form)))
+
+
+@bp.post("/jobs/sql")
+@auth.login_required(OPERATOR)
+def submit_sql():
+    f = request.form
+    ctx = _builder_context(f.get("dataset"), purpose=f.get("purpose", ""))
+    spec = _sql_spec(f)
+    sql_ctx = {"sql_text": spec["sql"], "sql_epsilon": f.get("sql_epsilon", "")}
+    if f.get("action") == "submit":
+        return submit_and_redirect(spec, lambda err: render_template("job_new.html", **ctx, **sql_ctx,
+                                                                     sql_preview={"ok": False, "error": err}))
+    return render_template("job_new.html", **ctx, **sql_ctx, sql_preview=dry_run(spec))

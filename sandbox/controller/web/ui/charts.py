@@ -26,12 +26,18 @@ def release_chart(t: dict) -> dict:
     cols = t.get("columns", [])
     groups = len(t.get("group_by") or [])
     half = noise_halfwidth(t.get("mechanism", ""), float(t.get("noise_scale") or 0))
+    # The value follows the keys (and a histogram's bin edges); its released interval, when
+    # the table has one, gives the error bar (a mean's is per cell).
+    at = groups + (2 if stat == "histogram" else 0)
+    has_interval = len(cols) >= at + 3 and str(cols[at + 1]).endswith("_lower")
     bars = []
     for r in t.get("rows", []):
         label = " / ".join(str(x) for x in r[:groups])
         if stat == "histogram":
             label = (label + " " if label else "") + f"[{r[groups]:g}, {r[groups + 1]:g})"
-        bars.append({"label": label or t.get("name"), "value": float(r[-1]), "err": half})
+        value = float(r[at] if at < len(r) else r[-1])
+        err = max(value - float(r[at + 1]), float(r[at + 2]) - value) if has_interval else half
+        bars.append({"label": label or t.get("name"), "value": value, "err": err})
     return {**t, "columns": cols, "bars": bars, "halfwidth": half, "chart": bar_chart(bars)}
 
 

@@ -20,8 +20,13 @@ MAX_TEXT_CHARS = 512 * 1024
 
 def render_output(o: dict) -> dict:
     """{"kind": "table", "columns", "rows", "more"} | {"kind": "image", "src"} |
-    {"kind": "text", "text"} | {"kind": "unreadable", "why"}."""
+    {"kind": "text", "text"} | {"kind": "unreadable", "why"} | {"kind": "refused", "findings"}."""
     name, content, encoding = o["name"].lower(), o.get("content") or "", o.get("encoding") or "utf-8"
+    failing = [c for c in o.get("checks") or [] if c.get("status") == "fail"]
+    if not content and failing:
+        # Stored empty: trusted code refused it, could not compute it, or the program did not
+        # write it. Its failing checks say which; the file cannot be approved.
+        return {"kind": "refused", "findings": [c.get("explanation", "") for c in failing]}
     try:
         data = base64.b64decode(content, validate=True) if encoding == "base64" else content.encode("utf-8")
     except ValueError:

@@ -62,6 +62,7 @@ def nav(u) -> list[tuple[str, str, str]]:
                    ("ui.programs.new", _("Program job"), "nav-program"), ("ui.jobs.index", _("My jobs"), "nav-jobs")],
         OWNER: [("ui.approvals.index", _("Run approvals"), "nav-approvals"),
                 ("ui.catalog.datasets", _("Datasets"), "nav-datasets"),
+                ("ui.owner_data.register_form", _("Register data"), "nav-register"),
                 ("ui.policies.index", _("Policies & licences"), "nav-policies"),
                 ("ui.usage.consumption", _("Budget consumption"), "nav-consumption"),
                 ("ui.usage.metering", _("Metering"), "nav-metering"), ("ui.jobs.index", _("Jobs"), "nav-jobs"),
