@@ -106,7 +106,7 @@ def program_latency(backend: str, rows: int, blocks: int, workers: int) -> dict:
         h = _harness(backend, {"health_visits": rows}, Path(tmp))
         h.start(workers)
         try:
-            op, rev = h.client("operator"), h.client("reviewer")
+            op = h.client("operator")
             t0 = time.monotonic()
             job = op.submit_program(spec, code)["job"]
             submitted = time.monotonic() - t0                      # admission includes the mock run

@@ -4,7 +4,6 @@ the sandbox's store, the report goes to the owner only, bad sources are a 400 na
 fix, and operators see only the public catalog entry."""
 from __future__ import annotations
 
-import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest

@@ -4,18 +4,13 @@ bound, the next job's start (which the operator reads as `outcome_visible_after`
 same for neighbouring datasets; the 4 s the target costs does not show."""
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
-import pyarrow.parquet as pq
 import pytest
 
-from sandbox import datagen
-from sandbox.adapters.queue import InProcessQueue
-from sandbox.bootstrap import bootstrap
-from sandbox.config import REPO_ROOT, load
 from sandbox.core import schedule
-from tests.conftest import OWNER, make_env, need_backend
+from tests.conftest import need_backend
+from tests.integration.harness import enterprise_neighbours, enterprise_world
 from tests.unit.test_observational_equivalence import job_file
 
 WALL = 8            # the policy's wall time: every run holds its worker slot this long
@@ -49,7 +44,7 @@ def _world(tmp_path, backend: str, data_dir, target: int) -> dict:
         timing = svc.parts.settings.timing_for("L2")
         bound = schedule.task_slot_seconds("query", job_file("enterprise_query"), WALL, schedule.size_class(2000),
                                            timing)
-        return {"query_bound": bound,"next_job_visible_after": (datetime.fromisoformat(seen["outcome_visible_after"]) - t0).total_seconds(),
+        return {"query_bound": bound, "next_job_visible_after": (datetime.fromisoformat(seen["outcome_visible_after"]) - t0).total_seconds(),
                 "first_visible_after": (datetime.fromisoformat(svc.views.get_job(op, first["id"])
                                                                 ["outcome_visible_after"]) - t0).total_seconds()}
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
 from sandbox.adapters.memory import MemoryRepository
 from sandbox.agent.leases import LeaseKeeper
 from sandbox.agent.tasks import run_job_renewing

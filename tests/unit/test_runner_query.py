@@ -18,7 +18,7 @@ from sandbox.core.manifest import parse_manifest
 from sandbox.core.specs.query import parse_query_spec
 from sandbox.runner import run_job
 from sandbox.runner.frames import aggregate_frame, exact_cells, over_limit_units, scan_dataset
-from sandbox.runner.query import quantile_scores, release_cells, release_table
+from sandbox.runner.query import quantile_scores, release_cells
 
 REPO = Path(__file__).resolve().parents[2]
 
