@@ -101,15 +101,23 @@ def cmd_submit(args) -> int:
     c = _client(args)
     # The server parses and validates the text (JSON or YAML) with the same rules for
     # every client, so the CLI sends it unchanged; a program job also sends its code.
-    result = c.submit(_submission_text(args.file), dry_run=args.dry_run)
+    job = _submit_and_follow(c, _submission_text(args.file), args)
+    if isinstance(job, int):
+        return job
+    print_json(job)
+    return 0
+
+
+def _submit_and_follow(c, submission, args) -> dict | int:
+    """Submit; with --wait (and an admitted job) follow it to its end and return the job,
+    otherwise print the answer and return the exit code."""
+    result = c.submit(submission, dry_run=args.dry_run)
     if args.dry_run or not args.wait or not result.get("admitted"):
         print_json(result)
         return 0 if result.get("admitted", True) else 1
     job = result["job"]
     print(f"submitted job {job['id']} ({job['state']})", file=sys.stderr)
-    job = _follow(c, job["id"])
-    print_json(job)
-    return 0
+    return _follow(c, job["id"])
 
 
 def cmd_query(args) -> int:
@@ -120,13 +128,9 @@ def cmd_query(args) -> int:
     if args.epsilon:
         spec["epsilon"] = args.epsilon[0] if len(args.epsilon) == 1 else args.epsilon
     c = _client(args)
-    result = c.submit(spec, dry_run=args.dry_run)
-    if args.dry_run or not args.wait or not result.get("admitted"):
-        print_json(result)
-        return 0 if result.get("admitted", True) else 1
-    job = result["job"]
-    print(f"submitted job {job['id']} ({job['state']})", file=sys.stderr)
-    job = _follow(c, job["id"])
+    job = _submit_and_follow(c, spec, args)
+    if isinstance(job, int):
+        return job
     if job["state"] == "released":
         from sandbox.client import released_frames
         frames = released_frames(c.release(job["id"]), job.get("spec") or spec)
