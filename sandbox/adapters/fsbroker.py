@@ -6,9 +6,10 @@ empty file and dies on a JSONDecodeError (seen in CI). Here a message is written
 name `_get` ignores and renamed into place, which is atomic on one filesystem."""
 from __future__ import annotations
 
+import itertools
 import os
 import uuid
-from time import monotonic
+from time import monotonic_ns
 
 from kombu.exceptions import ChannelError
 from kombu.transport import filesystem
@@ -16,9 +17,15 @@ from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
 
 
+# `_get` takes files in name order. Kombu names them by the millisecond and a uuid, so two
+# messages put in one millisecond came out in random order (a CI failure); zero-padded
+# nanoseconds and a per-process counter keep first-in first-out.
+_SEQUENCE = itertools.count()
+
+
 class Channel(filesystem.Channel):
     def _put(self, queue, payload, **kwargs):
-        name = "{}_{}.{}.msg".format(int(round(monotonic() * 1000)), uuid.uuid4(), queue)
+        name = f"{monotonic_ns():020d}_{next(_SEQUENCE):012d}_{uuid.uuid4()}.{queue}.msg"
         final = os.path.join(self.data_folder_out, name)
         # A leading dot: `_get` takes the text after the first dot as the queue, so this
         # name never matches one while it is being written.

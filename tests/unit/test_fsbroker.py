@@ -30,7 +30,12 @@ def test_no_message_file_is_visible_before_it_is_complete(tmp_path, monkeypatch)
         queue = conn.SimpleQueue("jobs")
         queue.put({"job": "a"})
         queue.put({"job": "b"})
-        assert [queue.get(timeout=10).payload for _ in range(2)] == [{"job": "a"}, {"job": "b"}]
+        got = []
+        for _ in range(2):
+            message = queue.get(timeout=10)
+            message.ack()
+            got.append(message.payload)
+        assert got == [{"job": "a"}, {"job": "b"}]
         queue.close()
     # The first message is complete while the second is written; no empty file ever shows.
     assert seen_while_writing[0] == [] and len(seen_while_writing[1]) == 1 and seen_while_writing[1][0] > 0
@@ -42,3 +47,20 @@ def test_the_app_uses_the_atomic_transport_for_the_filesystem_broker(tmp_path):
     app = celery_app(load({"SANDBOX_HOME": str(tmp_path)}))
     with app.connection_for_write() as conn:
         assert isinstance(conn.transport, fsbroker.Transport)
+
+
+def test_messages_come_out_in_the_order_they_were_put(tmp_path):
+    # Many puts land in one millisecond; the old millisecond-and-uuid names shuffled them.
+    # A queue name of its own: Kombu remembers declared exchanges per process, and the binding
+    # of "jobs" lives in the previous test's control folder.
+    with _connection(tmp_path) as conn:
+        queue = conn.SimpleQueue("order")
+        for n in range(50):
+            queue.put({"n": n})
+        got = []
+        for _ in range(50):
+            message = queue.get(timeout=10)
+            message.ack()  # unacknowledged messages would hold the prefetch window shut
+            got.append(message.payload["n"])
+        assert got == list(range(50))
+        queue.close()
