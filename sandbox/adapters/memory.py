@@ -12,6 +12,7 @@ from contextlib import contextmanager
 
 from sandbox.core import records as r
 from sandbox.core.audit import GENESIS, AuditRecord, canonical, entry_hash
+from sandbox.core.ledger_chain import ledger_event
 from sandbox.core.ports import Clock
 from sandbox.core.states import RUNNING
 
@@ -199,6 +200,7 @@ class MemoryTx:
 
     def add_budget_entry(self, entry, event):
         self._add(self.st.budget, entry, event)
+        self.record(ledger_event(entry, event))  # sealed as the SQL store seals it
 
     def budget_entries(self, dataset, operator=None, job_id=None):
         return self._copies(e for e in self.st.budget if e.dataset == dataset
@@ -217,6 +219,8 @@ class MemoryRepository:
             work = copy.deepcopy(self._state)
             yield MemoryTx(work, self.clock)
             self._state = work  # reached only without an exception: commit
+
+    snapshot = transaction  # every memory transaction already sees one moment
 
     def ensure_budget_lock(self, dataset: str, operator: str) -> None:
         pass  # no lock rows: transactions serialize on self._lock

@@ -51,10 +51,22 @@ from typing import Iterable
 
 # Reading amounts lives apart (no YAML), so the box code can share it.
 from sandbox.core.amounts import LedgerError, exact
+from sandbox.core.errors import Text
 from sandbox.core.policy.model import REFRESH_RULES, Budget
 
 KINDS = ("reserve", "charge", "release")
 ZERO = Fraction(0)
+
+
+class LedgerCorrupt(Exception):
+    """A dataset's stored ledger breaks its invariants (edited in the database): balances
+    and admissions on it are refused, never computed from it. `detail` names the entry,
+    for administrators' logs; str(e) is what a user of the dataset may read."""
+
+    def __init__(self, dataset: str, detail: str):
+        super().__init__(Text("The privacy-budget ledger of dataset {dataset} fails its integrity check; balances "
+                              "and submissions on it are refused until an administrator repairs it.", dataset=dataset))
+        self.dataset, self.detail = dataset, detail
 
 
 def as_utc(at: datetime) -> datetime:

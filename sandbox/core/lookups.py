@@ -48,9 +48,15 @@ def job_policy(tx: Tx, job: Job) -> Policy:
 
 
 def ledger_entries(tx: Tx, dataset_name: str, operator: str | None) -> list[led.LedgerEntry]:
-    """One operator's entries on the dataset; every operator's with operator=None."""
-    return [led.LedgerEntry(kind=e.kind, job_id=e.job_id, epsilon=e.epsilon, delta=e.delta, at=e.at)
-            for e in tx.budget_entries(dataset_name, operator)]
+    """One operator's entries on the dataset; every operator's with operator=None. Entries
+    that break the ledger's invariants raise LedgerCorrupt: a refusal, not a balance."""
+    try:
+        entries = [led.LedgerEntry(kind=e.kind, job_id=e.job_id, epsilon=e.epsilon, delta=e.delta, at=e.at)
+                   for e in tx.budget_entries(dataset_name, operator)]
+        led.validate_sequence(entries)
+    except led.LedgerError as e:
+        raise led.LedgerCorrupt(dataset_name, str(e)) from None
+    return entries
 
 
 def dataset_balance(tx: Tx, dataset_name: str, policy: Policy, now) -> led.DatasetBalance | None:

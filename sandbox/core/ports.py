@@ -93,6 +93,9 @@ class Tx(Protocol):
 class Repository(Protocol):
     """Opens units of work; `clock` stamps audit events."""
     def transaction(self) -> AbstractContextManager[Tx]: ...
+    def snapshot(self) -> AbstractContextManager[Tx]:
+        """A unit of work for reading that sees one moment while others write (the audit
+        chain, its head and the ledger agree); for `audit verify` and backups."""
     def ensure_budget_lock(self, dataset: str, operator: str) -> None:
         """Create the lock rows Tx.lock_budget takes, (dataset, DATASET_WIDE) and (dataset,
         operator), in their own transaction, so concurrent first admissions cannot collide

@@ -16,6 +16,7 @@ from sandbox.adapters.store import models as m
 from sandbox.adapters.store.db import Store, head_stmt
 from sandbox.core import records as r
 from sandbox.core.audit import AuditRecord, canonical, entry_hash
+from sandbox.core.ledger_chain import ledger_event
 from sandbox.core.ports import DATASET_WIDE, Clock
 from sandbox.core.states import RUNNING
 
@@ -242,6 +243,8 @@ class SqlTx:
 
     def add_budget_entry(self, entry: r.BudgetEntry, event: r.Event) -> None:
         self._insert(entry, event)
+        # Sealed by an event of its own, with the row's content and id (core/ledger_chain.py).
+        self.record(ledger_event(entry, event))
 
     def budget_entries(self, dataset: str, operator=None, job_id=None):
         q = select(m.LedgerEntry).where(m.LedgerEntry.dataset == dataset)
@@ -259,6 +262,15 @@ class SqlRepository:
     @contextmanager
     def transaction(self):
         with self.store.transaction() as s:
+            yield SqlTx(s, self.store, self.clock)
+
+    @contextmanager
+    def snapshot(self):
+        """A transaction that reads one moment: REPEATABLE READ on PostgreSQL, so the chain, its
+        head and the ledger agree while others append (SQLite transactions already do)."""
+        with self.store.transaction() as s:
+            if not self.store.is_sqlite:
+                s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             yield SqlTx(s, self.store, self.clock)
 
     def ensure_budget_lock(self, dataset: str, operator: str) -> None:

@@ -85,6 +85,9 @@ def cmd_up(args) -> int:
     except Exception as e:  # noqa: BLE001 - shown to the person starting the service
         backend = f"none ({e})"
     worker = subprocess.Popen([sys.executable, "-m", "sandbox.controller.cli", "worker"], start_new_session=True)
+    # Signs the audit head every SANDBOX_CHECKPOINT_SECONDS into SANDBOX_CHECKPOINT_DIR (docs/operations.md).
+    checkpointer = subprocess.Popen([sys.executable, "-m", "sandbox.controller.cli", "audit", "checkpoint", "--every"],
+                                    start_new_session=True, stdout=subprocess.DEVNULL)
     url = f"http://{args.host}:{args.port}"
     print("\n=== public-data sandbox is up ===")
     print(f"API:      {url}/api/v1   (OpenAPI: {url}/api/v1/openapi.json)")
@@ -109,11 +112,12 @@ def cmd_up(args) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        for proc in (api, worker):
+        for proc in (api, worker, checkpointer):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
         api.wait(timeout=30)
         worker.wait(timeout=30)
+        checkpointer.wait(timeout=30)
     return 1 if code else 0
 
 

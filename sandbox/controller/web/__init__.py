@@ -1,9 +1,12 @@
 """Flask application factory."""
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, jsonify, request
 
 from sandbox.core.errors import InvalidInput
+from sandbox.core.ledger import LedgerCorrupt
 from sandbox.core.specs.common import MAX_SPEC_BYTES
 from sandbox.core.specs.source import MAX_CODE_BYTES
 from sandbox.core.states import TransitionError
@@ -75,6 +78,17 @@ def create_app(settings=None, services=None) -> Flask:
     @app.errorhandler(413)
     def _413(_e):
         return jsonify({"error": "invalid_input", "message": _too_large_message(app.config["MAX_CONTENT_LENGTH"])}), 400
+
+    @app.errorhandler(LedgerCorrupt)
+    def _ledger_corrupt(e):
+        # Loud for administrators (the entry at fault), a plain refusal for the user.
+        logging.getLogger("sandbox.ledger").error("budget ledger of dataset %s is broken: %s; "
+                                                  "run `sandbox audit verify`", e.dataset, e.detail)
+        if request.path.startswith("/ui"):
+            from sandbox.controller.web.ui.common import error_page
+            from sandbox.controller.web.ui.i18n import localized
+            return error_page(503, localized(e))
+        return jsonify({"error": "ledger_unavailable", "message": str(e)}), 503
 
     @app.errorhandler(500)
     def _500(_e):
