@@ -43,6 +43,10 @@ class Settings:
     ingest_roots: tuple = ()
     ingest_schemes: tuple = ("file", "s3")
     s3_endpoint: str = ""            # an S3-compatible server (http://host:port); empty: AWS
+    # Where registered versions live for every worker host (agent/objectstore.py): empty keeps
+    # them in this host's store_dir only; s3://bucket/prefix puts them in object storage, and
+    # each worker host caches a version by content address under its own store_dir.
+    data_store: str = ""
     upload_max_bytes: int = 2 << 30  # web/API uploads larger than this are refused
     # Production web serving (docs/operations.md). Behind a reverse proxy, trust exactly one
     # hop of X-Forwarded-For/-Proto/-Host/-Prefix; never set it when clients reach the API
@@ -51,6 +55,10 @@ class Settings:
     # /metrics answers only a request carrying this bearer token (administrators' scraper);
     # empty: /metrics is off (404). Operators never hold it.
     metrics_token: str = ""
+    # Signed checkpoints of the audit head (adapters/checkpoints.py): put this folder on
+    # storage the database's administrators cannot rewrite. None: $SANDBOX_HOME/checkpoints.
+    checkpoint_dir: Path | None = None
+    checkpoint_seconds: float = 300.0   # `sandbox audit checkpoint --every` default period
 
     def timing_for(self, classification: str | None) -> Timing:
         """The start-up costs of the backend that runs this classification's data."""
@@ -98,9 +106,12 @@ def load(environ: dict | None = None) -> Settings:
                            if x.strip()),
         ingest_schemes=tuple(x.strip() for x in env.get("SANDBOX_INGEST_SCHEMES", "file,s3").split(",") if x.strip()),
         s3_endpoint=env.get("SANDBOX_S3_ENDPOINT", ""),
+        data_store=env.get("SANDBOX_DATA_STORE", "").strip().rstrip("/"),
         upload_max_bytes=int(env.get("SANDBOX_UPLOAD_MAX_BYTES", str(2 << 30))),
         behind_proxy=env.get("SANDBOX_BEHIND_PROXY", "0") == "1",
         metrics_token=env.get("SANDBOX_METRICS_TOKEN", ""),
+        checkpoint_dir=Path(env.get("SANDBOX_CHECKPOINT_DIR") or home / "checkpoints"),
+        checkpoint_seconds=float(env.get("SANDBOX_CHECKPOINT_SECONDS", "300")),
     )
 
 

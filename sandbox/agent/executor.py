@@ -8,12 +8,13 @@ twice and a worker killed mid-job is recovered by the sweeper (lease expiry).
 """
 from __future__ import annotations
 
-import shutil
+import logging
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 from sandbox.agent.backends import BackendUnavailable, Limits
+from sandbox.agent.leftovers import clear_work_area, sweep_host
 from sandbox.agent.modes import RunFacts, image_digest
 from sandbox.agent.modes import program as program_mode
 from sandbox.agent.modes import query as query_mode
@@ -27,6 +28,7 @@ from sandbox.core.records import Event, RunLog
 from sandbox.core.release import gate
 from sandbox.core import schedule
 
+log = logging.getLogger(__name__)
 MODES = {"query": query_mode, "reviewed": reviewed_mode, "program": program_mode}
 
 
@@ -87,9 +89,10 @@ class Executor:
 
     def _execute(self, job_id: str, work: dict) -> str | None:
         # Earlier attempts' work areas (a lost worker's) hold copies of raw data: remove them.
-        shutil.rmtree(self.p.settings.jobs_dir / job_id, ignore_errors=True)
+        clear_work_area(self.p.settings.jobs_dir / job_id)
         attempt_dir = self.p.settings.jobs_dir / job_id / f"attempt-{work['attempt']}"
-        stale = self._stale_snapshot(work)
+        stale, data_dir = self._stale_snapshot(work, self.p.settings)
+        work = {**work, "data_dir": str(data_dir)}
         if stale:
             log = RunLog(job_id=job_id, attempt=work["attempt"], backend="none", stderr=stale)
             return self.finish(job_id, work["attempt"], RunFacts(ok=False, backend="", run_log=log))
@@ -112,15 +115,26 @@ class Executor:
         return {**work, "limits": replace(work["limits"], wall_seconds=wall)}
 
     @staticmethod
-    def _stale_snapshot(work: dict) -> str:
-        """Why this job must not read the data (compliance only), or "": a job reads exactly
-        the version it was admitted on, re-hashed now, never data replaced since."""
+    def _stale_snapshot(work: dict, settings) -> tuple[str, str]:
+        """(why this job must not read the data (compliance only) or "", the folder to read):
+        a job reads exactly the version it was admitted on, re-hashed now, never data
+        replaced since. With a shared data store, this host's verified copy of it."""
+        from sandbox.agent import objectstore
         from sandbox.agent.ingest import verify_snapshot
         if work["job_version"] != work["current_version"]:
-            return "refused to run: the dataset has a new version since this job was admitted"
+            return "refused to run: the dataset has a new version since this job was admitted", work["data_dir"]
+        if objectstore.enabled(settings):
+            try:
+                return "", str(objectstore.local_copy(settings, work["content_hash"]))
+            except objectstore.VersionUnavailable as e:
+                # A version registered from a local folder (never pushed) runs where that
+                # folder is, if it still hashes right; elsewhere it is refused.
+                if verify_snapshot(work["data_dir"], work["content_hash"]):
+                    return "", work["data_dir"]
+                return f"refused to run: {e}", work["data_dir"]
         if not verify_snapshot(work["data_dir"], work["content_hash"]):
-            return "refused to run: the version's files no longer match their registered content hash"
-        return ""
+            return "refused to run: the version's files no longer match their registered content hash", work["data_dir"]
+        return "", work["data_dir"]
 
     def finish(self, job_id: str, attempt: int, facts: RunFacts) -> str:
         """The one sequence after the boxes of an attempt are done, for every mode.
@@ -169,14 +183,24 @@ class Executor:
                 else:
                     transition(tx, job, st.AWAITING_REVIEW, st.SYSTEM, "gate", now)
             state = job.state
-        shutil.rmtree(self.p.settings.jobs_dir / job_id, ignore_errors=True)  # nothing of a run outside the store
+        clear_work_area(self.p.settings.jobs_dir / job_id)  # nothing of a run outside the store
+        if self.p.settings.data_store:
+            from sandbox.agent import objectstore  # imports the data readers: the worker's side only
+            objectstore.drop_work(self.p.settings, job_id)
         return state
 
     # ------------------------------------------------------------------ program blocks
     def _start_program(self, work: dict, attempt_dir: Path) -> str:
         split = program_mode.split(work, attempt_dir)
+        shared = program_mode.share_blocks(self.p.settings, work, attempt_dir)
         with self.p.repo.transaction() as tx:
-            tx.record(Event("system", "program.blocks_assigned", work["job_id"], split["audit"]))
+            event = Event("system", "program.blocks_assigned", work["job_id"], split["audit"])
+            if shared:  # block tasks on other hosts fetch and check them (compliance only)
+                job = tx.job(work["job_id"], for_update=True)
+                job.compliance = {**(job.compliance or {}), "shared_blocks": shared}
+                tx.save_job(job, event)
+            else:
+                tx.record(event)
         for i in range(split["k"]):
             if self.run_blocks_inline:
                 self.run_block(work["job_id"], work["attempt"], i)
@@ -195,13 +219,14 @@ class Executor:
             ds = lookups.dataset(tx, job.dataset)
             limits = lookups.job_policy(tx, job).limits
             spec = program_mode.program_spec(job.spec, ds.manifest, job.code)
+            shared = (job.compliance or {}).get("shared_blocks") or {}
         if done:
             return self._maybe_finish_program(job_id, attempt, ds.classification)
         timing = self.p.settings.timing_for(ds.classification)
         slot_ends = self.p.clock() + timedelta(seconds=schedule.block_slot_seconds(spec.block_timeout_seconds, timing))
         try:
             result = program_mode.block_outcome(self.p, spec, ds.classification, limits, job_id, attempt, index,
-                                                timing)
+                                                timing, shared=shared)
             with self.p.repo.transaction() as tx:
                 tx.add_block_result(result, program_mode.block_event(job_id, attempt, index))
             return self._maybe_finish_program(job_id, attempt, ds.classification)
@@ -257,15 +282,19 @@ class Executor:
             for job in tx.jobs(states=[st.QUEUED]):
                 if job.id not in requeued and job.updated_at < now - timedelta(seconds=queued_grace_seconds):
                     resent.append(job.id)
-        if requeued:
-            # A lost worker may have left its box behind (a Docker container outlives its client).
-            backend = self._backend_or_none()
-            for job_id in requeued:
-                if backend is not None and hasattr(backend, "terminate"):
-                    backend.terminate(job_id)
+        # A dead worker of this host may have left boxes (a Docker container outlives its
+        # client) and output mounts behind, whichever host requeued its job.
+        try:
+            sweep_host(self.p.settings.jobs_dir, self._backend_or_none(), self._running_attempts)
+        except Exception:  # noqa: BLE001 - the next sweep retries; recovering jobs matters more
+            log.exception("removing leftovers failed")
         for job_id in requeued + resent:
             try:
                 self.p.queue.send_job(job_id)
             except Exception:  # noqa: BLE001 - the next sweep re-sends
                 pass
         return {"requeued": requeued, "resent": resent}
+
+    def _running_attempts(self) -> set[tuple[str, int]]:
+        with self.p.repo.transaction() as tx:
+            return {(job.id, job.attempts) for job in tx.jobs(states=[st.RUNNING])}

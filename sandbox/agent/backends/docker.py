@@ -11,6 +11,7 @@ runsc, which ignores cgroups here, the sandbox's host threads are pinned after t
 from __future__ import annotations
 
 import os
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -27,6 +28,8 @@ from sandbox.agent.backends.seccomp import gvisor_security_opt
 IMAGE_PYTHON = "/opt/venv/bin/python"   # set up by ./Dockerfile
 CONTAINER_UID = 10001                   # created in ./Dockerfile, owns nothing in the image
 LABEL = "sandbox.box"             # marks our containers, so leftovers can be found
+HOST_LABEL = "sandbox.host"       # the worker host that started it (agent/leftovers.py)
+WORK_LABEL = "sandbox.work"       # its work area: jobs_dir/<job_id>/attempt-<n>/...
 GVISOR_AS_ALLOWANCE_MB = 1024
 
 
@@ -71,6 +74,11 @@ class DockerBackend(CheckedBackend):
         if self.runtime not in runtimes:
             raise BackendUnavailable(
                 f"docker runtime {self.runtime!r} not registered; run scripts/start-docker.sh")
+        if not (_has_capability(CAP_CHOWN) and _has_capability(CAP_DAC_OVERRIDE)):
+            # Checked here, not mid-run: a job then fails for compliance with this reason.
+            raise BackendUnavailable("giving each box's /out to the box user (uid 10001) and reading and removing "
+                                     "what the box left there needs CAP_CHOWN and CAP_DAC_OVERRIDE: run the worker "
+                                     "as root or grant it both (docs/operations.md, workers not running as root)")
         if self.runtime == "runsc" and self.cpu_slots is not None and not _may_pin_other_processes():
             raise BackendUnavailable("pinning gVisor boxes to their CPUs needs CAP_SYS_NICE (run the worker as root)")
 
@@ -82,6 +90,22 @@ class DockerBackend(CheckedBackend):
             return self._docker().images.get(self.image).id
         except (docker.errors.DockerException, BackendUnavailable):
             return ""
+
+    def leftovers(self) -> list[tuple[str, str]]:
+        """(container id, work area) of every box this host started that still exists; the
+        sweeper (agent/leftovers.py) removes those whose attempt is no longer running."""
+        try:
+            found = self._docker().containers.list(
+                all=True, filters={"label": [LABEL, f"{HOST_LABEL}={socket.gethostname()}"]})
+        except (docker.errors.DockerException, requests.exceptions.RequestException, BackendUnavailable):
+            return []
+        return [(c.id, c.labels.get(WORK_LABEL, "")) for c in found]
+
+    def remove_box(self, container_id: str) -> None:
+        try:
+            self._docker().containers.get(container_id).remove(force=True, v=True)
+        except docker.errors.NotFound:
+            pass
 
     def terminate(self, label: str) -> None:
         """Remove containers left by a worker that died mid-run (they outlive their client)."""
@@ -142,8 +166,10 @@ class DockerBackend(CheckedBackend):
         # The job runs as uid 10001, so /out must be that user's; 0700 keeps other host users out.
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        os.chown(out_dir, self.uid, self.uid)
+        # chmod first: once the folder is the box user's, a worker that is not root (with
+        # CAP_CHOWN, not CAP_FOWNER) may no longer change its mode.
         os.chmod(out_dir, 0o700)
+        os.chown(out_dir, self.uid, self.uid)
 
     def _pin_gvisor(self, container, cpus: tuple[int, ...]) -> None:
         """runsc runs with --ignore-cgroups here, so the cpuset Docker passes it is ignored:
@@ -171,7 +197,8 @@ class DockerBackend(CheckedBackend):
             image=self.image,
             command=[self.python, *request.python_args],
             name=f"sandbox-{request.label or 'run'}-{uuid.uuid4().hex[:12]}"[:120],
-            labels={LABEL: "1", "sandbox.label": request.label},
+            labels={LABEL: "1", "sandbox.label": request.label, HOST_LABEL: socket.gethostname(),
+                    WORK_LABEL: str(Path(request.job_dir).resolve().parent)},
             runtime=self.runtime,
             user=f"{self.uid}:{self.uid}",
             environment={
@@ -242,12 +269,20 @@ def _tail(data: bytes) -> bytes:
     return data[-LOG_CAP_BYTES:] if len(data) > LOG_CAP_BYTES else data
 
 
-def _may_pin_other_processes() -> bool:
-    """CAP_SYS_NICE (bit 23) in our effective set: needed to set the affinity of runsc's
-    processes, which are not ours."""
+CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_SYS_NICE = 0, 1, 23
+
+
+def _has_capability(bit: int) -> bool:
+    """The capability is in our effective set (root has them all; a dedicated user may be
+    granted one, e.g. systemd AmbientCapabilities)."""
     with open("/proc/self/status") as f:
         caps = next((line.split()[1] for line in f if line.startswith("CapEff:")), "0")
-    return bool(int(caps, 16) & (1 << 23))
+    return bool(int(caps, 16) & (1 << bit))
+
+
+def _may_pin_other_processes() -> bool:
+    """CAP_SYS_NICE: needed to set the affinity of runsc's processes, which are not ours."""
+    return _has_capability(CAP_SYS_NICE)
 
 
 def _running(container) -> bool:
