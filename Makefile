@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 .PHONY: run test install system image bench bench-smoke migration clean
 
 run: install system
-	$(VENV)/bin/sandbox up $(if $(ROWS),--rows $(ROWS))
+	SANDBOX_LOG_FORMAT=$${SANDBOX_LOG_FORMAT:-text} $(VENV)/bin/sandbox up $(if $(ROWS),--rows $(ROWS))
 
 test: install system
 	$(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
@@ -33,10 +33,12 @@ image:
 bench: install
 	$(PY) -m bench.run
 	$(PY) -m bench.latency
+	$(PY) -m bench.load
 
 bench-smoke: install
 	$(PY) -m bench.run --smoke
 	$(PY) -m bench.latency --smoke --out bench/data/LATENCY-smoke.md
+	$(PY) -m bench.load --smoke --out bench/data/LOAD-smoke.md
 
 # New Alembic revision from the difference between the models and the migrated schema.
 migration: install

@@ -36,6 +36,10 @@ accesslog = os.environ.get("SANDBOX_ACCESS_LOG", "-")
 errorlog = "-"
 loglevel = os.environ.get("SANDBOX_LOG_LEVEL", "info")
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}o)s'
+# JSON lines by default here (SANDBOX_LOG_FORMAT=text for gunicorn's own text; `make run` sets
+# text): error log, access log and the app's loggers alike, with request ids (sandbox/logs.py).
+os.environ.setdefault("SANDBOX_LOG_FORMAT", "json")
+logger_class = "sandbox.logs.GunicornLogger"
 
 # No run-time control socket (gunicorn >= 27 would write one under $HOME): the service user
 # has no writable home, and reloads go through signals (HUP) from systemd or Docker.

@@ -5,5 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")"
 [ -f .env ] || { echo "deploy/.env missing: cp deploy/env.example deploy/.env and fill it in" >&2; exit 2; }
 bash build-images.sh
-docker compose -f compose.yaml up -d "$@"
-docker compose -f compose.yaml ps
+# The work area on the host, at the same path in the containers: the API runs as the service
+# user (uid 10002, images/app.Dockerfile) and keeps the signing key and uploads there, so it
+# must own it (a root-owned directory stops every API worker at boot: "Permission denied").
+HOST_HOME=$(sed -n 's/^SANDBOX_HOST_HOME=//p' .env | tail -1)
+install -d -m 0750 -o 10002 -g 10002 "${HOST_HOME:-/srv/sandbox}"
+# Compose v2 (the docker CLI plugin) or v1 (Debian bookworm's docker-compose package).
+if docker compose version >/dev/null 2>&1; then COMPOSE=(docker compose); else COMPOSE=(docker-compose); fi
+WORKERS=$(sed -n 's/^SANDBOX_WORKERS=//p' .env | tail -1)
+# --scale as well as deploy.replicas: Compose v1 ignores the latter.
+"${COMPOSE[@]}" -p sandbox -f compose.yaml up -d --scale "worker=${WORKERS:-2}" "$@"
+"${COMPOSE[@]}" -p sandbox -f compose.yaml ps

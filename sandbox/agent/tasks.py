@@ -87,6 +87,8 @@ def run_worker(settings: Settings | None = None, concurrency: int = 1, loglevel:
     def _shutdown(**_kw):
         stop.set()
 
+    from sandbox.logs import install_worker_logging
+    global_opts = install_worker_logging(loglevel)
     pool = "solo" if concurrency == 1 else "prefork"
-    app.worker_main(["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", f"--pool={pool}",
-                     "--without-gossip", "--without-mingle", "--without-heartbeat"])
+    app.worker_main([*global_opts, "worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}",
+                     f"--pool={pool}", "--without-gossip", "--without-mingle", "--without-heartbeat"])

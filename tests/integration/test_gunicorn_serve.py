@@ -60,7 +60,7 @@ def test_sandbox_serve_runs_the_api_under_gunicorn(tmp_path):
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
     assert "Starting gunicorn" in out and out.count("Booting worker") >= 2
-    assert '"GET /api/v1/openapi.json HTTP/1.1" 200' in out  # the access log
+    assert '"message": "GET /api/v1/openapi.json 200"' in out  # the access log (JSON lines by default)
     assert "development server" not in out and "WARNING: This is a development server" not in out
 
 
