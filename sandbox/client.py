@@ -80,10 +80,10 @@ class Sandbox:
         real run, and return everything (outputs, stdout, errors). Needs an isolation
         backend on this machine (Docker or bubblewrap)."""
         from sandbox.config import load
-        from sandbox.core.manifest import parse_manifest
+        from sandbox.core.manifest import parse_public_manifest
         from sandbox.agent.backends.select import get_backend
         from sandbox.agent.mockrun import run_on_mock
-        manifest = parse_manifest(self.dataset(spec["dataset"]))
+        manifest = parse_public_manifest(self.dataset(spec["dataset"]))
         return run_on_mock(spec, manifest, get_backend(load()), rows=rows, code=code)
 
     def submit_program(self, spec: dict, code: str, dry_run: bool = False) -> dict:

@@ -81,7 +81,7 @@ def batch_block_ids(column, seed: bytes, k: int):
 
 def assign_blocks(data_dir: Path, unit: str, k: int, seed: bytes, out_dir: Path, *,
                   column_types: dict | None = None, batch_rows: int = DEFAULT_BATCH_ROWS,
-                  buffer_bytes: int = DEFAULT_BUFFER_BYTES) -> list[Path]:
+                  buffer_bytes: int = DEFAULT_BUFFER_BYTES, drop_columns: tuple = ()) -> list[Path]:
     """Write k block directories under out_dir (created; must not exist or be empty),
     each holding Parquet parts with the dataset's schema (an empty part when no unit
     hashed there). Returns the k directories, block 0 first.
@@ -89,7 +89,9 @@ def assign_blocks(data_dir: Path, unit: str, k: int, seed: bytes, out_dir: Path,
     The files are those registration hashed (sandbox.core.datafiles); hive partition
     columns the manifest declares (``column_types``: name -> type) are written into the
     blocks as ordinary columns. Rows whose unit is null go to no block: no person's
-    contribution bound covers them (the query runner drops them too).
+    contribution bound covers them (the query runner drops them too). ``drop_columns`` (the
+    columns the owner's classification keeps from program jobs) are left out of the blocks:
+    the operator's code never sees them, the unit included once its block is chosen.
 
     Directories are 0755 and files 0644, so the unprivileged uid inside a box can read
     the one block mounted at /data. On failure out_dir is removed."""
@@ -115,6 +117,9 @@ def assign_blocks(data_dir: Path, unit: str, k: int, seed: bytes, out_dir: Path,
         schema = schema.append(pa.field(key, getattr(pa, ARROW_TYPES[typ])()))
     if unit not in schema.names:
         raise KeyError(f"privacy unit column {unit!r} not in the dataset")
+    drop = [c for c in drop_columns if c in schema.names]
+    for c in drop:
+        schema = schema.remove(schema.get_field_index(c))
     dirs = [out_dir / BLOCK_DIR.format(b) for b in range(k)]
     written = [False] * k
     try:
@@ -158,7 +163,8 @@ def assign_blocks(data_dir: Path, unit: str, k: int, seed: bytes, out_dir: Path,
                 batch = with_partition_columns(batch, values, parts)
                 if batch.column(unit).null_count:
                     batch = batch.filter(pc.is_valid(batch.column(unit)))
-                buffered.append((batch, batch_block_ids(batch.column(unit), seed, k)))
+                ids = batch_block_ids(batch.column(unit), seed, k)
+                buffered.append((batch.drop_columns(drop) if drop else batch, ids))
                 size += batch.nbytes
                 if size >= buffer_bytes:
                     flush()

@@ -86,6 +86,15 @@ def unit_profile(lf: pl.LazyFrame, name: str) -> dict:
             "p99": int(r["p99"] or 0)}
 
 
+def _draft_column(c: dict) -> dict:
+    out = {key: c[key] for key in ("name", "type", "kind", "categories", "bounds") if c.get(key) is not None}
+    if c["kind"] == "identifier":
+        # A key that names a person or entity is of no use to aggregate statistics and
+        # helps linking records: suggested hidden from operators (the runner still bounds by it).
+        out["access"] = "hidden"
+    return out
+
+
 def draft_manifest(path: str | Path, name: str | None = None, unit: str | None = None) -> str:
     """A manifest YAML for the data at path, with the owner-only profile in comments."""
     path = Path(path)
@@ -114,13 +123,14 @@ def draft_manifest(path: str | Path, name: str | None = None, unit: str | None =
         "title": name or path.stem, "description": "", "classification": "L2", "owner": "",
         "privacy_unit": chosen or (columns[0]["name"] if columns else ""),
         "max_rows_per_unit": k,
-        "columns": [{key: c[key] for key in ("name", "type", "kind", "categories", "bounds")
-                     if c.get(key) is not None} for c in columns],
+        "columns": [_draft_column(c) for c in columns],
     }
     head = ["# DRAFT manifest, computed from your data: for you, the data owner, only.",
             "# Review every line before registering: a manifest is PUBLIC (operators read it), and",
             "# categories and bounds taken from the data disclose something about it. Prefer public,",
             "# domain-given bounds and category lists; set the classification (L1-L4) and the owner.",
+            "# Identifier-like columns are drafted `access: hidden` (no operator may use them); a column",
+            "# may instead carry `modes: [query]` (usable only in those job modes).",
             f"# rows: {rows}"]
     for c in columns:
         head.append(f"#   {c['name']}: {c['type']}, {c['nulls']} null, {c['distinct']} distinct, suggested {c['kind']}")

@@ -27,14 +27,20 @@ def _timing(backend):
     return GVISOR if getattr(backend, "runtime", "") == "runsc" else Timing()
 
 
-def mock_data_dir(manifest: Manifest, folder: Path, rows: int, seed: int = 0) -> Path:
+def mock_data_dir(manifest: Manifest, folder: Path, rows: int, seed: int = 0, mode: str | None = None) -> Path:
     """A dataset folder of mock data (from the public manifest alone), readable by the
-    unprivileged user of the box."""
+    unprivileged user of the box; for a box of operator code (`mode`), without the columns
+    the owner's classification keeps from that mode, as in the real run."""
+    import pyarrow.parquet as pq
+
     from sandbox import datagen
     from sandbox.core import datafiles
     folder.mkdir(parents=True)
     folder.chmod(0o755)
-    datagen.write_mock_parquet(manifest, folder / "mock.parquet", rows=rows, seed=seed)
+    table = datagen.generate_mock(manifest, rows, seed=seed)
+    if mode is not None:
+        table = table.drop_columns([c.name for c in manifest.restricted(mode) if c.name in table.column_names])
+    pq.write_table(table, folder / "mock.parquet", compression=datagen.mock.COMPRESSION)
     for path in datafiles.parquet_files(folder):  # what every job reads: the one discovery rule
         path.chmod(0o644)
     return folder
@@ -70,7 +76,7 @@ def _program_on_mock(raw_spec: dict, manifest: Manifest, backend, rows: int, see
     from sandbox.core.specs.program_accounting import expected_error
     spec = parse_program_spec(raw_spec, manifest, code=code)
     with tempfile.TemporaryDirectory(prefix="sandbox-mock-") as tmp:
-        block = mock_data_dir(manifest, Path(tmp) / "block", rows, seed)
+        block = mock_data_dir(manifest, Path(tmp) / "block", rows, seed, mode="program")
         outcome = saa.run_block(backend, spec, block, Path(tmp) / "run",
                                 saa.block_limits(spec, Limits(memory_mb=2048), timing=_timing(backend)), label="mock",
                                 timing=_timing(backend))
@@ -108,7 +114,8 @@ def _reviewed_on_mock(raw_spec: dict, manifest: Manifest, backend, rows: int, se
                     checks += [c.to_dict() for c in judged.checks]
                     trusted_files[judged.file_name] = len((judged.content or "").encode())
         if spec.has_program and result.ok:
-            result, collected = run_program(spec, root / "data", root / "run",
+            mock_data_dir(manifest, root / "program-data", rows, seed, mode="reviewed")
+            result, collected = run_program(spec, root / "program-data", root / "run",
                                             Limits(wall_seconds=min(spec.timeout_seconds, 300), output_files=32),
                                             "mock", backend)
     free_form = {}
@@ -133,7 +140,7 @@ def check_program_on_mock(backend, spec, manifest: Manifest) -> None:
     block in the same box the real run uses; its errors are about mock data only."""
     from sandbox.agent import aggregation as saa
     with tempfile.TemporaryDirectory(prefix="sandbox-mockcheck-") as tmp:
-        block = mock_data_dir(manifest, Path(tmp) / "block", rows=500)
+        block = mock_data_dir(manifest, Path(tmp) / "block", rows=500, mode="program")
         outcome = saa.run_block(backend, spec, block, Path(tmp) / "run",
                                 saa.block_limits(spec, Limits(memory_mb=2048), timing=_timing(backend)),
                                 label="mockcheck", timing=_timing(backend))
@@ -156,7 +163,7 @@ def check_reviewed_on_mock(backend, spec, manifest: Manifest) -> None:
     if not spec.has_program:  # trusted tables and models only: no operator code to try
         return
     with tempfile.TemporaryDirectory(prefix="sandbox-mockcheck-") as tmp:
-        data = mock_data_dir(manifest, Path(tmp) / "data", rows=1000)
+        data = mock_data_dir(manifest, Path(tmp) / "data", rows=1000, mode="reviewed")
         result, collected = run_program(spec, data, Path(tmp) / "run",
                                         Limits(memory_mb=2048, wall_seconds=min(spec.timeout_seconds, 300)),
                                         "mockcheck", backend)

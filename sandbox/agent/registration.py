@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox.agent import ingest, regreport, sources
+from sandbox.agent.regprogress import Progress, scaled
 from sandbox.agent.regreport import RegistrationRefused
 
 
@@ -31,13 +32,14 @@ def _enforcement(before: dict, after: dict, counts: dict) -> dict:
             "after": {k: after.get(k) for k in ("rows", "units", "units_over_bound", "null_unit_rows")}}
 
 
-def register_source(source: str, manifest, settings, enforce: bool = False) -> StagedVersion:
+def register_source(source: str, manifest, settings, enforce: bool = False,
+                    progress: Progress | None = None) -> StagedVersion:
     """Copy, check and publish one version. RegistrationRefused (an InvalidInput carrying the
     owner's report) when the data does not fit the manifest and enforcement cannot or may not
-    fix it."""
-    staging = sources.copy_source(source, settings)
+    fix it. `progress(stage, fraction)` hears how far it has got (agent/regprogress.py)."""
+    staging = sources.copy_source(source, settings, progress=scaled(progress, 0.0, 0.2))
     try:
-        report = regreport.build_report(staging, manifest)
+        report = regreport.build_report(staging, manifest, progress=scaled(progress, 0.2, 0.55))
         hard, fixable = regreport.problems(report)
         if hard:
             raise RegistrationRefused("the data does not match the manifest: " + "; ".join(hard), report)
@@ -46,12 +48,18 @@ def register_source(source: str, manifest, settings, enforce: bool = False) -> S
             raise RegistrationRefused("refused: " + "; ".join(fixable) + ". Fix the data or the manifest, or "
                                       "register with --enforce (enforce=true) to store a corrected version", report)
         if enforced:
-            out, counts = regreport.enforce(staging, manifest, settings.store_dir)
+            out, counts = regreport.enforce(staging, manifest, settings.store_dir,
+                                            progress=scaled(progress, 0.55, 0.7))
             sources.discard(staging)
             staging = out
-            report["enforcement"] = _enforcement(report, regreport.build_report(staging, manifest), counts)
+            after = regreport.build_report(staging, manifest, progress=scaled(progress, 0.7, 0.8))
+            report["enforcement"] = _enforcement(report, after, counts)
+        if progress:
+            progress("hashing and verifying the stored copy", 0.8)
         facts = ingest.register_files(staging, manifest)
         report["bound_verified"] = facts.bound_verified
+        if progress:
+            progress("publishing", 0.99)
         final = sources.publish(staging, settings, facts.content_hash)
     except BaseException:
         sources.discard(staging)

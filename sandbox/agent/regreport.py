@@ -138,19 +138,25 @@ def _scan(files, parts, manifest) -> pl.LazyFrame:
     return scan_files(files, parts).select([c for c in manifest.column_names if c in names])
 
 
-def build_report(data_dir: Path, manifest) -> dict:
-    """The whole registration report of a staged version (owner/compliance only)."""
+def build_report(data_dir: Path, manifest, progress=None) -> dict:
+    """The whole registration report of a staged version (owner/compliance only).
+    `progress(stage, fraction)` hears which step runs (each is one streaming pass)."""
+    step = progress or (lambda _stage, _fraction: None)
+    step("reading the schema", 0.0)
     schema, files, parts = schema_report(data_dir, manifest)
     report = {"schema": schema, "privacy_unit": manifest.privacy_unit, "max_rows_per_unit": manifest.max_rows_per_unit}
     if schema["missing_columns"] or schema["wrong_types"]:
         report["rows"] = ingest.row_count(data_dir)
         return report
+    step("counting rows per privacy unit", 0.05)
     bound = ingest.verify_unit_bound(data_dir, manifest.privacy_unit, manifest.max_rows_per_unit,
                                      ingest.column_types(manifest))
+    step("checking columns against the manifest", 0.6)
     report.update({"rows": bound.rows, "units": bound.units, "units_over_bound": bound.violating_units,
                    "rows_over_bound": bound.rows_over_bound, "max_rows_per_unit_seen": bound.max_rows_per_unit,
                    "null_unit_rows": bound.null_unit_rows,
                    "columns": column_report(_scan(files, parts, manifest), manifest)})
+    step("report done", 1.0)
     return report
 
 
@@ -185,7 +191,7 @@ def problems(report: dict) -> tuple[list[str], list[str]]:
     return hard, fixable
 
 
-def enforce(data_dir: Path, manifest, out_parent: Path) -> tuple[Path, dict]:
+def enforce(data_dir: Path, manifest, out_parent: Path, progress=None) -> tuple[Path, dict]:
     """Rewrite the staged version into a new staging folder under out_parent: declared
     columns only (typed as the manifest says), rows with a null unit dropped, values clamped
     to their bounds, and at most k rows per unit kept in an order drawn from a fresh secret
@@ -207,6 +213,8 @@ def enforce(data_dir: Path, manifest, out_parent: Path) -> tuple[Path, dict]:
     written, rows_out = [], 0
     indexed = lf.with_row_index("__row").filter(pl.col(unit).is_not_null())
     for p in range(passes):
+        if progress:
+            progress("enforcing the bound", p / passes)
         part = indexed.filter((pl.col(unit).hash(ingest._PARTITION_SEED) % passes) == p) if passes > 1 else indexed
         frame = part.collect(engine="streaming")
         kept = (frame.with_columns(__r=pl.col("__row").hash(seed)).sort("__r")

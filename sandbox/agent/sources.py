@@ -109,10 +109,11 @@ def _listing(fs: pafs.FileSystem, path: str, source: str) -> list[tuple[str, str
                   if e.type == pafs.FileType.File and e.path.endswith(datafiles.SUFFIX))
 
 
-def copy_source(source: str, settings) -> Path:
+def copy_source(source: str, settings, progress=None) -> Path:
     """Copy the source's Parquet files into a fresh staging folder under the store and return
     it (the caller publishes or removes it). Refuses a local folder holding entries readers
-    would treat differently (datafiles.check_registrable)."""
+    would treat differently (datafiles.check_registrable). `progress(stage, fraction)` hears
+    the share of bytes copied."""
     fs, path, local = resolve(source, settings)
     if local and os.path.isdir(path):
         datafiles.check_registrable(path)
@@ -122,12 +123,17 @@ def copy_source(source: str, settings) -> Path:
     settings.store_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=settings.store_dir))
     try:
+        total = sum(max(0, fs.get_file_info(src).size or 0) for src, _ in files) if progress else 0
+        copied = 0
         for src, name in files:
             target = staging.joinpath(*name.split("/"))
             target.parent.mkdir(parents=True, exist_ok=True)
             with fs.open_input_stream(src) as fin, open(target, "wb") as fout:
                 while block := fin.read(_COPY_BLOCK):
                     fout.write(block)
+                    copied += len(block)
+                    if progress:
+                        progress("copying into the store", copied / max(total, 1))
     except OSError as e:
         discard(staging)
         raise InvalidInput(f"data: cannot read {source} ({e})", "data") from None
@@ -154,9 +160,11 @@ def publish(staging: Path, settings, content_hash: str) -> Path:
     """Move a checked staging folder to store/<content_hash> (read-only, see
     ingest.grant_runner_read); the same content registered again reuses its folder."""
     from sandbox.agent.ingest import grant_runner_read
+    from sandbox.agent import objectstore
     final = settings.store_dir / content_hash
     if final.exists():
         discard(staging)
+        objectstore.push(settings, final, content_hash)
         return final
     grant_runner_read(staging)
     try:
@@ -165,4 +173,6 @@ def publish(staging: Path, settings, content_hash: str) -> Path:
         if not final.is_dir():
             raise
         discard(staging)  # the same content published meanwhile by a concurrent registration
+    # Workers on other hosts read the version from shared storage (SANDBOX_DATA_STORE).
+    objectstore.push(settings, final, content_hash)
     return final

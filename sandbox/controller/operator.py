@@ -72,13 +72,17 @@ class Operator:
         except NotFound:
             raise InvalidInput(Text("dataset: unknown dataset '{name}' (see GET /api/v1/datasets)", name=name),
                                "dataset")
+        # The data owner's per-column classification is enforced here, for every mode (core/specs/access.py).
+        from sandbox.core.specs.access import parse_for_operator
         if mode == "program":
             from sandbox.core.specs.program import parse_program_spec
-            return manifest, parse_program_spec(raw, manifest, code=code), code
+            return manifest, parse_for_operator(lambda m: parse_program_spec(raw, m, code=code), manifest, mode,
+                                                code, raw), code
         if mode == "reviewed":
             from sandbox.core.specs.reviewed import parse_reviewed_spec
-            return manifest, parse_reviewed_spec(raw, manifest, code=code), code
-        return manifest, parse_query_spec(raw, manifest), None
+            return manifest, parse_for_operator(lambda m: parse_reviewed_spec(raw, m, code=code), manifest, mode,
+                                                code, raw), code
+        return manifest, parse_for_operator(lambda m: parse_query_spec(raw, m), manifest, mode, raw=raw), None
 
     def _cost(self, manifest, spec, dry_run: bool) -> tuple[object, float]:
         from sandbox.agent import mockrun

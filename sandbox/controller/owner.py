@@ -54,25 +54,31 @@ class Owner:
         return {"name": manifest.name, "version": ds.version_id, "content_hash": facts.content_hash,
                 "bound_verified": facts.bound_verified, "null_unit_rows": facts.null_unit_rows}
 
-    def register_version(self, user, manifest_text: str, source: str, enforce: bool = False) -> dict:
+    def register_version(self, user, manifest_text: str, source: str, enforce: bool = False,
+                         progress: str | None = None) -> dict:
         """Register a new version of a dataset from a path or URI under the allowed roots
         (settings.ingest_roots): copied into the store, reported on, refused or enforced by
         the agent next to the data. Returns the owner's report; nothing is half-registered."""
-        return self._register(user, manifest_text, source, enforce, self.p.settings, source)
+        return self._register(user, manifest_text, source, enforce, self.p.settings, source, progress)
 
-    def register_upload(self, user, manifest_text: str, upload_id: str, enforce: bool = False) -> dict:
+    def register_upload(self, user, manifest_text: str, upload_id: str, enforce: bool = False,
+                        progress: str | None = None) -> dict:
         """Register a version from the owner's own upload (agent/uploads.py), then remove it."""
         from sandbox.agent import uploads
         folder = uploads.folder(self.p.settings, user.name, upload_id)
         # The upload folder is the one root allowed for this registration.
         settings = self.p.settings.with_(ingest_roots=(str(folder),), ingest_schemes=("file",))
-        result = self._register(user, manifest_text, str(folder / uploads.FILE_NAME), enforce, settings,
-                                f"upload:{upload_id}")
+        result = self._register(user, manifest_text, uploads.source(folder), enforce, settings,
+                                f"upload:{upload_id}", progress)
         uploads.discard(self.p.settings, user.name, upload_id)
         return result
 
-    def _register(self, user, manifest_text: str, source: str, enforce: bool, settings, label: str) -> dict:
+    def _register(self, user, manifest_text: str, source: str, enforce: bool, settings, label: str,
+                  progress: str | None = None) -> dict:
+        from sandbox.agent.regprogress import check_token, tracker
         from sandbox.agent.registration import RegistrationRefused, register_source
+        if progress is not None:  # the client's token for polling how far it has got (agent/regprogress.py)
+            check_token(progress)
         try:
             raw = yaml.safe_load(manifest_text)
         except yaml.YAMLError as e:
@@ -81,8 +87,9 @@ class Owner:
         with self.p.repo.transaction() as tx:
             existing = tx.dataset(manifest.name)
         perm.check(user, "dataset.register", perm.Subject(dataset_owner=existing.owner_account if existing else None))
+        heard, finish = tracker(self.p.settings, user.name, progress)
         try:
-            staged = register_source(source, manifest, settings, enforce=enforce)
+            staged = register_source(source, manifest, settings, enforce=enforce, progress=heard)
         except InvalidInput as e:
             # Audited without the owner's figures: the refusal reason stays in the owner's answer.
             with self.p.repo.transaction() as tx:
@@ -90,6 +97,8 @@ class Owner:
                                 {"source": label, "field": e.field or "",
                                  "report_refused": isinstance(e, RegistrationRefused)}))
             raise
+        finally:
+            finish()
         facts = staged.facts
         account = user.name if user.role == st.OWNER else (existing.owner_account if existing else "")
         with self.p.repo.transaction() as tx:

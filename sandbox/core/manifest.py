@@ -14,6 +14,11 @@ from sandbox.core.errors import InvalidInput, Text
 COLUMN_KINDS = {"identifier", "categorical", "numeric", "date", "text"}
 COLUMN_TYPES = {"int64", "float64", "string", "date", "bool"}
 LEVELS = ("L1", "L2", "L3", "L4")
+# Per-column classification (分类分级): "hidden" columns are not usable by operators at all
+# (absent from their catalog, mock data and boxes running their code); a column's "modes"
+# lists the only job modes it may be used in (none listed: every mode).
+ACCESS = ("open", "hidden")
+MODES = ("query", "program", "reviewed")
 
 
 @dataclass(frozen=True)
@@ -24,6 +29,14 @@ class Column:
     description: str = ""
     categories: tuple = ()
     bounds: tuple | None = None
+    access: str = "open"
+    modes: tuple = ()
+
+    def usable_in(self, mode: str | None) -> bool:
+        """Whether an operator may use this column in a job of `mode` (None: in some mode)."""
+        if self.access == "hidden":
+            return False
+        return mode is None or not self.modes or mode in self.modes
 
     def to_dict(self) -> dict:
         d = {"name": self.name, "type": self.type, "kind": self.kind, "description": self.description}
@@ -31,6 +44,10 @@ class Column:
             d["categories"] = list(self.categories)
         if self.bounds is not None:
             d["bounds"] = list(self.bounds)
+        if self.access != "open":
+            d["access"] = self.access
+        if self.modes:
+            d["modes"] = list(self.modes)
         return d
 
 
@@ -60,6 +77,15 @@ class Manifest:
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    def restricted(self, mode: str | None = None) -> list[Column]:
+        """The columns an operator may not use in `mode` (None: hidden ones only)."""
+        return [c for c in self.columns if not c.usable_in(mode)]
+
+    def operator_columns(self, mode: str | None = None) -> list[dict]:
+        """The column list operators read: hidden columns (and, for a mode, the columns
+        that mode may not use) left out."""
+        return [c.to_dict() for c in self.columns if c.usable_in(mode)]
 
     def to_dict(self) -> dict:
         return {
@@ -132,8 +158,9 @@ def parse_manifest(data: dict) -> Manifest:
             bounds = _finite_pair(raw["bounds"], where)
         if kind == "numeric" and bounds is None:
             raise InvalidInput(Text("{field}: a numeric column needs public bounds", field=where), where)
+        access, modes = _parse_access(raw, where)
         cols.append(Column(name=name, type=typ, kind=kind, description=raw.get("description", ""),
-                           categories=cats, bounds=bounds))
+                           categories=cats, bounds=bounds, access=access, modes=modes))
     if data["privacy_unit"] not in seen:
         raise InvalidInput(Text("privacy_unit must name a column"), "privacy_unit")
     return Manifest(
@@ -148,3 +175,33 @@ def parse_manifest(data: dict) -> Manifest:
         default_rows=int(data.get("default_rows", 1_000_000)),
         columns=tuple(cols),
     )
+
+
+def parse_public_manifest(public: dict) -> Manifest:
+    """A manifest from an operator's catalog entry (GET /datasets/NAME), for local mock runs:
+    the catalog leaves hidden columns out, the privacy unit's too when the owner hid it, so
+    its declaration is put back as a hidden text identifier (mock values only; the runner
+    bounds contributions by it, the operator may not use it)."""
+    columns = list(public.get("columns") or [])
+    unit = public.get("privacy_unit")
+    if isinstance(unit, str) and not any(isinstance(c, dict) and c.get("name") == unit for c in columns):
+        columns.append({"name": unit, "type": "string", "kind": "identifier", "access": "hidden"})
+    return parse_manifest({**public, "columns": columns})
+
+
+def _parse_access(raw: dict, where: str) -> tuple[str, tuple]:
+    access = raw.get("access", "open")
+    if access not in ACCESS:
+        raise InvalidInput(Text("{field}: access must be one of {allowed}", field=f"{where}.access",
+                                allowed=", ".join(ACCESS)), f"{where}.access")
+    modes = raw.get("modes")
+    if modes is None:
+        return access, ()
+    if (not isinstance(modes, list) or not modes or any(m not in MODES for m in modes)
+            or len(set(modes)) != len(modes)):
+        raise InvalidInput(Text("{field}: modes must be a list of job modes out of {allowed}",
+                                field=f"{where}.modes", allowed=", ".join(MODES)), f"{where}.modes")
+    if access == "hidden":
+        raise InvalidInput(Text("{field}: a hidden column is usable in no mode; drop modes or access",
+                                field=f"{where}.modes"), f"{where}.modes")
+    return access, tuple(modes)

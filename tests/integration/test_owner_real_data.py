@@ -131,13 +131,13 @@ def test_an_owner_publishes_palmerpenguins_and_an_operator_gets_a_release(tmp_pa
         # 4. An operator's query job on it, reviewed and released.
         job = tmp_path / "penguins_query.json"
         job.write_text(json.dumps(JOB), encoding="utf-8")
-        r = cli(h, "operator", "submit", str(job))
+        r = cli(h, "operator", "submit", str(job), "--json")
         assert r.returncode == 0, r.stderr
         job_id = json.loads(r.stdout)["job"]["id"]
         h.wait_state(job_id, {"awaiting_review"})
         r = cli(h, "reviewer", "review", "approve", job_id)
         assert r.returncode == 0, r.stdout + r.stderr
-        r = cli(h, "operator", "status", job_id, "--wait")
+        r = cli(h, "operator", "status", job_id, "--wait", "--json")
         assert json.loads(r.stdout)["state"] == "released"
         out = tmp_path / "result"
         assert cli(h, "operator", "download", job_id, "-o", str(out)).returncode == 0

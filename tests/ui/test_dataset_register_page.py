@@ -74,3 +74,26 @@ def test_other_roles_cannot_open_the_page(tmp_path):
         assert client.get("/ui/datasets/register").status_code == 403
         assert client.post("/ui/uploads", headers=CSRF).status_code == 403
     svc.dispose()
+
+
+def test_a_folder_uploads_by_relative_paths_and_the_page_can_poll_the_report(tmp_path):
+    svc, app, _ = make_api(tmp_path)
+    client = signed_in(svc, app, "owner")
+    page = client.get("/ui/datasets/register").get_data(as_text=True)
+    assert 'id="data-folder"' in page and "webkitdirectory" in page and 'id="report-progress"' in page
+    up = client.post("/ui/uploads", headers=CSRF).get_json()["upload"]
+    for region, persons in (("north", ["a", "b"]), ("south", ["c"])):
+        pq.write_table(table(persons).drop_columns(["region"]), tmp_path / f"{region}.parquet")
+        data = (tmp_path / f"{region}.parquet").read_bytes()
+        resp = client.put(f"/ui/uploads/{up}", query_string={"offset": 0, "path": f"region={region}/p.parquet"},
+                          headers=CSRF, data=data)
+        assert resp.status_code == 200, resp.get_json()
+    token = "cd" * 16
+    # Before (and after) the registration runs, the poll answers "not running" (no failed request).
+    assert client.get(f"/ui/registration-progress/{token}").get_json()["running"] is False
+    resp = client.post("/ui/datasets/register", data={"csrf_token": "t", "manifest": manifest_text(),
+                                                      "upload": up, "progress": token})
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200 and 'id="register-ok"' in html and 'id="report-rows">3<' in html
+    assert client.get("/ui/registration-progress/xyz").status_code == 400
+    svc.dispose()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 from sandbox.agent import aggregation as saa
@@ -29,22 +28,50 @@ def split(work: dict, attempt_dir: Path) -> dict:
     seed = blocks.new_block_seed()
     manifest = parse_manifest(work["manifest"])
     blocks.assign_blocks(Path(work["data_dir"]), manifest.privacy_unit, spec.k, seed, attempt_dir / "blocks",
-                         column_types={c.name: c.type for c in manifest.columns})
+                         column_types={c.name: c.type for c in manifest.columns},
+                         drop_columns=tuple(c.name for c in manifest.restricted("program")))
     payload = {"attempt": work["attempt"], "k": spec.k, "seed_sha256": hashlib.sha256(seed).hexdigest()}
     del seed
     return {"k": spec.k, "audit": payload}
 
 
+def share_blocks(settings, work: dict, attempt_dir: Path) -> dict:
+    """With a shared data store, put the attempt's blocks there so any worker host may run
+    a block: {block folder: content hash}; {} when blocks stay on this host."""
+    from sandbox.agent import objectstore
+    if not objectstore.enabled(settings):
+        return {}
+    return objectstore.push_blocks(settings, work["job_id"], work["attempt"], attempt_dir / "blocks")
+
+
+def _block_dir(settings, job_id: str, attempt: int, index: int, shared: dict) -> tuple[Path, bool]:
+    """(the block's folder on this host, fetched here from the shared store)."""
+    from sandbox.agent import objectstore
+    name = blocks.BLOCK_DIR.format(index)
+    local = settings.jobs_dir / job_id / f"attempt-{attempt}" / "blocks" / name
+    if local.is_dir() or name not in shared:
+        return local, False
+    local.parent.mkdir(parents=True, exist_ok=True)
+    return objectstore.fetch_block(settings, job_id, attempt, name, shared[name], local), True
+
+
 def block_outcome(parts, spec, classification: str, limits, job_id: str, attempt: int, index: int,
-                  timing) -> BlockResult:
+                  timing, shared: dict | None = None) -> BlockResult:
+    from sandbox.agent.leftovers import clear_work_area
+    from sandbox.agent.sources import discard
     attempt_dir = parts.settings.jobs_dir / job_id / f"attempt-{attempt}"
     work_dir = attempt_dir / f"run-{index:04d}"
-    shutil.rmtree(work_dir, ignore_errors=True)
-    outcome = saa.run_block(parts.backend_factory(classification), spec, attempt_dir / "blocks" / f"block-{index:04d}",
-                            work_dir, saa.block_limits(spec, Limits(memory_mb=limits.memory_mb, cpus=limits.cpus),
-                                                       timing=timing),
-                            label=f"{job_id}-b{index}", timing=timing)
-    shutil.rmtree(work_dir, ignore_errors=True)
+    clear_work_area(work_dir)
+    block_dir, fetched = _block_dir(parts.settings, job_id, attempt, index, shared or {})
+    try:
+        outcome = saa.run_block(parts.backend_factory(classification), spec, block_dir, work_dir,
+                                saa.block_limits(spec, Limits(memory_mb=limits.memory_mb, cpus=limits.cpus),
+                                                 timing=timing),
+                                label=f"{job_id}-b{index}", timing=timing)
+    finally:
+        clear_work_area(work_dir)
+        if fetched:  # a copy of raw data on a host that does not finish the job: not kept
+            discard(block_dir)
     return BlockResult(job_id=job_id, attempt=attempt, block=index, vector=outcome.vector,
                        reason=outcome.reason or "", exit_code=outcome.run.exit_code,
                        wall_seconds=outcome.run.wall_seconds,

@@ -6,12 +6,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
 
 from sandbox.agent.backends import Limits, RunResult
 from sandbox.agent.boxes import run_box
+from sandbox.agent.columnview import data_view
 from sandbox.agent.modes import GateResult, RunFacts, image_digest, run_log
 from sandbox.agent.outputs import CollectedOutputs
 from sandbox.agent.reencode import reencode
@@ -23,6 +25,7 @@ from sandbox.core.release import gate
 from sandbox.core.release.checks import PASS
 from sandbox.core.release.differencing import ReleasedAggregate as Agg
 from sandbox.core.release.trusted import Rules, judge_model, judge_table
+from sandbox.core.specs.access import box_manifest
 from sandbox.core.specs.reviewed import TRUSTED_RESULT_FILE as TRUSTED_FILE, parse_reviewed_spec
 
 
@@ -76,8 +79,15 @@ def run(work: dict, attempt_dir: Path, backend) -> RunFacts:
                                stderr=b"no run time left for the program after the trusted tables and models")
             collected = CollectedOutputs()
         else:
-            result, collected = run_program(spec, Path(work["data_dir"]), attempt_dir, limits, work["job_id"],
-                                            backend, manifest)
+            # The owner's classification: the program's box gets neither the columns kept from
+            # reviewed jobs nor their names in its manifest (sandbox.core.specs.access).
+            view = data_view(Path(work["data_dir"]), manifest, "reviewed", attempt_dir / "view")
+            try:
+                result, collected = run_program(spec, view, attempt_dir, limits, work["job_id"],
+                                                backend, box_manifest(manifest, "reviewed"))
+            finally:
+                if view != Path(work["data_dir"]):
+                    shutil.rmtree(view, ignore_errors=True)
         accepted = collected.accepted
         dropped = [[n, "not declared in the output contract"] for n in collected.accepted if not spec.declared(n)]
         refused = [list(r) for r in collected.refused]

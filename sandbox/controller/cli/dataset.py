@@ -4,6 +4,7 @@ leaves the owner's machine). Reports and drafts are for the owner only."""
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -21,11 +22,13 @@ def add_parser(sub) -> None:
     src = t.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", help="a Parquet file or folder on the server, or a file:// or s3:// URI, under the "
                                     "allowed roots (SANDBOX_INGEST_ROOTS)")
-    src.add_argument("--upload", metavar="FILE", help="a Parquet file on this machine, uploaded in chunks "
-                                                      "(resumed after a broken connection)")
+    src.add_argument("--upload", metavar="FILE_OR_FOLDER", help="a Parquet file or folder (hive partitions "
+                                                                "included) on this machine, uploaded in chunks "
+                                                                "(resumed after a broken connection)")
     t.add_argument("--enforce", action="store_true",
                    help="store a corrected version (drop null units, keep a random k rows per unit, clamp, drop "
                         "undeclared columns) instead of refusing")
+    t.add_argument("--json", action="store_true", help="print the whole answer as JSON (no progress bar)")
     t.set_defaults(func=cmd_register)
     t = dsub.add_parser("report", help="the registration report of a version (default: the current one)")
     t.add_argument("name")
@@ -72,56 +75,117 @@ def cmd_register(args) -> int:
         raise UsageError(f"{args.manifest}: not a YAML manifest (a mapping with name, columns, ...)")
     if declared != args.name:
         raise UsageError(f"{args.manifest} names the dataset '{declared}', not '{args.name}': fix one of them")
-    body = {"manifest": text, "enforce": args.enforce}
+    body = {"manifest": text, "enforce": args.enforce, "progress": secrets.token_hex(16)}
     if args.upload:
         body["upload"] = upload_file(_client(args), Path(args.upload))
     else:
         body["data"] = _source(args.data)
     try:
-        result = _call(args, "POST", "/datasets", json=body)
+        if args.json or not sys.stderr.isatty():
+            result = _call(args, "POST", "/datasets", json=body)
+        else:
+            result = _with_progress_bar(args, body)
     except ApiError as e:
         if e.status == 400 and "report" in e.body:
-            print(format_report(e.body["report"]))
+            if args.json:
+                print_json(e.body)
+            else:
+                print(format_report(e.body["report"]))
         if "upload" in body:  # kept by the server for another try through the API; the CLI uploads again
             _client(args)._req("DELETE", f"/uploads/{body['upload']}")
         raise
+    if args.json:
+        print_json(result)
+        return 0
     print(f"registered {result['name']} version {result['version']}"
           f"{' (enforced)' if result['enforced'] else ''}")
     print(format_report(result["report"]))
     return 0
 
 
+def _with_progress_bar(args, body: dict) -> dict:
+    """POST the registration in a thread and show how far the server has got (it writes its
+    stage and fraction under the request's progress token) until the answer comes."""
+    import threading
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from sandbox.client import ApiError
+    answer: dict = {}
+
+    def post() -> None:
+        try:
+            answer["result"] = _call(args, "POST", "/datasets", json=body)
+        except BaseException as e:  # re-raised in the main thread
+            answer["error"] = e
+    worker = threading.Thread(target=post, daemon=True)
+    worker.start()
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("registering", total=1.0)
+        while worker.is_alive():
+            worker.join(0.5)
+            try:
+                now = _call(args, "GET", f"/registration-progress/{body['progress']}")
+            except ApiError:  # not started yet, or just finished
+                continue
+            bar.update(task, completed=now["fraction"], description=now["stage"])
+    if "error" in answer:
+        raise answer["error"]
+    return answer["result"]
+
+
 CHUNK_BYTES = 32 << 20
 
 
 def upload_file(client, path: Path, chunk_bytes: int = CHUNK_BYTES, retries: int = 3) -> str:
-    """Upload one local Parquet file in chunks; after a failed chunk, ask the server how much
-    it holds and go on from there. Returns the upload id."""
-    import requests
-
-    from sandbox.client import ApiError
-    if not path.is_file():
-        raise UsageError(f"{path}: not a file (upload one Parquet file; for a folder, use --data on the server)")
-    size = path.stat().st_size
+    """Upload one local Parquet file, or a folder's *.parquet files at their relative paths
+    (hive partitions kept), in chunks; after a failed chunk, ask the server how much it holds
+    and go on from there. Returns the upload id."""
+    from sandbox.core import datafiles
+    if path.is_dir():
+        files = [(f.path, f.name) for f in datafiles.data_files(path)]
+        if not files:
+            raise UsageError(f"{path}: no *.parquet files in this folder")
+    elif path.is_file():
+        files = [(path, None)]
+    else:
+        raise UsageError(f"{path}: no such file or folder")
+    size = sum(p.stat().st_size for p, _ in files)
     upload = client._req("POST", "/uploads").json()
     if size > upload["max_bytes"]:
         client._req("DELETE", f"/uploads/{upload['upload']}")
         raise UsageError(f"{path}: {size} bytes is over the server's upload limit of {upload['max_bytes']} bytes")
+    sent = 0
+    for local, rel in files:
+        sent += _upload_one(client, upload["upload"], local, rel, chunk_bytes, retries, sent, size)
+    return upload["upload"]
+
+
+def _upload_one(client, upload_id: str, path: Path, rel: str | None, chunk_bytes: int, retries: int,
+                before: int, size: int) -> int:
+    import requests
+
+    from sandbox.client import ApiError
+    params = {"path": rel} if rel else {}
+    length = path.stat().st_size
     offset, failures = 0, 0
     with open(path, "rb") as fh:
-        while offset < size:
+        while offset < length:
             fh.seek(offset)
             chunk = fh.read(chunk_bytes)
             try:
-                offset = client._req("PUT", f"/uploads/{upload['upload']}", params={"offset": offset},
+                offset = client._req("PUT", f"/uploads/{upload_id}", params={**params, "offset": offset},
                                      data=chunk, headers={"Content-Type": "application/octet-stream"}).json()["offset"]
             except (requests.ConnectionError, requests.Timeout, ApiError) as e:
                 failures += 1
                 if failures > retries or (isinstance(e, ApiError) and e.status != 400):
                     raise
-                offset = client._req("GET", f"/uploads/{upload['upload']}").json()["offset"]
-            print(f"uploaded {offset * 100 // max(size, 1)}% ({offset}/{size} bytes)", file=sys.stderr)
-    return upload["upload"]
+                offset = client._req("GET", f"/uploads/{upload_id}", params=params).json()["offset"]
+            done = before + offset
+            print(f"uploaded {done * 100 // max(size, 1)}% ({done}/{size} bytes)", file=sys.stderr)
+    return length
 
 
 def cmd_report(args) -> int:
