@@ -68,14 +68,17 @@ def main() -> int:
 
     released: dict = {}
     reps = int(cfg.get("accuracy_reps", 0))
-    for name in ("Q2", "Q3") if reps else ():
+    # The same cells and keys as bench/run.py's accuracy table: group values joined by "|".
+    by = {"Q1": [], "Q2": ["district"], "Q3": ["district"], "Q4": ["district", "sex"]}
+    for name in by if reps else ():
         # Resolve once, invoke many times: accuracy does not need the calibration each time.
         meas = queries[name](context()).resolve()
-        col = "len" if name == "Q2" else "cost"
+        col = "len" if name in ("Q1", "Q2") else "cost"
         released[name] = []
         for _ in range(reps):
-            out = meas(pl.scan_parquet(files)).collect().sort("district")
-            released[name].append(dict(zip(out["district"].to_list(), [float(v) for v in out[col].to_list()])))
+            out = meas(pl.scan_parquet(files)).collect()
+            released[name].append({"|".join(str(k) for k in row[:-1]): float(row[-1])
+                                   for row in out.select(*by[name], col).iter_rows()})
     print(json.dumps({"times": times, "released": released,
                       "maxrss_kib": peak_rss_kib()}))
     return 0

@@ -90,6 +90,19 @@ def human_rows(n: int) -> str:
     return str(n)
 
 
+def parse_rows(text: str) -> int:
+    """`200M`, `20k` or `1000000` -> rows (the --sizes / BENCH_SIZES notation)."""
+    t = text.strip().lower().replace("_", "")
+    mult = {"k": 1_000, "m": 1_000_000}.get(t[-1:], 1)
+    try:
+        n = int(t[:-1] if mult > 1 else t) * mult
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a row count: {text!r} (use e.g. 1M, 50M, 200M or 20000)") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"row count must be positive: {text!r}")
+    return n
+
+
 def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -137,14 +150,18 @@ def _engine_query(engine: str, name: str, data: Path):
 def engine_main(cfg: dict) -> dict:
     """Body of one engine subprocess (python -m bench.run --engine-json ...)."""
     times: dict = {}
+    # CPU time of the whole process (every thread): on a machine shared with other work the
+    # wall time also measures how much of the cores the engine got, the CPU time hardly.
+    cpu: dict = {}
     for name in cfg["queries"]:
         run = _engine_query(cfg["engine"], name, Path(cfg["data"]))
         run()  # warm-up: imports, file cache, OpenDP library load
-        times[name] = []
+        times[name], cpu[name] = [], []
         for _ in range(cfg["runs"]):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             run()
             times[name].append(time.perf_counter() - t)
+            cpu[name].append(time.process_time() - c)
     released: dict = {}
     if cfg.get("accuracy_reps"):
         import yaml
@@ -152,17 +169,19 @@ def engine_main(cfg: dict) -> dict:
         from sandbox.runner.query import compute_release
 
         manifest = yaml.safe_load(MANIFEST_PATH.read_text(encoding="utf-8"))
+        # One job with the four queries, each at EPSILON (the peers release each query at EPSILON too).
         spec = {"mode": "query", "dataset": "health_visits", "purpose": "benchmark",
-                "queries": [QUERIES["Q2"][1], QUERIES["Q3"][1]]}
+                "queries": [q for _, q in QUERIES.values()]}
         if cfg["engine"] == "sandbox_sql":
             spec = {"mode": "query", "dataset": "health_visits", "purpose": "benchmark",
-                    "sql": [SQL_QUERIES["Q2"], SQL_QUERIES["Q3"]], "epsilon": [EPSILON, EPSILON]}
-        released = {"Q2": [], "Q3": []}
+                    "sql": list(SQL_QUERIES.values()), "epsilon": [EPSILON] * len(SQL_QUERIES)}
+        released = {q: [] for q in QUERIES}
         for _ in range(cfg["accuracy_reps"]):
-            q2, q3 = compute_release(spec, manifest, Path(cfg["data"]), bound_verified=True)["tables"]
-            released["Q2"].append({r[0]: float(r[1]) for r in q2["rows"]})
-            released["Q3"].append({r[0]: float(r[1]) for r in q3["rows"]})
-    return {"times": times, "released": released,
+            tables = compute_release(spec, manifest, Path(cfg["data"]), bound_verified=True)["tables"]
+            for q, t in zip(QUERIES, tables):
+                g = len(t["group_by"])  # value column right after the group keys, then its interval
+                released[q].append({cell_key(r[:g]): float(r[g]) for r in t["rows"]})
+    return {"times": times, "cpu": cpu, "released": released,
             "maxrss_kib": peak_rss_kib()}
 
 
@@ -278,20 +297,37 @@ def registration_check(data: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def cell_key(keys) -> str:
+    """One released cell's key in the accuracy tables: its group values joined by '|'."""
+    return "|".join(str(k) for k in keys)
+
+
 def exact_truth(data: Path) -> dict:
     import polars as pl
 
     lf = pl.scan_parquet(_files(data))
+    cost = pl.col("cost").clip(0, 10000)
+    valid = lf.filter(pl.col("cost").is_not_null() & pl.col("cost").is_not_nan())
+    q1 = lf.select(pl.len()).collect()
     q2 = lf.group_by("district").agg(pl.len()).collect()
-    q3 = (lf.filter(pl.col("cost").is_not_null() & pl.col("cost").is_not_nan())
-          .group_by("district").agg(pl.col("cost").clip(0, 10000).mean()).collect())
-    return {"Q2": dict(zip(q2["district"].to_list(), map(float, q2["len"].to_list()))),
-            "Q3": dict(zip(q3["district"].to_list(), map(float, q3["cost"].to_list())))}
+    q3 = valid.group_by("district").agg(cost.mean()).collect()
+    q4 = valid.group_by("district", "sex").agg(cost.sum()).collect()
+    return {"Q1": {"": float(q1["len"][0])},
+            "Q2": dict(zip(q2["district"].to_list(), map(float, q2["len"].to_list()))),
+            "Q3": dict(zip(q3["district"].to_list(), map(float, q3["cost"].to_list()))),
+            "Q4": {cell_key(k): float(v) for *k, v in q4.select("district", "sex", "cost").iter_rows()}}
 
 
 def mae(released: list[dict], truth: dict) -> float:
     errs = [abs(rep.get(k, 0.0) - v) for rep in released for k, v in truth.items()]
     return sum(errs) / len(errs)
+
+
+def mae_se(released: list[dict], truth: dict) -> float:
+    """Standard error of mae() (cells and releases taken as independent draws): a one-cell
+    query over 20 releases has an MAE good to about +-20%, so differences below ~2 s.e. are noise."""
+    errs = [abs(rep.get(k, 0.0) - v) for rep in released for k, v in truth.items()]
+    return statistics.stdev(errs) / len(errs) ** 0.5 if len(errs) > 1 else float("nan")
 
 
 # ------------------------------------------------------------------ Docker, 2 GiB
@@ -310,12 +346,22 @@ def docker_runner_check(data: Path, memory_mb: int = 2048) -> dict:
     manifest = yaml.safe_load(MANIFEST_PATH.read_text(encoding="utf-8"))
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench-docker-") as tmp:
-        for verified in (True, False):
-            job_dir, out_dir = Path(tmp) / f"job-{verified}", Path(tmp) / f"out-{verified}"
+        json_spec = {"mode": "query", "dataset": "health_visits", "purpose": "benchmark",
+                     "queries": [q for _, q in QUERIES.values()]}
+        # As shipped, the controller compiles an SQL job (sqlglot) when it is submitted and stores
+        # the compiled plan; the box (which has no sqlglot) runs that plan.
+        from sandbox.core.specs.query import parse_query_spec
+        from sandbox.datagen import load_manifest
+
+        sql_spec = parse_query_spec({"mode": "query", "dataset": "health_visits", "purpose": "benchmark",
+                                     "sql": list(SQL_QUERIES.values()), "epsilon": [EPSILON] * len(SQL_QUERIES)},
+                                    load_manifest(MANIFEST_PATH)).to_dict()
+        for path, verified, spec in (("verified", True, json_spec), ("verified, SQL", True, sql_spec),
+                                     ("unverified", False, json_spec)):
+            job_dir, out_dir = Path(tmp) / f"job-{len(results)}", Path(tmp) / f"out-{len(results)}"
             job_dir.mkdir()
             job = {"kind": "query", "manifest": manifest, "data_dir": "/data", "bound_verified": verified,
-                   "out_dir": "/out", "spec": {"mode": "query", "dataset": "health_visits", "purpose": "benchmark",
-                                               "queries": [q for _, q in QUERIES.values()]}}
+                   "out_dir": "/out", "spec": spec}
             (job_dir / "job.json").write_text(json.dumps(job))
             os.chmod(job_dir, 0o755)
             os.chmod(job_dir / "job.json", 0o644)
@@ -328,11 +374,11 @@ def docker_runner_check(data: Path, memory_mb: int = 2048) -> dict:
                                             label="bench"))
             ok = result.ok and (out_dir / "result.json").exists()
             rss = result.stdout.decode().strip().splitlines()[-1:] if result.ok else []
-            results["verified" if verified else "unverified"] = {
+            results[path] = {
                 "ok": ok, "oom_killed": result.oom_killed, "exit_code": result.exit_code,
                 "wall_s": result.wall_seconds, "maxrss_kib": int(rss[0]) if rss and rss[0].isdigit() else None,
                 "stderr": "" if ok else result.stderr.decode(errors="replace")[-1500:]}
-            log(f"docker 2 GiB, bound_verified={verified}: ok={ok} wall={result.wall_seconds:.1f}s")
+            log(f"docker 2 GiB, {path}: ok={ok} wall={result.wall_seconds:.1f}s")
     return results
 
 
@@ -432,9 +478,14 @@ def fmt_gib(kib: int | None) -> str:
     return "n/a" if not kib else f"{kib / 2**20:.2f}"
 
 
+KEPT_SECTION = "## SQL at scale"
+
+
 def write_report(path: Path, r: dict) -> None:
     lines = [f"# Benchmark: DP queries vs plain Parquet scans ({'SMOKE' if r['smoke'] else 'full'} run)", ""]
-    lines += [f"Run {r['started']} on {r['machine']}; {r['runs']} timed runs per query after one warm-up, "
+    lines += [f"Run {r['started']} on {r['machine']}; {r['runs']} timed runs per query after one warm-up"
+              + (f" in each of {r['rounds']} interleaved rounds (a fresh process per engine and round)"
+                 if r.get("rounds", 1) > 1 else "") + ", "
               f"medians shown; epsilon = {EPSILON} per query; contribution bound k = 5 rows per person; "
               f"cost clamped to [0, 10000]. Wall time of this benchmark: {r['wall_s'] / 60:.1f} min.", ""]
     lines += ["Queries: " + "; ".join(f"{q} = {label}" for q, (label, _) in QUERIES.items()) + ".", ""]
@@ -446,12 +497,14 @@ def write_report(path: Path, r: dict) -> None:
     if r.get("notes"):
         lines += [f"- {n}" for n in r["notes"]] + [""]
 
+    unverified, opendp = "sandbox_unverified" in r["engines"], "opendp_context" in r["engines"]
     lines += ["## Query time (ms, median) and ratio to the faster plain scan", "",
-              "| rows | query | " + " | ".join(r["engines"]) + " | best plain | sandbox verified / best plain"
-              " | sandbox unverified / best plain | OpenDP Context / sandbox verified |"
+              "| rows | query | " + " | ".join(r["engines"]) + " | best plain | sandbox verified / best plain |"
+              + (" sandbox unverified / best plain |" if unverified else "")
+              + (" OpenDP Context / sandbox verified |" if opendp else "")
               + (" Tumult / sandbox verified |" if "tumult" in r["engines"] else "")
               + (" SQL / best plain | SQL / JSON (verified) |" if "sandbox_sql" in r["engines"] else ""),
-              "|---|---|" + "---|" * (len(r["engines"]) + 4 + ("tumult" in r["engines"])
+              "|---|---|" + "---|" * (len(r["engines"]) + 2 + unverified + opendp + ("tumult" in r["engines"])
                                      + 2 * ("sandbox_sql" in r["engines"]))]
     for size in r["sizes"]:
         res = r["results"][size]
@@ -464,14 +517,32 @@ def write_report(path: Path, r: dict) -> None:
             def ratio(a, b):
                 return f"{a / b:.2f}x" if a is not None and b else "n/a"
             lines.append(f"| {human_rows(int(size))} | {q} | " + " | ".join(fmt_ms(med[e]) for e in r["engines"])
-                         + f" | {fmt_ms(best)} | {ratio(med.get('sandbox_verified'), best)}"
-                         f" | {ratio(med.get('sandbox_unverified'), best)}"
-                         f" | {ratio(med.get('opendp_context'), med.get('sandbox_verified'))} |"
+                         + f" | {fmt_ms(best)} | {ratio(med.get('sandbox_verified'), best)} |"
+                         + (f" {ratio(med.get('sandbox_unverified'), best)} |" if unverified else "")
+                         + (f" {ratio(med.get('opendp_context'), med.get('sandbox_verified'))} |" if opendp else "")
                          + (f" {ratio(med.get('tumult'), med.get('sandbox_verified'))} |"
                             if "tumult" in r["engines"] else "")
                          + (f" {ratio(med.get('sandbox_sql'), best)} |"
                             f" {ratio(med.get('sandbox_sql'), med.get('sandbox_verified'))} |"
                             if "sandbox_sql" in r["engines"] else ""))
+    cpu_engines = [e for e in r["engines"] if any(r["results"][s].get(e, {}).get("cpu") for s in r["sizes"])]
+    if cpu_engines:
+        lines += ["", "## CPU time per query (ms, median; all threads of the engine process)", "",
+                  "| rows | query | " + " | ".join(cpu_engines) + " | best plain | JSON / best plain | SQL / best plain |",
+                  "|---|---|" + "---|" * (len(cpu_engines) + 3)]
+        for size in r["sizes"]:
+            res = r["results"][size]
+            for q in QUERIES:
+                med = {e: (statistics.median(res[e]["cpu"][q]) if res.get(e, {}).get("cpu", {}).get(q) else None)
+                       for e in cpu_engines}
+                plain = [v for e, v in med.items() if e in ("duckdb", "polars") and v is not None]
+                best = min(plain) if plain else None
+
+                def cratio(a, b):
+                    return f"{a / b:.2f}x" if a is not None and b else "n/a"
+                lines.append(f"| {human_rows(int(size))} | {q} | " + " | ".join(fmt_ms(med[e]) for e in cpu_engines)
+                             + f" | {fmt_ms(best)} | {cratio(med.get('sandbox_verified'), best)}"
+                             f" | {cratio(med.get('sandbox_sql'), best)} |")
     lines += ["", "## Peak memory of each engine process (GiB, ru_maxrss, all four queries)", "",
               "| rows | " + " | ".join(r["engines"]) + " |", "|---|" + "---|" * len(r["engines"])]
     for size in r["sizes"]:
@@ -492,10 +563,16 @@ def write_report(path: Path, r: dict) -> None:
                   f"(per cell, vs the exact clamped value), epsilon = {EPSILON}", "",
                   "| query | " + " | ".join(a["mae"]) + " | closed-form E|error| (sandbox) |",
                   "|---|" + "---|" * (len(a["mae"]) + 1)]
-        for q in ("Q2", "Q3"):
+        for q in QUERIES:
             expect = a.get("expected", {}).get(q)
-            lines.append(f"| {q} | " + " | ".join(f"{a['mae'][e][q]:.2f}" for e in a["mae"])
+            lines.append(f"| {q} | " + " | ".join(f"{a['mae'][e][q]:,.2f}" if q in a["mae"][e] else "n/a"
+                                                   for e in a["mae"])
                          + f" | {f'{expect:.2f}' if expect is not None else 'data-dependent'} |")
+        if a.get("se"):
+            lines += ["", "Standard error of each MAE above (cells and releases as independent draws):", "",
+                      "| query | " + " | ".join(a["se"]) + " |", "|---|" + "---|" * len(a["se"])]
+            lines += [f"| {q} | " + " | ".join(f"{a['se'][e][q]:,.2f}" if q in a["se"][e] else "n/a"
+                                               for e in a["se"]) + " |" for q in QUERIES]
 
     if r.get("docker"):
         lines += ["", "## The runner in its real container at the largest size, 2 GiB memory limit", ""]
@@ -523,6 +600,10 @@ def write_report(path: Path, r: dict) -> None:
                          f"{pct(lat, .95):.2f} | {burst} | {tp} |")
     if r.get("discussion"):
         lines += ["", "## Discussion", "", r["discussion"]]
+    # The "SQL at scale" section (200M rows, bench/README.md) comes from separate runs: keep it.
+    kept = path.read_text(encoding="utf-8").split(KEPT_SECTION, 1) if path.exists() else []
+    if len(kept) == 2:
+        lines += ["", KEPT_SECTION + kept[1].split("\n## ", 1)[0].rstrip()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -533,8 +614,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, 2 runs, no peers/Docker/e2e")
     ap.add_argument("--out", type=Path, default=None, help="report path (default bench/RESULTS.md)")
     ap.add_argument("--data-dir", type=Path, default=BENCH / "data", help="dataset cache")
-    ap.add_argument("--sizes", type=str, default=None, help="comma-separated row counts")
-    ap.add_argument("--runs", type=int, default=None)
+    ap.add_argument("--sizes", type=str, default=os.environ.get("BENCH_SIZES"),
+                    help="comma-separated row counts, e.g. 1M,10M,50M,200M (default: env BENCH_SIZES, "
+                         "else 1M,10M,50M; datasets are streamed to Parquet 1M rows per part)")
+    ap.add_argument("--engines", type=str, default=None,
+                    help=f"comma list, a subset of {','.join(e for e in ENGINES if e not in ('opendp_context', 'tumult'))}"
+                         " (default: all; the peers follow --skip/--tumult)")
+    ap.add_argument("--runs", type=int, default=None, help="timed runs per query in each engine process")
+    ap.add_argument("--accuracy-reps", type=int, default=20, help="releases per engine in the accuracy table")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="start each engine's process this many times, interleaved, pooling the timed runs "
+                         "(steadier ratios on a shared machine)")
     ap.add_argument("--skip", type=str, default="",
                     help="comma list of: peers (OpenDP and Tumult), tumult, docker, e2e, accuracy")
     ap.add_argument("--tumult", action="store_true",
@@ -551,9 +641,16 @@ def main(argv: list[str] | None = None) -> int:
     skip = set(filter(None, args.skip.split(",")))
     if args.smoke:
         skip |= {"peers", "docker", "e2e"}
-    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else (
-        [20_000] if args.smoke else [1_000_000, 10_000_000, 50_000_000])
+    try:
+        sizes = [parse_rows(x) for x in args.sizes.split(",")] if args.sizes else (
+            [20_000] if args.smoke else [1_000_000, 10_000_000, 50_000_000])
+        wanted = set(filter(None, (args.engines or "").split(",")))
+        if wanted - set(ENGINES):
+            raise argparse.ArgumentTypeError(f"unknown engine(s) in --engines: {','.join(sorted(wanted - set(ENGINES)))}")
+    except argparse.ArgumentTypeError as e:
+        ap.error(str(e))
     runs = args.runs or (2 if args.smoke else 5)
+    rounds = max(1, args.rounds)
     out = args.out or BENCH / "RESULTS.md"
     data_root = args.data_dir
     data_root.mkdir(parents=True, exist_ok=True)
@@ -568,12 +665,14 @@ def main(argv: list[str] | None = None) -> int:
     notes.append("SQL rows (sandbox_sql): the same four queries written as SQL; the time includes compiling "
                  "them with sqlglot. They compile to the JSON path's plan exactly (tests/unit/test_sql_spec.py); "
                  "the accuracy table measures them separately (sandbox_sql).")
-    if ensure_duckdb(allow_install=not args.smoke):
+    if (not wanted or "duckdb" in wanted) and ensure_duckdb(allow_install=not args.smoke):
         engines.insert(0, "duckdb")
-    else:
+    elif not wanted or "duckdb" in wanted:
         notes.append("DuckDB is not installed here (the smoke run does not install it): no DuckDB column.")
-    peers = "peers" not in skip and ensure_peer_venv()
-    if peers:
+    if wanted:
+        engines = [e for e in engines if e in wanted]
+    peers = "peers" not in skip and ensure_peer_venv()  # the accuracy table uses it too
+    if peers and (not wanted or "opendp_context" in wanted):
         engines.append("opendp_context")
         notes.append("OpenDP Context runs in a separate virtualenv (bench/data/venv-opendp: opendp 0.16.0 + "
                      "polars 1.36.1), because OpenDP 0.16 only accepts plans from Polars 1.36.1 and the project "
@@ -597,7 +696,7 @@ def main(argv: list[str] | None = None) -> int:
     notes.append("SmartNoise SQL was not run.")
 
     datasets = {n: make_dataset(n, data_root) for n in sizes}
-    report = {"smoke": args.smoke, "started": time.strftime("%Y-%m-%d %H:%M"), "runs": runs,
+    report = {"smoke": args.smoke, "started": time.strftime("%Y-%m-%d %H:%M"), "runs": runs, "rounds": rounds,
               "machine": f"{os.cpu_count()} CPUs, {platform.python_version()}, load avg at start "
                          f"{os.getloadavg()[0]:.1f}",
               "engines": engines, "sizes": [str(n) for n in sizes], "results": {}, "registration": {},
@@ -606,11 +705,22 @@ def main(argv: list[str] | None = None) -> int:
     for n in sizes:
         report["registration"][str(n)] = registration_check(datasets[n])
         res = {}
-        for e in engines:
+        # Rounds interleave the engines (a, b, c, a, b, c, ...): on a machine shared with other
+        # work the load changes by the minute, and one engine's runs all in one stretch would
+        # see a different load from the next engine's. The peers run in the first round only.
+        for rnd, e in ((rnd, e) for rnd in range(rounds) for e in engines):
             if (e == "opendp_context" and n > 10_000_000) or (e == "tumult" and n > TUMULT_MAX_ROWS):
                 continue
-            log(f"{human_rows(n)}: {e} ...")
-            if e == "tumult":
+            if rnd and e in ("opendp_context", "tumult"):
+                continue
+            log(f"{human_rows(n)}: {e} (round {rnd + 1}/{rounds}) ...")
+            if rnd:
+                more = run_engine(e, datasets[n], list(QUERIES), runs)
+                for q, t in more["times"].items():
+                    res[e]["times"][q] += t
+                    res[e].setdefault("cpu", {}).setdefault(q, []).extend(more.get("cpu", {}).get(q, []))
+                res[e]["maxrss_kib"] = max(res[e]["maxrss_kib"], more["maxrss_kib"])
+            elif e == "tumult":
                 try:
                     res[e] = run_engine(e, datasets[n], list(QUERIES), min(runs, TUMULT_RUNS), timeout=4 * 3600)
                 except (RuntimeError, subprocess.TimeoutExpired) as err:  # a peer: keep the rest of the run
@@ -629,28 +739,35 @@ def main(argv: list[str] | None = None) -> int:
 
         acc_rows = 20_000 if args.smoke else 1_000_000
         data = datasets.get(acc_rows) or make_dataset(acc_rows, data_root)
-        reps = 20
+        reps = args.accuracy_reps
         truth = exact_truth(data)
         log(f"accuracy at {human_rows(acc_rows)}: {reps} releases per engine")
-        mae_by = {"sandbox": {}}
+        mae_by, se_by = {}, {}
         got = run_engine("sandbox_verified", data, [], 0, accuracy_reps=reps)["released"]
-        mae_by["sandbox"] = {q: mae(got[q], truth[q]) for q in ("Q2", "Q3")}
+        mae_by["sandbox"] = {q: mae(got[q], truth[q]) for q in got}
+        se_by["sandbox"] = {q: mae_se(got[q], truth[q]) for q in got}
         got = run_engine("sandbox_sql", data, [], 0, accuracy_reps=reps)["released"]
-        mae_by["sandbox_sql"] = {q: mae(got[q], truth[q]) for q in ("Q2", "Q3")}
+        mae_by["sandbox_sql"] = {q: mae(got[q], truth[q]) for q in got}
+        se_by["sandbox_sql"] = {q: mae_se(got[q], truth[q]) for q in got}
         if peers:
             got = run_engine("opendp_context", data, [], 0, accuracy_reps=reps)["released"]
-            mae_by["opendp_context"] = {q: mae(got[q], truth[q]) for q in ("Q2", "Q3")}
+            mae_by["opendp_context"] = {q: mae(got[q], truth[q]) for q in got}
+            se_by["opendp_context"] = {q: mae_se(got[q], truth[q]) for q in got}
         if "tumult" in engines:
             log(f"accuracy at {human_rows(acc_rows)}: tumult ({2 * reps} releases, ~10-30 s each)")
             try:
                 got = run_engine("tumult", data, [], 0, accuracy_reps=reps, timeout=4 * 3600)["released"]
-                mae_by["tumult"] = {q: mae(got[q], truth[q]) for q in ("Q2", "Q3")}
+                mae_by["tumult"] = {q: mae(got[q], truth[q]) for q in got}
+                se_by["tumult"] = {q: mae_se(got[q], truth[q]) for q in got}
             except (RuntimeError, subprocess.TimeoutExpired) as err:
                 log(f"tumult accuracy failed: {err}")
                 notes.append(f"Tumult accuracy failed: {str(err).splitlines()[-1][:300]}")
         b = acc.laplace_scale(acc.count_sensitivity(5), EPSILON)
-        report["accuracy"] = {"rows": acc_rows, "reps": reps, "mae": mae_by,
-                              "expected": {"Q2": acc.discrete_laplace_expected_abs_error(b)}}
+        report["accuracy"] = {"rows": acc_rows, "reps": reps, "mae": mae_by, "se": se_by,
+                              "expected": {"Q1": acc.discrete_laplace_expected_abs_error(b),
+                                           "Q2": acc.discrete_laplace_expected_abs_error(b),
+                                           # Laplace noise: E|error| = scale = k * max(|lower|, |upper|) / epsilon
+                                           "Q4": 5 * 10000 / EPSILON}}
 
     if "docker" not in skip:
         big = max(sizes)

@@ -24,14 +24,20 @@ Statistics (b = noise scale, eps = the query's epsilon):
   data, so the Gumbel noisy max costs eps = 2 * sens / b, i.e. b = 2 * sens / eps.
   Grouped quantiles run one selection per cell; a unit's k rows split as k_1 +
   ... over cells, and the loss is linear in d_in, so the total is still eps.
+  eps is split: half selects the released value, a quarter each selects the lower
+  and upper ends of its interval (the same scores shifted by a public number of
+  rows, so the same sensitivity); the parts add up to eps exactly.
 
-Intervals (every released value but a quantile carries one, sandbox.core.intervals): the
+Intervals (every released value carries one, sandbox.core.intervals): the
 central 95% interval of the noise, from the public scale, around the released number. A
 count below zero is released as 0 and its interval clipped at 0 (post-processing: the
 true count is never negative). A mean's interval takes each noisy component's 97.5%
 interval and the extremes of the ratio over them (a union bound, so >= 95% up to the
-clamping; approximate). A quantile's error depends on the data: the plan gives only the
-rank error of the selection (see quantile_rank_error).
+clamping; approximate). A quantile's value error depends on the data's spread, which no
+public number gives, so its interval is released by DP too: two more noisy selections aim
+at the ranks a public number of rows below and above the quantile's (quantile_bound_shift),
+far enough that each lands on its side of the true quantile with >= 97.5% (approximate: the
+quantile as OpenDP's score defines it, on the candidate grid, so a tie or a grid step apart).
 
 Row filters (a query's `where`, SQL WHERE) run before contribution bounding and keep a
 subset of each unit's rows, so a unit still moves at most k rows: every sensitivity holds.
@@ -174,6 +180,22 @@ def quantile_rank_error(scale: float, candidates: int, den: int) -> float:
     return scale * math.log(candidates / (1 - ERROR_BAR_LEVEL)) / den
 
 
+def quantile_bound_shift(scale: float, candidates: int) -> int:
+    """D = b ln(m / 0.025) in score units (den per row), rounded up: a candidate whose score is
+    D above another's is picked by the noisy min with probability <= e^(-D/b), so all m of
+    them together with <= 2.5%. An interval end aims 2D below (above) the quantile, with the
+    outermost candidate pinned at score D (runner.query.quantile_end_scores): it lands on its
+    side with >= 97.5%, both ends >= 95% (union bound). Public: the scale and grid size only."""
+    level = (1 - ERROR_BAR_LEVEL) / 2
+    return math.ceil(scale * math.log(candidates / level))
+
+
+def quantile_cell(value: float, lower: float, upper: float) -> list[float]:
+    """[value, lower, upper] of a released quantile: the interval's ends are separate noisy
+    selections, widened to contain the value (post-processing) when one lands past it."""
+    return [value, min(lower, value), max(upper, value)]
+
+
 # ---------------------------------------------------------------------- plan
 
 @dataclass(frozen=True)
@@ -227,9 +249,13 @@ class QueryPlan:
             out["method"] = ("approximate, per cell: extremes of the ratio over the 97.5% intervals of the noisy "
                              "sum and count (union bound), clamped to the bounds")
         else:
-            out["method"] = ("none per cell (the error depends on the data); the selected candidate's rank is "
-                             "within rank_error_rows of the best candidate's, at 95%")
+            bound = self.parts[1].scale
+            out["method"] = ("approximate, per cell: the ends are two more noisy selections (a quarter of epsilon "
+                             "each) aimed bound_shift_rows below and above the quantile's rank, each on its side "
+                             "with >= 97.5% (up to the candidate grid and ties), widened to contain the value; "
+                             "the value's rank is within rank_error_rows of the best candidate's, at 95%")
             out["rank_error_rows"] = quantile_rank_error(self.noise_scale, len(self.candidates), self.alpha[1])
+            out["bound_shift_rows"] = 2 * quantile_bound_shift(bound, len(self.candidates)) / self.alpha[1]
         return out
 
     def to_dict(self) -> dict:
@@ -299,11 +325,16 @@ def _plan_query(query: Query, manifest: Manifest) -> QueryPlan:
     if query.statistic == "quantile":
         num, den = quantile_alpha(query.q)
         sens = quantile_score_sensitivity(k, num, den)
-        b = exponential_scale(sens, eps)
+        # Half for the value, a quarter for each interval end: exact in binary, so they add up to eps.
+        half, quarter = eps / 2, eps / 4
+        b = exponential_scale(sens, half)
+        b_end = exponential_scale(sens, quarter)
         cands = quantile_candidates(lo, hi, manifest.column(query.column).type)
-        part = NoisePart("selection", "exponential", eps, sens, b, None)
+        parts = (NoisePart("selection", "exponential", half, sens, b, None),
+                 NoisePart("lower", "exponential", quarter, sens, b_end, None),
+                 NoisePart("upper", "exponential", quarter, sens, b_end, None))
         return QueryPlan(**common, mechanism="exponential", sensitivity=sens, noise_scale=b,
-                         expected_abs_error=None, parts=(part,), cells=cells, bounds=(lo, hi),
+                         expected_abs_error=None, parts=parts, cells=cells, bounds=(lo, hi),
                          candidates=cands, alpha=(num, den))
 
     raise ValueError(f"unknown statistic {query.statistic!r}")

@@ -109,17 +109,42 @@ def write_result(out_dir: Path, result: dict) -> None:
 
 # ------------------------------------------------------------------ release
 
-def quantile_scores(hist_by_rank: list[int], eq_counts: list[int], num: int, den: int) -> list[int]:
+def quantile_scores(hist_by_rank: list[int], eq_counts: list[int], num: int, den: int, shift: int = 0) -> list[int]:
     """OpenDP's quantile score per candidate c_i: |den * #(x < c_i) - num * (n - #(x = c_i))|.
 
     hist_by_rank[r] counts rows with exactly r candidates <= x, so
-    #(x < c_i) = sum(hist_by_rank[:i + 1])."""
+    #(x < c_i) = sum(hist_by_rank[:i + 1]). A public `shift` (score units: den per row) aims
+    the score shift/den rows lower (positive) or higher (negative): an interval end. A
+    constant inside |.| leaves the sensitivity as it is."""
     n = sum(hist_by_rank)
     scores = []
     lt = 0
     for i, eq in enumerate(eq_counts):
         lt += hist_by_rank[i]
-        scores.append(abs(den * lt - num * (n - eq)))
+        scores.append(abs(den * lt - num * (n - eq) + shift))
+    return scores
+
+
+def quantile_end_scores(hist_by_rank: list[int], eq_counts: list[int], num: int, den: int, shift: int,
+                        side: str) -> list[int]:
+    """Scores of an interval end's selection (side "lower" or "upper"), shift = dp.quantile_bound_shift.
+
+    The end aims T = 2 * shift score units below (above) the quantile, so a candidate on the
+    wrong side scores more than T. The outermost candidate (L for the lower end, U for the
+    upper) is always on the right side; when the target lies past it (a small cell: too few rows
+    to go T below) it scores `shift`, not its distance, so the wrong side still sits `shift`
+    above it and is picked with probability <= 2.5%. Past the target it keeps its distance, as
+    max(shift, distance): a max with a constant adds nothing to the sensitivity."""
+    lower = side == "lower"
+    target = 2 * shift
+    scores = quantile_scores(hist_by_rank, eq_counts, num, den, target if lower else -target)
+    at = 0 if lower else -1
+    # Signed distance past the target: OpenDP's score without |.|, shifted (see quantile_scores).
+    n = sum(hist_by_rank)
+    lt = hist_by_rank[0] if lower else n - hist_by_rank[-1]
+    f = den * lt - num * (n - eq_counts[at])
+    beyond = -(f + target) if lower else f - target
+    scores[at] = max(shift, beyond)
     return scores
 
 
@@ -134,8 +159,9 @@ def release_cells(query: Query, plan: dpacc.QueryPlan, exact: list, manifest: Ma
     stat = query.statistic
     group_cols = list(query.group_by)
 
-    # Every value but a quantile's is followed by its 95% interval (dpacc.count_cell, sum_cell,
-    # mean_cell: from the public scale and the released noisy numbers only, post-processing).
+    # Every value is followed by its 95% interval (dpacc.count_cell, sum_cell, mean_cell: from
+    # the public scale and the released noisy numbers only, post-processing; a quantile's ends
+    # are noisy selections of their own, dpacc.quantile_cell).
     if stat == "count":
         part = plan.parts[0]
         noisy = integer_laplace(part.scale, part.sensitivity, part.epsilon)(exact)
@@ -166,14 +192,20 @@ def release_cells(query: Query, plan: dpacc.QueryPlan, exact: list, manifest: Ma
         rows = [list(cell) + dpacc.mean_cell(float(s), int(n), plan)
                 for cell, s, n in zip(cells, noisy_sum, noisy_n)]
     elif stat == "quantile":
-        part = plan.parts[0]
+        if math.fsum(p.epsilon for p in plan.parts) > plan.epsilon:
+            raise PrivacyAccountingError("quantile parts exceed the query's epsilon")
         num, den = plan.alpha
-        meas = exponential_selection(part.scale, part.sensitivity, part.epsilon)
-        columns = group_cols + ["quantile"]
+        value, lower, upper = (exponential_selection(p.scale, p.sensitivity, p.epsilon) for p in plan.parts)
+        # Each end aims far enough off that its own noise keeps it on its side (public shift).
+        shift = dpacc.quantile_bound_shift(plan.parts[1].scale, len(plan.candidates))
+        columns = group_cols + ["quantile", "quantile_lower", "quantile_upper"]
         rows = []
+        cands = plan.candidates
         for cell, (hist, eqs) in zip(cells, exact):
-            idx = meas(quantile_scores(hist, eqs, num, den))
-            rows.append(list(cell) + [plan.candidates[idx]])
+            v = cands[value(quantile_scores(hist, eqs, num, den))]
+            lo = cands[lower(quantile_end_scores(hist, eqs, num, den, shift, "lower"))]
+            hi = cands[upper(quantile_end_scores(hist, eqs, num, den, shift, "upper"))]
+            rows.append(list(cell) + dpacc.quantile_cell(v, lo, hi))
     else:
         raise ValueError(f"unknown statistic {stat!r}")
 

@@ -21,10 +21,11 @@ def test_smoke_benchmark_writes_a_complete_results_table(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     text = out.read_text(encoding="utf-8")
 
-    header = next(line for line in text.splitlines() if line.startswith("| rows | query |"))
+    timing = text.split("## Query time")[1].split("\n## ")[0]  # (the CPU-time table has the same rows)
+    header = next(line for line in timing.splitlines() if line.startswith("| rows | query |"))
     engines = [c.strip() for c in header.strip("|").split("|")][2:]
     assert {"polars", "sandbox_verified", "sandbox_unverified", "sandbox_sql"} <= set(engines)
-    rows = [line for line in text.splitlines() if line.startswith("| 20k | Q")]
+    rows = [line for line in timing.splitlines() if line.startswith("| 20k | Q")]
     assert [r.split("|")[2].strip() for r in rows] == ["Q1", "Q2", "Q3", "Q4"]
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
@@ -34,12 +35,20 @@ def test_smoke_benchmark_writes_a_complete_results_table(tmp_path):
         assert cells[engines.index("sandbox verified / best plain") + 2].endswith("x"), row
         assert cells[engines.index("SQL / JSON (verified)") + 2].endswith("x"), row  # the SQL path's rows
 
+    assert "| 20k | Q4 |" in text.split("## CPU time per query")[1].split("\n## ")[0]
     assert "## Peak memory" in text and "| 20k | " in text.split("## Peak memory")[1]
     assert "## Registration-time check" in text
     # accuracy: the count's MAE is the discrete Laplace's (scale 5) up to sampling error
     q2 = next(line for line in text.splitlines() if line.startswith("| Q2 |"))
     mae, expected = float(q2.split("|")[2]), float(q2.split("|")[-2])
     assert abs(expected - 4.97) < 0.01 and 2.5 < mae < 8.0
+    # the accuracy table covers a count, a grouped count, a mean and a grouped sum, for JSON and SQL
+    acc = text.split("## Accuracy")[1].split("\n## ")[0]
+    header = next(line for line in acc.splitlines() if line.startswith("| query |"))
+    assert {"sandbox", "sandbox_sql"} <= {c.strip() for c in header.strip("|").split("|")}
+    for q in ("Q1", "Q2", "Q3", "Q4"):
+        row = next(line for line in acc.splitlines() if line.startswith(f"| {q} |"))
+        assert all(float(c.replace(",", "")) >= 0 for c in row.strip("|").split("|")[1:3]), row
 
 
 @pytest.mark.slow

@@ -42,7 +42,7 @@ def test_sql_jobs_from_cli_client_and_api(demo_datasets_dir, tmp_path):
 
         # CLI dry run: the cost preview states the interval the release will carry.
         r = cli(h, "operator", "query", "enterprise_registry", ENTERPRISE_SQL, "--epsilon", "0.4",
-                "--purpose", "business_environment_analysis", "--dry-run")
+                "--purpose", "business_environment_analysis", "--dry-run", "--json")
         assert r.returncode == 0, r.stderr
         preview = json.loads(r.stdout)
         assert preview["cost"]["epsilon"] == pytest.approx(0.4)
@@ -90,7 +90,7 @@ def test_sql_jobs_from_cli_client_and_api(demo_datasets_dir, tmp_path):
         assert r.returncode == 0, r.stderr
         assert {t["name"] for t in json.loads(r.stdout)["result"]["tables"]} == {
             "enterprises_by_district_industry", "mean_employees_by_type"}
-        r = cli(h, "operator", "submit", "jobs/enterprise_sql.json", "--wait")
+        r = cli(h, "operator", "submit", "jobs/enterprise_sql.json", "--wait", "--json")
         assert r.returncode == 0 and json.loads(r.stdout)["state"] == "released", r.stderr
 
         job = op.submit(load_job("health_sql.json"))["job"]
@@ -101,9 +101,10 @@ def test_sql_jobs_from_cli_client_and_api(demo_datasets_dir, tmp_path):
         assert _csv_header(release, "visits_by_district") == ["district", "count", "count_lower", "count_upper"]
         assert _csv_header(release, "age_histogram") == ["bin_lower", "bin_upper", "count", "count_lower",
                                                          "count_upper"]
-        assert _csv_header(release, "median_cost") == ["quantile"]
+        assert _csv_header(release, "median_cost") == ["quantile", "quantile_lower", "quantile_upper"]
         tables = {t["name"]: t for t in json.loads(release["files"]["result.json"])["tables"]}
         assert tables["median_cost"]["interval"]["rank_error_rows"] > 0
+        assert all(r[1] <= r[0] <= r[2] for r in tables["median_cost"]["rows"])
         assert all(row[1] >= 0 and isinstance(row[1], int) for row in tables["visits_by_district"]["rows"])
         frames = released_frames(release, op.job(job["id"]).get("spec") or {})
         assert isinstance(frames, list) and any("visits_by_district_lower" in f.columns for f in frames)

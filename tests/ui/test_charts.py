@@ -24,6 +24,17 @@ def test_a_released_count_gets_an_error_bar_of_the_noise_halfwidth_around_its_va
     assert north["ex0"] < north["x"] + north["w"] < north["ex1"]
 
 
+def test_a_quantile_error_bar_spans_its_released_interval_not_a_symmetric_one():
+    table = {"name": "median_cost", "statistic": "quantile", "group_by": [], "mechanism": "exponential",
+             "noise_scale": 3.0, "columns": ["quantile", "quantile_lower", "quantile_upper"],
+             "rows": [[300.0, 0.0, 8200.0]]}
+    out = release_chart(table)
+    row = out["chart"]["rows"][0]
+    # from the released lower end (0, where the axis starts) to the upper one, never below 0
+    assert row["ex0"] == pytest.approx(out["chart"]["zero"]) and row["ex1"] > row["x"] + row["w"]
+    assert out["bars"][0]["lo"] == 0.0 and out["bars"][0]["hi"] == 8200.0
+
+
 def test_no_error_bar_is_drawn_where_the_error_depends_on_the_data():
     table = {"name": "median_age", "statistic": "quantile", "mechanism": "exponential", "noise_scale": 3.0,
              "rows": [[41.0]]}

@@ -62,3 +62,9 @@ def test_the_preview_in_chinese_with_a_quantile_and_a_mean(client):
     html = client.post("/ui/jobs/sql/preview", data=_form(sql="SELECT * FROM enterprise_registry")).get_data(
         as_text=True)
     assert "SELECT * 会发布逐行数据" in html
+
+
+def test_the_preview_states_a_quantiles_interval_per_cell_and_its_rank_error(client):
+    sql = "SELECT entity_type, MEDIAN(employees) AS med FROM enterprise_registry GROUP BY entity_type"
+    html = client.post("/ui/jobs/sql/preview", data=_form(sql=sql)).get_data(as_text=True)
+    assert "per cell, in the release" in html and "rank ±" in html and "bound_shift_rows" in html

@@ -78,7 +78,11 @@ def test_plan_of_the_example_job_matches_the_closed_form():
 
     med = plans["median_cost"]
     assert med.alpha == (1, 2) and med.sensitivity == 5
-    assert med.noise_scale == pytest.approx(2 * 5 / 0.1)
+    # half of epsilon selects the value, a quarter each the interval's ends
+    assert med.noise_scale == pytest.approx(2 * 5 / 0.05)
+    assert [(p.name, p.epsilon) for p in med.parts] == [("selection", 0.05), ("lower", 0.025), ("upper", 0.025)]
+    assert [p.scale for p in med.parts[1:]] == [pytest.approx(2 * 5 / 0.025)] * 2
+    assert med.interval["bound_shift_rows"] == pytest.approx(2 * 400 * math.log(1001 / 0.025) / 2, abs=1)
     assert len(med.candidates) == 1001 and med.candidates[0] == 0 and med.candidates[-1] == 10000
 
 

@@ -1,5 +1,5 @@
-"""The release gate accepts a query table only in the shape its spec implies: keys, value and,
-but for a quantile, the value's 95% interval around it; counts non-negative integers."""
+"""The release gate accepts a query table only in the shape its spec implies: keys, value and
+the value's 95% interval around it; counts non-negative integers."""
 from __future__ import annotations
 
 import copy
@@ -25,7 +25,7 @@ GOOD = {"tables": [
     {"name": "h", "columns": ["bin_lower", "bin_upper", "count", "count_lower", "count_upper"],
      "rows": [[0, 50, 3, 0, 9], [50, 100, 7, 1, 13]]},
     {"name": "m", "columns": ["mean", "mean_lower", "mean_upper"], "rows": [[120.5, 80.0, 200.25]]},
-    {"name": "q", "columns": ["quantile"], "rows": [[95.0]]}]}
+    {"name": "q", "columns": ["quantile", "quantile_lower", "quantile_upper"], "rows": [[95.0, 60.0, 130.0]]}]}
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def manifest():
 
 def test_expected_columns_put_the_interval_next_to_the_value():
     assert expected_columns(SPEC["queries"][0]) == ["sex", "count", "count_lower", "count_upper"]
-    assert expected_columns(SPEC["queries"][3]) == ["quantile"]
+    assert expected_columns(SPEC["queries"][3]) == ["quantile", "quantile_lower", "quantile_upper"]
 
 
 def test_a_well_formed_release_passes(manifest):
@@ -63,7 +63,8 @@ def _mutated(path, value):
     _mutated((1, 1, 4), float("nan")),                                            # not finite
     _mutated((2, 0, 2), "wide"),                                                  # text in a number column
     _mutated((2, 0, 1), 500.0),                                                   # mean above its upper bound
-    _mutated((3, "columns"), ["quantile", "quantile_lower", "quantile_upper"]),  # quantile has no interval
+    _mutated((3, "columns"), ["quantile"]),                                       # quantile interval dropped
+    _mutated((3, 0, 1), 100.0),                                                   # quantile above its lower end
     _mutated((0, 0, 0), "X"),                                                     # not a public key
 ])
 def test_anything_else_is_refused(manifest, bad):

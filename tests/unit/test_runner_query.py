@@ -226,8 +226,11 @@ def test_result_json_has_exactly_the_documented_shape(data_dir, out_dir):
     assert [p["name"] for p in m["parts"]] == ["shifted_sum", "count"]
     assert sum(p["epsilon"] for p in m["parts"]) == m["epsilon"] == 1.0
     assert h["rows"][0][:2] == [0.0, 2.0] and len(h["rows"]) == 2
-    assert q["mechanism"] == "exponential" and q["columns"] == ["quantile"]
-    assert q["rows"][0][0] in [float(i) for i in range(11)]
+    assert q["mechanism"] == "exponential" and q["columns"] == ["quantile", "quantile_lower", "quantile_upper"]
+    assert all(v in [float(i) for i in range(11)] for v in q["rows"][0])
+    assert q["rows"][0][1] <= q["rows"][0][0] <= q["rows"][0][2]
+    assert [p["name"] for p in q["parts"]] == ["selection", "lower", "upper"]
+    assert sum(p["epsilon"] for p in q["parts"]) == q["epsilon"] == 1.0
 
 
 def test_a_failing_job_writes_nothing(tmp_path, out_dir):
@@ -527,7 +530,10 @@ def test_released_noise_scales_equal_the_closed_form(data_dir, out_dir, k, eps):
     assert shifted["sensitivity"] == 50 * k and shifted["noise_scale"] == pytest.approx(50 * k / (eps / 2), rel=1e-12)
     assert count["sensitivity"] == k and count["noise_scale"] == pytest.approx(k / (eps / 2), rel=1e-12)
     assert shifted["epsilon"] + count["epsilon"] == eps
-    assert q["sensitivity"] == 3 * k and q["noise_scale"] == pytest.approx(2 * 3 * k / eps, rel=1e-12)
+    # the value's selection at eps/2, each interval end's at eps/4
+    assert q["sensitivity"] == 3 * k and q["noise_scale"] == pytest.approx(2 * 3 * k / (eps / 2), rel=1e-12)
+    assert [p["noise_scale"] for p in q["parts"][1:]] == [pytest.approx(2 * 3 * k / (eps / 4), rel=1e-12)] * 2
+    assert sum(p["epsilon"] for p in q["parts"]) == eps
     for t in (c, s, h, q):
         assert t["epsilon"] == eps
 

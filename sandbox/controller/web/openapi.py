@@ -42,6 +42,43 @@ QUERY_SPEC = {
 }
 
 
+# A query job given as SQL (sandbox/core/specs/sql.py, docs/jobs.md): compiled by the server to
+# the same query list as QuerySpec, so one plan, one cost preview, one runner and one gate.
+SQL_QUERY_SPEC = {
+    "type": "object",
+    "required": ["mode", "dataset", "purpose", "sql"],
+    "description": (
+        "A query job in SQL. Each statement is SELECT <categorical GROUP BY columns>, <aggregates> FROM <dataset> "
+        "[WHERE <column> <op> <literal> AND ...] [GROUP BY <categorical columns>]; aggregates: COUNT(*), "
+        "SUM(col), AVG(col), MEDIAN(col), PERCENTILE_CONT(q) WITHIN GROUP (ORDER BY col), and a histogram as "
+        "WIDTH_BUCKET(col, low, high, n) (or WIDTH_BUCKET(col, ARRAY[edges])) selected and grouped next to "
+        "COUNT(*). Each aggregate is one released table (named by its AS alias) with the value and its 95% "
+        "interval. Epsilon per statement: the job's `epsilon` (a number for one statement, else a list, one per "
+        "statement) or BigQuery's SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS(epsilon => e) in the statement; a "
+        "statement's epsilon is split evenly between its aggregates. Joins, subqueries, SELECT *, ORDER BY, "
+        "LIMIT, HAVING, other functions and grouping by non-categorical columns are refused with a 400 naming "
+        "the part to change."),
+    "properties": {
+        "mode": {"const": "query"},
+        "dataset": {"type": "string"},
+        "purpose": {"type": "string"},
+        "sql": {"oneOf": [{"type": "string", "description": "one statement, or several separated by ';'"},
+                          {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 10}]},
+        "epsilon": {"oneOf": [{"type": "number", "exclusiveMinimum": 0},
+                              {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0},
+                               "description": "one epsilon per statement"}],
+                    "description": "optional when every statement gives OPTIONS(epsilon => ...)"},
+    },
+    "examples": [
+        {"mode": "query", "dataset": "health_visits", "purpose": "public_health_planning",
+         "sql": ["SELECT district, COUNT(*) AS visits, AVG(cost) AS mean_cost FROM health_visits GROUP BY district",
+                 "SELECT WITH DIFFERENTIAL_PRIVACY OPTIONS(epsilon => 0.2) MEDIAN(cost) AS median_cost "
+                 "FROM health_visits WHERE age >= 18"],
+         "epsilon": [0.6, 0.2]},
+    ],
+}
+
+
 def spec() -> dict:
     return {
         "openapi": "3.1.0",
@@ -55,7 +92,7 @@ def spec() -> dict:
                                           "type": "object", "properties": {"error": {"type": "string"},
                                                                            "message": {"type": "string"},
                                                                            "field": {"type": "string"}}}}}}},
-            "schemas": {"QuerySpec": QUERY_SPEC},
+            "schemas": {"QuerySpec": QUERY_SPEC, "SqlQuerySpec": SQL_QUERY_SPEC},
         },
         "paths": {
             "/me": {"get": _op("Who am I", "any")},
@@ -66,7 +103,11 @@ def spec() -> dict:
                                           "type": "object", "required": ["manifest"],
                                           "properties": {"manifest": {"type": "string"},
                                                          "data": {"type": "string"}, "upload": {"type": "string"},
-                                                         "enforce": {"type": "boolean"}}})},
+                                                         "enforce": {"type": "boolean"},
+                                                         "progress": {"type": "string"}}})},
+            "/registration-progress/{progress_id}": {"get": _op(
+                "How far the owner's registration sent with this progress token has got (stage, fraction)",
+                "owner", ["progress_id"])},
             "/datasets/{name}/versions": {"get": _op("Registered versions with their reports", "owner, compliance",
                                                      ["name"])},
             "/datasets/{name}/report": {"get": _op("Registration report of a version (default: current)",
@@ -74,10 +115,12 @@ def spec() -> dict:
             "/datasets/{name}/retire": {"post": _op("Retire a version (default: current): no new jobs", "owner",
                                                     ["name"], body={"type": "object", "properties": {
                                                         "version": {"type": "string"}}})},
-            "/uploads": {"post": _op("Start a chunked upload of one Parquet file", "owner")},
+            "/uploads": {"post": _op("Start a chunked upload of one Parquet file or of a folder's files", "owner")},
             "/uploads/{upload_id}": {
-                "get": _op("Bytes received so far (resume from there)", "owner", ["upload_id"]),
-                "put": _op("Append a chunk (application/octet-stream) at ?offset=", "owner", ["upload_id", "offset"]),
+                "get": _op("Bytes received so far of ?path= (resume from there)", "owner", ["upload_id", "path"]),
+                "put": _op("Append a chunk (application/octet-stream) at ?offset= of the file at ?path= (a "
+                           "relative path in a folder upload; default: the one file)", "owner",
+                           ["upload_id", "offset", "path"]),
                 "delete": _op("Remove an upload", "owner", ["upload_id"]),
             },
             "/datasets/{name}": {"get": _op("Dataset schema and public metadata", "any", ["name"])},
@@ -91,8 +134,11 @@ def spec() -> dict:
                                              ["dataset", "operator"])},
             "/jobs": {
                 "get": _op("List jobs (operators: their own)", "any", ["state"]),
-                "post": _op("Submit a query job; ?dry_run=1 shows cost and balance without reserving",
-                            "operator", ["dry_run"], body={"$ref": "#/components/schemas/QuerySpec"}),
+                "post": _op("Submit a query job, as a list of statistics (QuerySpec) or as SQL statements "
+                            "(SqlQuerySpec: `sql`, `epsilon` per statement or OPTIONS(epsilon => ...)); "
+                            "?dry_run=1 shows cost, balance and each table's 95% interval without reserving",
+                            "operator", ["dry_run"], body={"oneOf": [{"$ref": "#/components/schemas/QuerySpec"},
+                                                                     {"$ref": "#/components/schemas/SqlQuerySpec"}]}),
             },
             "/jobs/{job_id}": {"get": _op("Job status", "any", ["job_id"])},
             "/jobs/{job_id}/cancel": {"post": _op("Cancel a job that has not started", "operator", ["job_id"])},
@@ -142,6 +188,7 @@ def spec() -> dict:
             "/jobs/{job_id}/release": {"get": _op("Released files and signed certificate", "any", ["job_id"])},
             "/jobs/{job_id}/release.zip": {"get": _op("Released files and certificate as a zip", "any", ["job_id"])},
             "/public-key": {"get": _op("Public key that verifies release certificates", "public")},
+            "/public-keys": {"get": _op("Every public key ever used to sign, by key id (key rotation)", "public")},
             "/audit/verify": {"get": _op("Verify the hash-chained audit log", "compliance, owner")},
             "/consumption/{dataset}": {"get": _op("Budget consumption per operator and period, and dataset-wide",
                                                   "owner, compliance", ["dataset"])},
