@@ -11,13 +11,13 @@ from sandbox.core import lookups
 from sandbox.core import permissions as perm
 from sandbox.core import schedule
 from sandbox.core import states as st
-from sandbox.core.audit import verify_chain
 from sandbox.core.errors import Conflict, InvalidInput, Text
 from sandbox.core.jobview import job_view, outcome_hidden
 from sandbox.core.manifest import Manifest
 from sandbox.core.policy.model import DATASET_CAPS
 from sandbox.core.ports import Parts
 from sandbox.core.records import Event
+from sandbox.core.release.certificate import released_statistics
 
 
 def _table_bytes(table, fmt: str) -> bytes:
@@ -39,7 +39,9 @@ def public_dataset(d, brief: bool = False) -> dict:
            "size_class": schedule.size_class(d.rows)}
     if not brief:
         out.update({"description": m.get("description"), "privacy_unit": m["privacy_unit"],
-                    "max_rows_per_unit": m["max_rows_per_unit"], "columns": m["columns"]})
+                    "max_rows_per_unit": m["max_rows_per_unit"],
+                    # Columns the owner classified hidden are not shown to anyone reading the catalog.
+                    "columns": [c for c in m["columns"] if c.get("access", "open") != "hidden"]})
     return out
 
 
@@ -67,7 +69,9 @@ class Views:
             raise InvalidInput(Text("format must be csv or parquet"), "format")
         if not 1 <= rows <= 100_000:
             raise InvalidInput(Text("rows must be between 1 and 100000"), "rows")
-        return _table_bytes(datagen.generate_mock(self.manifest(name), rows, seed=seed), fmt)
+        manifest = self.manifest(name)
+        table = datagen.generate_mock(manifest, rows, seed=seed)
+        return _table_bytes(table.drop_columns([c.name for c in manifest.restricted()]), fmt)
 
     def current_policy_text(self, dataset: str) -> dict:
         with self.p.repo.transaction() as tx:
@@ -204,8 +208,11 @@ class Views:
             tx.record(Event(user.name, "release.downloaded", job.id, {"files": {o.name: o.sha256 for o in outputs}}))
         body = certificate_body(job, outputs, reviews)
         key = load_or_create_key(self.p.settings.signing_key_path)
-        return {"job": job.id, "files": {o.name: o.content for o in outputs},
-                "encodings": {o.name: o.encoding for o in outputs},
+        # A released CSV starts with a byte order mark (for Excel; part of the signed bytes):
+        # the JSON carries the text without it, and "utf-8-sig" says to put it back in files.
+        bom = {o.name for o in outputs if o.encoding == "utf-8" and o.content.startswith("\ufeff")}
+        return {"job": job.id, "files": {o.name: o.content[1:] if o.name in bom else o.content for o in outputs},
+                "encodings": {o.name: "utf-8-sig" if o.name in bom else o.encoding for o in outputs},
                 "certificate": sign_certificate(body, key), "public_key": public_pem(key)}
 
     # ------------------------------------------------------------ audit
@@ -219,14 +226,9 @@ class Views:
             return {"seq": seq, "hash": h}
 
     def audit_verify(self) -> dict:
-        with self.p.repo.transaction() as tx:
-            records = tx.audit_records()
-            head_seq, head_hash = tx.audit_head()
-        problems = verify_chain(records)
-        if records and (head_seq != records[-1].seq or head_hash != records[-1].hash):
-            problems.append(f"head (seq={head_seq}) does not match the last entry (entries removed at the end)")
-        return {"ok": not problems, "problems": problems, "entries": len(records),
-                "head": {"seq": head_seq, "hash": head_hash}}
+        """The chain, the ledger rows it seals and the signed checkpoints (controller/integrity.py)."""
+        from sandbox.controller.integrity import verify_store
+        return verify_store(self.p.repo, self.p.settings)
 
 
 def certificate_body(job, outputs, reviews) -> dict:
@@ -244,6 +246,9 @@ def certificate_body(job, outputs, reviews) -> dict:
         "runner_image": (job.compliance or {}).get("runner_image") or f"host interpreter ({job.backend})",
         "privacy": {"epsilon": job.epsilon, "delta": job.delta, "accounting": "pure DP, basic composition",
                     "mechanisms": mechanisms},
+        # Per released table, in the certificate's own words: mechanism, noise, 95% interval method.
+        "statistics": released_statistics(next((o.content for o in outputs if o.name == "result.json"), None),
+                                          job.spec.get("queries") or []) if job.mode == "query" else [],
         "code_sha256": hashlib.sha256(job.code.encode()).hexdigest() if job.code else None,
         "checks": next((o.checks for o in outputs if o.name == "result.json"), []),
         # Each vote with its per-file decisions and the needs_review findings its reviewer signed

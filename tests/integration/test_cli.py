@@ -38,9 +38,9 @@ def test_cli_flow_for_the_three_roles(demo_datasets_dir, tmp_path):
         report = json.loads(r.stdout)
         assert report["mock"] and {t["name"] for t in report["result"]["tables"]} >= {"visits_by_district"}
 
-        r = cli(h, "operator", "submit", "jobs/health_query.json", "--dry-run")
+        r = cli(h, "operator", "submit", "jobs/health_query.json", "--dry-run", "--json")
         assert r.returncode == 0 and json.loads(r.stdout)["cost"]["epsilon"] == pytest.approx(1.0)
-        r = cli(h, "operator", "submit", "jobs/health_query.json")
+        r = cli(h, "operator", "submit", "jobs/health_query.json", "--json")
         job_id = json.loads(r.stdout)["job"]["id"]
         h.wait_state(job_id, {"awaiting_review"})
 
@@ -50,11 +50,11 @@ def test_cli_flow_for_the_three_roles(demo_datasets_dir, tmp_path):
         assert cli(h, "reviewer", "review", "reject", job_id).returncode == 2  # a reason is required
         r = cli(h, "reviewer", "review", "reject", job_id, "--reason", "cells too small", "--note", "n")
         assert r.returncode == 2 and "disclosure_risk" in r.stderr          # ... a code from the fixed list
-        r = cli(h, "reviewer", "review", "reasons")
+        r = cli(h, "reviewer", "review", "reasons", "--json")
         assert r.returncode == 0 and "run_failed" in [x["code"] for x in json.loads(r.stdout)]
         assert cli(h, "reviewer", "review", "approve", job_id).returncode == 0
 
-        r = cli(h, "operator", "status", job_id, "--wait")
+        r = cli(h, "operator", "status", job_id, "--wait", "--json")
         assert json.loads(r.stdout)["state"] == "released"
         out = tmp_path / "result"
         assert cli(h, "operator", "download", job_id, "-o", str(out)).returncode == 0

@@ -99,13 +99,13 @@ def test_the_cli_submits_trusted_tables_without_code_and_names_what_a_spec_lacks
         assert r.returncode == 2 and "tables" in r.stderr and "program" in r.stderr, r.stderr
         r = cli(h, "operator", "submit", str(no_program))
         assert r.returncode == 2 and '"program"' in r.stderr, r.stderr
-        r = cli(h, "operator", "submit", str(tables_only), "--dry-run")
+        r = cli(h, "operator", "submit", str(tables_only), "--dry-run", "--json")
         assert r.returncode == 0, r.stderr
         assert [o["name"] for o in json.loads(r.stdout)["queries"]["outputs"]] == ["by_district.csv",
                                                                                    "capital_model.json"]
-        r = cli(h, "operator", "submit", str(tables_only))
+        r = cli(h, "operator", "submit", str(tables_only), "--json")
         assert r.returncode == 0, r.stderr
         job_id = json.loads(r.stdout)["job"]["id"]
         h.wait_state(job_id, {"awaiting_review"})
-        detail = json.loads(cli(h, "reviewer", "review", "show", job_id).stdout)
+        detail = json.loads(cli(h, "reviewer", "review", "show", job_id, "--json").stdout)
         assert {o["name"] for o in detail["outputs"]} == {"by_district.csv", "capital_model.json"}

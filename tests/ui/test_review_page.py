@@ -93,7 +93,10 @@ def test_the_form_signs_off_findings_and_decides_each_file(world):
         form[f"file-{i}-name"], form[f"file-{i}-decision"] = name, "approve"
     form.update({f"signoff-{i}-{j}": check for i, j, check in boxes[:-1]})    # one finding left out
     resp = client.post(f"/ui/reviews/{job_id}", data=form)
-    assert resp.status_code == 302 and resp.location.endswith(f"/ui/reviews/{job_id}")
+    # Refused: the review page again (400), with what was ticked still ticked (issue 17).
+    i0, j0, check0 = boxes[0]
+    assert resp.status_code == 400
+    assert f'name="signoff-{i0}-{j0}" value="{check0}" checked' in resp.get_data(as_text=True)
     assert svc.views.get_job(user(svc, "reviewer"), job_id)["state"] == st.AWAITING_REVIEW
     i, j, check = boxes[-1]
     form[f"signoff-{i}-{j}"], form[f"signoff-{i}-{j}-note"] = check, "read every line"

@@ -27,7 +27,7 @@ def client(monkeypatch):
 def test_decide_sends_a_decision_per_file_and_the_sign_offs(client, capsys):
     assert cli.main(["review", "decide", "j1", "--file", "t.csv=approve", "--file", "m.json=reject:too_detailed",
                      "--file", "n.txt=request_changes", "--signoff", "t.csv", "suppression:t.csv",
-                     "--note", "for compliance"]) == 0
+                     "--note", "for compliance", "--json"]) == 0
     assert client.calls == [("j1", None, "", "for compliance",
                              {"t.csv": {"decision": "approve", "reason": ""},
                               "m.json": {"decision": "reject", "reason": "too_detailed"},

@@ -1,6 +1,6 @@
 """`sandbox` command line: local administration (setup, up, worker) and, over
-HTTP, the commands of the three roles. Exit codes: 0 ok, 1 refused or failed,
-2 bad input (with a message saying what to fix).
+HTTP, the commands of the three roles. Exit codes (common.EXIT_CODES, in --help): 0 ok,
+1 refused or failed, 2 bad input (with a message saying what to fix), 3 --wait timed out.
 
 `admin` holds the commands that build the application on the server; `operator`
 the commands that reach it through the HTTP API (or check files offline)."""
@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sandbox.controller.cli import admin, dataset, operator
+from sandbox.controller.cli import admin, dataset, operator, ops
 from sandbox.controller.cli.admin import setup
-from sandbox.controller.cli.common import UsageError
+from sandbox.controller.cli.common import UsageError, add_cli_options
 
 __all__ = ["UsageError", "build_parser", "main", "setup"]
 
@@ -133,12 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=operator.cmd_audit_verify)
     t = asub.add_parser("head", help="print the chain head (seq, hash) for anchoring elsewhere")
     t.set_defaults(func=operator.cmd_audit_head)
+    ops.add_parsers(sub, asub)  # audit checkpoint / verify-local, backup, restore, rotate-key
     s = sub.add_parser("consumption", help="owner/compliance: budget consumption per operator and period")
     s.add_argument("dataset")
     s.set_defaults(func=operator.cmd_consumption)
     s = sub.add_parser("metering", help="owner/compliance: jobs, run seconds, rows, budget, releases per month")
     s.add_argument("--csv", action="store_true")
     s.set_defaults(func=operator.cmd_metering)
+    add_cli_options(p, sub)  # --json, --timeout, exit codes in --help, `completion`
     return p
 
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
-from sandbox.controller.cli.common import UsageError, print_json, read_text
-from sandbox.core.states import AWAITING_REVIEW, TERMINAL
+from sandbox.controller.cli import render
+from sandbox.controller.cli.common import UsageError, print_json, read_text, show
+from sandbox.controller.cli.follow import follow
 
 
 def _client(args):
@@ -83,7 +83,10 @@ def cmd_verify_release(args) -> int:
 
 def cmd_datasets(args) -> int:
     c = _client(args)
-    print_json(c.dataset(args.name) if args.name else c.datasets())
+    if args.name:
+        show(args, c.dataset(args.name), render.dataset)
+    else:
+        show(args, c.datasets(), render.datasets)
     return 0
 
 
@@ -104,20 +107,21 @@ def cmd_submit(args) -> int:
     job = _submit_and_follow(c, _submission_text(args.file), args)
     if isinstance(job, int):
         return job
-    print_json(job)
-    return 0
+    job, code = job
+    show(args, job, render.job)
+    return code
 
 
-def _submit_and_follow(c, submission, args) -> dict | int:
-    """Submit; with --wait (and an admitted job) follow it to its end and return the job,
-    otherwise print the answer and return the exit code."""
+def _submit_and_follow(c, submission, args) -> tuple[dict, int] | int:
+    """Submit; with --wait (and an admitted job) follow it to its end and return the job
+    and the exit code; otherwise print the answer and return the exit code."""
     result = c.submit(submission, dry_run=args.dry_run)
     if args.dry_run or not args.wait or not result.get("admitted"):
-        print_json(result)
+        show(args, result, render.dry_run if args.dry_run else render.submitted)
         return 0 if result.get("admitted", True) else 1
     job = result["job"]
     print(f"submitted job {job['id']} ({job['state']})", file=sys.stderr)
-    return _follow(c, job["id"])
+    return follow(c, job["id"], args.timeout)
 
 
 def cmd_query(args) -> int:
@@ -131,15 +135,17 @@ def cmd_query(args) -> int:
     job = _submit_and_follow(c, spec, args)
     if isinstance(job, int):
         return job
-    if job["state"] == "released":
+    job, code = job
+    if job["state"] == "released" and not args.json:
         from sandbox.client import released_frames
         frames = released_frames(c.release(job["id"]), job.get("spec") or spec)
+        # Plain text, never wrapped: released tables are copied into other tools.
         for df in frames if isinstance(frames, list) else [frames]:
             print(df.to_string(index=False))
             print()
     else:
-        print_json(job)
-    return 0
+        show(args, job, render.job)
+    return code
 
 
 def _program_code(spec_path: str, spec: dict) -> str | None:
@@ -169,32 +175,10 @@ def _submission_text(path: str) -> str:
     return text
 
 
-def _follow(c, job_id: str) -> dict:
-    last = None
-    while True:
-        job = c.job(job_id)
-        if job["state"] != last:
-            print(f"  state: {job['state']}", file=sys.stderr)
-            last = job["state"]
-        if job["state"] in TERMINAL | {AWAITING_REVIEW}:
-            return job
-        if job["state"] == "in_progress" and _waited_long(job_id):
-            return job
-        time.sleep(0.5)
-
-
-_started: dict = {}
-
-
-def _waited_long(job_id: str, limit: float = 900) -> bool:
-    _started.setdefault(job_id, time.monotonic())
-    return time.monotonic() - _started[job_id] > limit
-
-
 def cmd_run_mock(args) -> int:
     """Run a job on mock data through the same runner and backend, showing everything."""
     from sandbox.config import load
-    from sandbox.core.manifest import parse_manifest
+    from sandbox.core.manifest import parse_public_manifest
     from sandbox.core.specs.common import load_spec_text
     from sandbox.agent.backends.select import get_backend
     from sandbox.agent.mockrun import run_on_mock
@@ -204,7 +188,7 @@ def cmd_run_mock(args) -> int:
     if not isinstance(raw, dict) or not isinstance(raw.get("dataset"), str):
         raise UsageError("the job spec must name its dataset")
     public = _client(args).dataset(raw["dataset"])
-    manifest = parse_manifest(public)
+    manifest = parse_public_manifest(public)  # hidden columns are not in the catalog
     code = _program_code(args.file, raw) if raw.get("mode") in ("program", "reviewed") else None
     report = run_on_mock(raw, manifest, get_backend(load()), rows=args.rows, code=code)
     print_json(report)
@@ -212,18 +196,19 @@ def cmd_run_mock(args) -> int:
 
 
 def cmd_jobs(args) -> int:
-    print_json(_client(args).jobs(args.state))
+    show(args, _client(args).jobs(args.state), render.jobs)
     return 0
 
 
 def cmd_status(args) -> int:
     c = _client(args)
-    print_json(_follow(c, args.job_id) if args.wait else c.job(args.job_id))
-    return 0
+    job, code = follow(c, args.job_id, args.timeout) if args.wait else (c.job(args.job_id), 0)
+    show(args, job, render.job)
+    return code
 
 
 def cmd_cancel(args) -> int:
-    print_json(_client(args).cancel(args.job_id))
+    show(args, _client(args).cancel(args.job_id), render.outcome)
     return 0
 
 
@@ -235,18 +220,18 @@ def cmd_download(args) -> int:
 
 
 def cmd_budget(args) -> int:
-    print_json(_client(args).budget(args.dataset, args.operator))
+    show(args, _client(args).budget(args.dataset, args.operator), render.budget)
     return 0
 
 
 def cmd_review(args) -> int:
     c = _client(args)
     if args.action == "list":
-        print_json(c.review_queue())
+        show(args, c.review_queue(), render.review_list)
     elif args.action == "show":
-        print_json(c.review_detail(_need(args.job_id, "job id")))
+        show(args, c.review_detail(_need(args.job_id, "job id")), render.review_show)
     elif args.action == "reasons":
-        print_json(c.review_reasons())
+        show(args, c.review_reasons(), render.reasons)
     elif args.action == "diagnostics":
         print_json(c.review_diagnostics(_need(args.job_id, "job id")))
     else:
@@ -258,8 +243,8 @@ def cmd_review(args) -> int:
                              "reject:REASON_CODE)")
         files = _file_decisions(args.file) if args.file else None
         signoffs = [{"output": o, "check": ch} for o, ch in args.signoff]
-        print_json(c.review(_need(args.job_id, "job id"), None if args.action == "decide" else args.action,
-                            args.reason or "", args.note or "", files=files, signoffs=signoffs))
+        show(args, c.review(_need(args.job_id, "job id"), None if args.action == "decide" else args.action,
+                            args.reason or "", args.note or "", files=files, signoffs=signoffs), render.outcome)
     return 0
 
 
@@ -276,7 +261,7 @@ def _file_decisions(items: list[str]) -> dict:
 
 
 def cmd_run_approval(args) -> int:
-    print_json(_client(args).run_approval(args.job_id, args.decision, args.reason or ""))
+    show(args, _client(args).run_approval(args.job_id, args.decision, args.reason or ""), render.outcome)
     return 0
 
 
@@ -292,7 +277,7 @@ def cmd_audit_head(args) -> int:
 
 
 def cmd_consumption(args) -> int:
-    print_json(_client(args).consumption(args.dataset))
+    show(args, _client(args).consumption(args.dataset), render.consumption)
     return 0
 
 

@@ -107,12 +107,23 @@ def register_dataset():
     if not isinstance(manifest, str) or not manifest.strip():
         raise InvalidInput("manifest: send the manifest YAML text", "manifest")
     enforce = _flag(body.get("enforce", False))
+    progress = body.get("progress")  # the client's token for GET /registration-progress/<progress_id>
     if upload is not None:
-        return jsonify(services().owner.register_upload(g.user, manifest, upload, enforce=enforce)), 201
+        return jsonify(services().owner.register_upload(g.user, manifest, upload, enforce=enforce,
+                                                        progress=progress)), 201
     if not isinstance(source, str) or not source.strip():
         raise InvalidInput("data: send a server-side path or a file:// or s3:// URI under the allowed roots, "
                            "or the id of your upload as 'upload'", "data")
-    return jsonify(services().owner.register_version(g.user, manifest, source, enforce=enforce)), 201
+    return jsonify(services().owner.register_version(g.user, manifest, source, enforce=enforce,
+                                                     progress=progress)), 201
+
+
+@bp.get("/registration-progress/<progress_id>")
+@auth(OWNER)
+def registration_progress(progress_id):
+    """How far the owner's running registration has got (stage names and a fraction only)."""
+    from sandbox.agent import regprogress
+    return jsonify(regprogress.read(services().settings, g.user.name, progress_id))
 
 
 # Chunked, resumable uploads of one Parquet file (agent/uploads.py): POST starts one, PUT
@@ -128,7 +139,7 @@ def start_upload():
 @auth(OWNER)
 def upload_status(upload_id):
     from sandbox.agent import uploads
-    return jsonify(uploads.status(services().settings, g.user.name, upload_id))
+    return jsonify(uploads.status(services().settings, g.user.name, upload_id, request.args.get("path")))
 
 
 @bp.put("/uploads/<upload_id>")
@@ -147,7 +158,8 @@ def upload_chunk(upload_id):
         uploads.discard(settings, g.user.name, upload_id)
         raise InvalidInput(f"upload: over the limit of {settings.upload_max_bytes} bytes (SANDBOX_UPLOAD_MAX_BYTES)",
                            "upload")
-    return jsonify(uploads.append(settings, g.user.name, upload_id, offset, request.stream, declared))
+    return jsonify(uploads.append(settings, g.user.name, upload_id, offset, request.stream, declared,
+                                  request.args.get("path")))
 
 
 @bp.delete("/uploads/<upload_id>")
@@ -293,6 +305,15 @@ def release_zip(job_id):
 @bp.get("/public-key")
 def public_key():
     return Response(services().views.public_key(), mimetype="application/x-pem-file")
+
+
+@bp.get("/public-keys")
+def public_keys():
+    # Every key the installation ever signed with, by key id: certificates signed before a
+    # key rotation name theirs (`key_id`) and still verify (docs/operations.md).
+    from sandbox.adapters.signing import key_id, load_or_create_key, public_keys as kept
+    path = services().settings.signing_key_path
+    return jsonify({"current": key_id(load_or_create_key(path)), "keys": kept(path)})
 
 
 @bp.get("/audit/verify")

@@ -17,10 +17,12 @@ def release_files(release: dict) -> dict[str, bytes]:
     """File name -> bytes for a release as returned by the service's `release()`.
 
     Binary outputs travel base64-encoded (JSON carries text only) and are decoded here;
-    text outputs are UTF-8. The certificate and key come last and win over a job output
-    of the same name: a job must never be able to replace the evidence of its release."""
+    text outputs are UTF-8, "utf-8-sig" ones with the byte order mark the JSON leaves out
+    (released CSVs have one, for Excel). The certificate and key come last and win over a job
+    output of the same name: a job must never be able to replace the evidence of its release."""
     encodings = release.get("encodings", {})
-    files = {name: base64.b64decode(content) if encodings.get(name) == "base64" else content.encode("utf-8")
+    files = {name: base64.b64decode(content) if encodings.get(name) == "base64"
+             else content.encode("utf-8-sig" if encodings.get(name) == "utf-8-sig" else "utf-8")
              for name, content in release["files"].items()}
     files[CERTIFICATE] = json.dumps(release["certificate"], indent=2, ensure_ascii=False).encode("utf-8")
     files[PUBLIC_KEY] = release["public_key"].encode("utf-8")

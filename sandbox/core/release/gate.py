@@ -31,16 +31,13 @@ VALUE_COLUMNS = {"count": "count", "histogram": "count", "sum": "sum", "mean": "
 
 
 def expected_columns(query: dict) -> list[str]:
-    """The released table's columns: group keys, bin edges for a histogram, the value and,
-    but for a quantile, its 95% interval (sandbox.core.dp: count_cell, sum_cell, mean_cell)."""
+    """The released table's columns: group keys, bin edges for a histogram, the value and its
+    95% interval (sandbox.core.dp: count_cell, sum_cell, mean_cell, quantile_cell)."""
     value = VALUE_COLUMNS[query["statistic"]]
     cols = list(query.get("group_by") or [])
     if query["statistic"] == "histogram":
         cols += ["bin_lower", "bin_upper"]
-    cols.append(value)
-    if query["statistic"] != "quantile":
-        cols += [f"{value}_lower", f"{value}_upper"]
-    return cols
+    return cols + [value, f"{value}_lower", f"{value}_upper"]
 
 
 def _cell_ok(values: list, statistic: str) -> bool:
@@ -49,8 +46,6 @@ def _cell_ok(values: list, statistic: str) -> bool:
         return False
     if statistic == "histogram":
         values = values[2:]
-    if statistic == "quantile":
-        return len(values) == 1
     value, lower, upper = values
     if statistic in ("count", "histogram") and not all(isinstance(v, int) and v >= 0 for v in values):
         return False
@@ -124,7 +119,11 @@ def disclosure_checks_for_query(result: dict, spec: dict, *, forbidden_columns, 
 
 
 def table_csv(table: dict) -> str:
+    """A released table as CSV, starting with a UTF-8 byte order mark: Excel on Chinese Windows
+    reads a CSV without one in the local code page and shows the district names as mojibake.
+    The mark is part of the signed bytes, so the certificate's sha256 covers it."""
     buf = io.StringIO()
+    buf.write("\ufeff")
     w = csv.writer(buf)
     w.writerow(table["columns"])
     for r in table["rows"]:
@@ -134,7 +133,7 @@ def table_csv(table: dict) -> str:
 
 def csv_summary(text: str) -> dict:
     """Per-column summary for the reviewer: rows, and min/max/sum/decimals of numeric columns."""
-    rows = list(csv.reader(io.StringIO(text)))
+    rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
     if not rows:
         return {"rows": 0, "columns": {}}
     header, body = rows[0], rows[1:]

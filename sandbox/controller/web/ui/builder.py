@@ -3,6 +3,8 @@ paste a spec; see the dry run, submit. SQL compiles to the same query list on th
 (sandbox/core/specs/sql.py), so all three share one cost preview."""
 from __future__ import annotations
 
+import math
+
 from flask import Blueprint, render_template, request
 from flask_babel import lazy_gettext as _l
 
@@ -45,6 +47,8 @@ def _number(text: str):
     try:
         value = float(str(text).strip())
     except ValueError:
+        return text
+    if not math.isfinite(value):   # "1e400": the message should name what was typed, not "inf"
         return text
     return int(value) if value.is_integer() and abs(value) < 2 ** 53 else value
 

@@ -36,8 +36,10 @@ def release_chart(t: dict) -> dict:
         if stat == "histogram":
             label = (label + " " if label else "") + f"[{r[groups]:g}, {r[groups + 1]:g})"
         value = float(r[at] if at < len(r) else r[-1])
-        err = max(value - float(r[at + 1]), float(r[at + 2]) - value) if has_interval else half
-        bars.append({"label": label or t.get("name"), "value": value, "err": err})
+        # The released interval as it is (a mean's or quantile's is not symmetric), else +/- half.
+        lo, hi = (float(r[at + 1]), float(r[at + 2])) if has_interval else (value - (half or 0), value + (half or 0))
+        err = max(value - lo, hi - value) if has_interval else half
+        bars.append({"label": label or t.get("name"), "value": value, "err": err, "lo": lo, "hi": hi})
     return {**t, "columns": cols, "bars": bars, "halfwidth": half, "chart": bar_chart(bars)}
 
 
@@ -45,12 +47,15 @@ def bar_chart(bars: list[dict]) -> dict:
     """Geometry of a horizontal bar chart with error bars."""
     if not bars:
         return {"height": 0, "rows": []}
-    lows = [b["value"] - (b["err"] or 0) for b in bars] + [0.0]
-    highs = [b["value"] + (b["err"] or 0) for b in bars] + [0.0]
+    lows = [b.get("lo", b["value"] - (b["err"] or 0)) for b in bars] + [0.0]
+    highs = [b.get("hi", b["value"] + (b["err"] or 0)) for b in bars] + [0.0]
     lo, hi = min(lows), max(highs)
     if hi == lo:
         hi = lo + 1
     label_w, plot_w, row_h, top = 190, 480, 18, 22
+    # Room right of the plot for the longest value as the page prints it (grouped, 2 decimals, at
+    # about 7 px a character in the 11 px font): a fixed width cut "105,410,494.46" to "105,410,494".
+    value_w = 7 * max(len(f"{b['value']:,.2f}") for b in bars) + 16
 
     def x(v):
         return label_w + (v - lo) / (hi - lo) * plot_w
@@ -62,10 +67,10 @@ def bar_chart(bars: list[dict]) -> dict:
         row = {"y": y, "ymid": y + row_h / 2 - 2, "x": x0, "w": max(1.0, x1 - x0), "label": b["label"][:28],
                "value": b["value"], "vx": label_w + plot_w + 6}
         if b["err"]:
-            row.update({"ex0": x(b["value"] - b["err"]), "ex1": x(b["value"] + b["err"])})
+            row.update({"ex0": x(b.get("lo", b["value"] - b["err"])), "ex1": x(b.get("hi", b["value"] + b["err"]))})
         rows.append(row)
     ticks = [{"x": x(v), "v": v} for v in nice_ticks(lo, hi)]
-    return {"height": top + len(bars) * row_h + 8, "width": label_w + plot_w + 90, "rows": rows, "zero": x(0),
+    return {"height": top + len(bars) * row_h + 8, "width": label_w + plot_w + 6 + value_w, "rows": rows, "zero": x(0),
             "ticks": ticks, "top": top, "bottom": top + len(bars) * row_h}
 
 

@@ -32,6 +32,44 @@ MECHANISM_LABELS = {"discrete_laplace": _l("discrete Laplace"), "laplace": _l("L
                     "exponential": _l("exponential (noisy max)"),
                     "laplace+discrete_laplace": _l("Laplace + discrete Laplace")}
 
+# Codes that pages show as words: a policy's values (the same word can mean different things in
+# different fields: release "auto" is automatic release, run_approval "auto" needs no approval),
+# job modes, column kinds, check statuses and audit actions. A code without a label shows as itself.
+TERM_LABELS = {
+    "mode": {"query": _l("query"), "program": _l("program"), "reviewed": _l("reviewed (human review)")},
+    "release": {"auto": _l("automatic"), "one_reviewer": _l("one reviewer"), "two_reviewers": _l("two reviewers")},
+    "run_approval": {"auto": _l("not needed"), "owner": _l("by the data owner")},
+    "refresh": {"none": _l("never (lifetime only)"), "daily": _l("daily"), "monthly": _l("monthly"),
+                "quarterly": _l("quarterly"), "yearly": _l("yearly")},
+    "kind": {"identifier": _l("identifier"), "categorical": _l("categorical"), "numeric": _l("numeric"),
+             "date": _l("date"), "text": _l("free text")},
+    "status": {"pass": _l("pass"), "fail": _l("fail"), "needs_review": _l("needs review")},
+    "accounting": {"pure DP, basic composition": _l("pure DP, basic (sequential) composition")},
+    "decision": {"approve": _l("approved"), "reject": _l("rejected"), "request_changes": _l("changes requested")},
+    # The system's own actors in the audit log (people are shown by their names).
+    "actor": {"system": _l("system"), "admission": _l("admission"), "gate": _l("release gate"),
+              "sweeper": _l("sweeper"), "worker": _l("worker"), "anonymous": _l("anonymous")},
+    "action": {"job.submitted": _l("job submitted"), "job.transition": _l("job state changed"),
+               "job.run_recorded": _l("run recorded"), "job.diagnostics_read": _l("diagnostics opened"),
+               "gate.checks": _l("release checks"), "budget.reserve": _l("budget reserved"),
+               "budget.charge": _l("budget charged"), "budget.release": _l("budget returned"), "policy.applied": _l("policy applied"),
+               "review.vote": _l("review vote"), "release.downloaded": _l("release downloaded"),
+               "dataset.registered": _l("dataset registered"),
+               "dataset.registration_refused": _l("dataset registration refused"),
+               "dataset.version_registered": _l("dataset version registered"),
+               "dataset.version_retired": _l("dataset version retired"),
+               "dataset.report_read": _l("registration report read"),
+               "program.blocks_assigned": _l("program blocks assigned"), "program.block_done": _l("program block done"),
+               "program.blocks_done": _l("program blocks done"), "user.password_set": _l("password set"),
+               "user.sign_in_failed": _l("sign-in failed"), "user.token_issued": _l("API token issued")},
+}
+
+
+def term(field: str, value):
+    """A code from TERM_LABELS in the page's language, or the value as it is."""
+    label = TERM_LABELS.get(field, {}).get(value)
+    return str(label) if label is not None else value
+
 
 def select_locale() -> str:
     lang = session.get("lang")
@@ -89,6 +127,8 @@ def format_number(value, digits: int = 4):
         return value
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
-    if value != 0 and abs(value) < 10 ** -digits:
+    if value == 0:
+        value = 0   # -0.0 (e.g. reserved minus returned) prints as "-0"
+    if value != 0 and abs(value) < 10 ** -digits or value != 0 and round(value, digits) == 0:
         return format_decimal(value, format="0.###E0")
     return format_decimal(value, format="#,##0." + "#" * digits)

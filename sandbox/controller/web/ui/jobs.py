@@ -81,7 +81,7 @@ def _decorate_one(v: dict) -> dict:
     if state == st.AWAITING_APPROVAL:
         steps.insert(1, st.AWAITING_APPROVAL)
     if state in (st.REJECTED, st.FAILED, st.CANCELLED):
-        steps[-1] = state   # the outcome in place of "released"
+        steps = _steps_to_outcome(v, steps, state)
     v["steps"] = steps
     v["step"] = steps.index(state) if state in steps else len(steps) - 1
     v["final"] = state in FINAL_VIEW_STATES
@@ -91,3 +91,18 @@ def _decorate_one(v: dict) -> dict:
         remaining = (datetime.fromisoformat(after) - datetime.now(timezone.utc)).total_seconds()
         v["seconds_left"] = max(0, int(math.ceil(remaining)))
     return v
+
+
+def _steps_to_outcome(v: dict, steps: list, state: str) -> list:
+    """The stages a job that did not end in release went through, then its outcome in place of
+    "released". A job that never ran (refused at admission, rejected by the owner, cancelled
+    before its run) shows no run stages as done. For operators "ran" is known from the view
+    alone: the outcome time is fixed when a run starts."""
+    ran = bool(v.get("outcome_visible_after")) if user().role == OPERATOR else bool(v.get("attempts"))
+    if not ran:
+        return [st.SUBMITTED, state]
+    if state == st.FAILED and st.AWAITING_REVIEW in steps:   # failed runs of auto-released jobs skip review
+        steps = steps[:steps.index(st.AWAITING_REVIEW) + 1]
+        steps[-1] = state
+        return steps
+    return steps[:-1] + [state]

@@ -39,6 +39,11 @@ def index():
 @bp.get("/reviews/<job_id>")
 @auth.login_required(COMPLIANCE)
 def detail(job_id):
+    return _render_detail(job_id)
+
+
+def _render_detail(job_id, kept=None, status: int = 200):
+    """The review page; `kept` is a refused vote's form, shown again as the reviewer left it."""
     review = services().compliance.review_detail(user(), job_id)
     voted = any(r.get("reviewer") == user().name for r in review["reviews"])
     # What the code did on the real data (logs, block outcomes, run times) is not what the reviewer
@@ -58,7 +63,8 @@ def detail(job_id):
                            file_decisions=FILE_DECISION_LABELS, decision_label=_label(DECISION_LABELS),
                            relation_label=_label(RELATION_LABELS), spec_json=spec_json,
                            spec_html=highlight(spec_json, "json"),
-                           code_html=highlight(review["code"]) if review.get("code") else None)
+                           code_html=highlight(review["code"]) if review.get("code") else None,
+                           kept=kept or {}), status
 
 
 @bp.post("/reviews/<job_id>")
@@ -71,9 +77,10 @@ def vote(job_id):
                                             request.form.get("reason", ""), request.form.get("note", ""),
                                             files=files or None, signoffs=signoffs)
     except (InvalidInput, Conflict) as e:
-        # Back to the page, with what to fix (e.g. a finding not signed off, no reason chosen).
+        # The page again, with what to fix (e.g. a finding not signed off, no reason chosen) and
+        # everything the reviewer chose and wrote still in place (a redirect lost the notes).
         flash(localized(e), "error")
-        return redirect(url_for(".detail", job_id=job_id))
+        return _render_detail(job_id, kept=request.form.to_dict(), status=400)
     flash(_("Your decision on job %(id)s is recorded; the job is now: %(state)s.", id=job_id,
             state=STATE_LABELS.get(view["state"], view["state"])), "ok")
     return redirect(url_for(".index"))

@@ -4,9 +4,11 @@ nested blueprints too. The sign-in pages are its own routes (account.py), so `ui
 auth redirects to, keeps its name."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, request, session, url_for
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
@@ -14,7 +16,7 @@ from sandbox.controller.web import auth
 from sandbox.controller.web.ui.common import error_page, user
 from sandbox.controller.web.ui.i18n import (DISPLAY_TIMEZONE, LANGUAGES, MECHANISM_LABELS, ROLE_LABELS,
                                             STATE_LABELS, STATISTIC_LABELS, format_number, format_when, localized,
-                                            select_locale)
+                                            select_locale, term)
 from sandbox.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from sandbox.core.states import COMPLIANCE, OPERATOR, OWNER, TransitionError
 
@@ -25,9 +27,25 @@ bp.add_app_template_filter(format_when, "dt")
 bp.add_app_template_filter(format_number, "num")
 
 
+@bp.app_template_filter("json_text")
+def json_text(value) -> str:
+    """JSON for reading on a page: Chinese as itself (Jinja's tojson writes \\uXXXX escapes, which
+    the audit page showed); autoescaping still makes it safe HTML."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
 @bp.before_request
 def _csrf():
     auth.csrf_protect()
+
+
+@bp.before_request
+def _posted_language():
+    # The language switch on a page shown after a post re-posts its form with ui_lang (ui.js),
+    # so the draft comes back in the new language.
+    code = request.form.get("ui_lang") if request.method == "POST" else None
+    if code in LANGUAGES:
+        session["lang"] = code
 
 
 @bp.after_request
@@ -51,7 +69,19 @@ def _context():
             "lang": select_locale(), "languages": LANGUAGES, "html_lang": "zh-CN" if select_locale() == "zh_CN" else "en",
             "role_label": lambda r: ROLE_LABELS.get(r, r), "state_label": lambda s: STATE_LABELS.get(s, s),
             "stat_label": lambda s: STATISTIC_LABELS.get(s, s), "mech_label": lambda m: MECHANISM_LABELS.get(m, m),
-            "display_tz": DISPLAY_TIMEZONE}
+            "display_tz": DISPLAY_TIMEZONE, "lang_next": _lang_next(), "term": term}
+
+
+def _lang_next() -> str:
+    """Where the language links return to. After a form post the posted URL may take no GET
+    (the program page answered 405) or be another page (/ui/jobs is the job list), so they go
+    back to the page the form was on; ui.js re-posts the form instead, keeping the draft."""
+    if request.method == "GET":
+        return request.full_path.rstrip("?")
+    ref = urlsplit(request.referrer or "")
+    if ref.netloc == request.host and ref.path.startswith("/ui/"):
+        return ref.path + (f"?{ref.query}" if ref.query else "")
+    return url_for("ui.home")
 
 
 def nav(u) -> list[tuple[str, str, str]]:
