@@ -11,6 +11,11 @@ bash build-images.sh
 HOST_HOME=$(sed -n 's/^SANDBOX_HOST_HOME=//p' .env | tail -1)
 install -d -m 0750 -o 10002 -g 10002 "${HOST_HOME:-/srv/sandbox}"
 # Compose v2 (the docker CLI plugin) or v1 (Debian bookworm's docker-compose package).
+# Neither: Debian's package, where apt-get is there (as on this project's build machine).
+if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null; then
+    command -v apt-get >/dev/null || { echo "install Docker Compose (plugin or docker-compose) first" >&2; exit 2; }
+    apt-get install -y docker-compose
+fi
 if docker compose version >/dev/null 2>&1; then COMPOSE=(docker compose); else COMPOSE=(docker-compose); fi
 WORKERS=$(sed -n 's/^SANDBOX_WORKERS=//p' .env | tail -1)
 # --scale as well as deploy.replicas: Compose v1 ignores the latter.
