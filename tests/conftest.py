@@ -5,6 +5,8 @@ fails the run instead of skipping it, and the summary says how many Docker tests
 """
 from __future__ import annotations
 
+import contextlib
+
 import os
 import secrets
 import shutil
@@ -67,11 +69,11 @@ def demo_datasets_dir(tmp_path_factory):
 
 
 # ------------------------------------------------------------------ databases
-@pytest.fixture(scope="session")
-def pg_database():
-    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+@contextlib.contextmanager
+def fresh_postgres(prefix: str = "sandbox_test"):
+    """A new PostgreSQL database (its URL), dropped afterwards with whatever still holds it."""
     import sqlalchemy as sa
-    name = f"sandbox_test_{secrets.token_hex(4)}"
+    name = f"{prefix}_{secrets.token_hex(4)}"
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as c:
@@ -80,11 +82,20 @@ def pg_database():
         if require("postgres") or os.environ.get("CI"):
             pytest.fail(f"PostgreSQL unavailable: {e}")
         pytest.skip(f"PostgreSQL unavailable: {e}")
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    with admin.connect() as c:
-        c.execute(sa.text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
-        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as c:
+            c.execute(sa.text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_database():
+    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+    with fresh_postgres() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

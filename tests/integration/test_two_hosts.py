@@ -24,14 +24,13 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 import pytest
-import sqlalchemy as sa
 from sqlalchemy import select
 
 from sandbox.adapters.store.models import AuditEvent, Job, LedgerEntry
 from sandbox.agent.leftovers import output_mounts
 from sandbox.config import REPO_ROOT, load
 from sandbox.core import states as st
-from tests.conftest import OWNER, PG_ADMIN_URL, need_backend, require
+from tests.conftest import OWNER, fresh_postgres, need_backend
 from tests.integration.harness import load_job
 from tests.integration.test_shared_data_store import CREDENTIALS, moto_s3
 
@@ -55,20 +54,8 @@ def _backend() -> str:
 
 @pytest.fixture
 def fresh_pg():
-    name = f"sandbox_two_hosts_{os.getpid()}_{time.monotonic_ns() % 10**9}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as c:
-            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as e:   # as tests/conftest.py: loud, and a failure in CI
-        if require("postgres") or os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL unavailable: {e}")
-        pytest.skip(f"PostgreSQL unavailable: {e}")
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    with admin.connect() as c:
-        c.execute(sa.text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
-        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    with fresh_postgres("sandbox_two_hosts") as url:
+        yield url
 
 
 @pytest.fixture
