@@ -18,7 +18,6 @@ which every query job used to be padded to. Writes bench/LATENCY.md.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from bench.report import save
 from bench.run import BENCH, log, pct
 
 QUERY = {"mode": "query", "dataset": "enterprise_registry", "purpose": "business_environment_analysis",
@@ -186,10 +186,7 @@ def main(argv=None) -> int:
             row = {"skipped": str(e).splitlines()[0][:200]}
         report["program"].append({**row, "backend": backend, "rows": rows})
     report["wall_s"] = time.monotonic() - started
-    write_report(args.out, report)
-    (BENCH / "data").mkdir(exist_ok=True)
-    (BENCH / "data" / f"latency-{'smoke' if args.smoke else 'full'}.json").write_text(
-        json.dumps(report, indent=1, default=str), encoding="utf-8")
+    save("latency", args.smoke, args.out, report, write_report)
     log(f"wrote {args.out}")
     return 0
 

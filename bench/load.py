@@ -18,7 +18,6 @@ Writes bench/LOAD.md (and bench/data/load-*.json).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import signal
@@ -34,6 +33,7 @@ from pathlib import Path
 
 import requests
 
+from bench.report import save
 from bench.run import BENCH, REPO, log, pct
 
 DATASET = "enterprise_registry"
@@ -351,10 +351,7 @@ def main(argv=None) -> int:
         for name in [args.only] if args.only else ["default", "production"]:
             report["stacks"].append(run_stack(name, args, Path(tmp)))
     report["wall_s"] = time.monotonic() - started
-    write_report(args.out, report)
-    (BENCH / "data").mkdir(exist_ok=True)
-    (BENCH / "data" / f"load-{'smoke' if args.smoke else 'full'}.json").write_text(
-        json.dumps(report, indent=1, default=str), encoding="utf-8")
+    save("load", args.smoke, args.out, report, write_report)
     log(f"wrote {args.out}")
     return 0
 

@@ -4,6 +4,7 @@ Kept apart from the measuring code in run.py so each reads in one sitting; `pct`
 with bench/latency.py and bench/load.py (imported from run.py)."""
 from __future__ import annotations
 
+import json
 import statistics
 from pathlib import Path
 
@@ -159,4 +160,14 @@ def write_report(path: Path, r: dict) -> None:
 
 
 # ------------------------------------------------------------------ main
+
+
+def save(kind: str, smoke: bool, out: Path, report: dict, write_markdown) -> None:
+    """The end of every benchmark: its Markdown page and the raw figures under bench/data/,
+    named by kind and size, so a later run can be compared with this one."""
+    write_markdown(out, report)
+    data = Path(__file__).resolve().parent / "data"
+    data.mkdir(exist_ok=True)
+    (data / f"{kind}-{'smoke' if smoke else 'full'}.json").write_text(
+        json.dumps(report, indent=1, default=str), encoding="utf-8")
 

@@ -195,8 +195,7 @@ def enforce_unit_bound(data_dir: str | Path, unit: str, k: int, out_dir: str | P
     passes = max(1, math.ceil(rows_in / _ENFORCE_ROWS_PER_PASS))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    written: list[str] = []
-    rows_out = 0
+    parts_out = PartWriter(tmp, schema)
     try:
         indexed = lf.with_row_index("__row").filter(pl.col(unit).is_not_null())
         for p in range(passes):
@@ -206,24 +205,40 @@ def enforce_unit_bound(data_dir: str | Path, unit: str, k: int, out_dir: str | P
             del frame
             if kept.height == 0:
                 continue
-            # Cast back so e.g. strings stay `string`, not polars' `large_string`.
-            table = kept.to_arrow().select(schema.names).cast(schema)
+            parts_out.add(kept)
             del kept
-            name = f"part-{len(written):05d}.parquet"
-            pq.write_table(table, tmp / name, row_group_size=1_000_000, compression=COMPRESSION)
-            rows_out += table.num_rows
-            written.append(name)
-        if not written:
-            pq.write_table(schema.empty_table(), tmp / "part-00000.parquet", compression=COMPRESSION)
-            written.append("part-00000.parquet")
-        (tmp / MARKER).write_text(json.dumps({"enforced_unit": unit, "k": k, "rows": rows_out,
-                                              "files": written}, indent=1), encoding="utf-8")
+        parts_out.finish(unit, k)
         publish_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return EnforceReport(out_dir=out_dir, rows_in=rows_in, rows_out=rows_out,
-                         rows_dropped=rows_in - rows_out, files=tuple(written))
+    return EnforceReport(out_dir=out_dir, rows_in=rows_in, rows_out=parts_out.rows,
+                         rows_dropped=rows_in - parts_out.rows, files=tuple(parts_out.names))
+
+
+class PartWriter:
+    """Writes an enforced version as numbered Parquet parts plus the marker naming them: one
+    writer for both enforcing paths (here and agent/regreport.py), so their output agrees."""
+
+    def __init__(self, folder: Path, schema: pa.Schema):
+        self.folder, self.schema = folder, schema
+        self.names: list[str] = []
+        self.rows = 0
+
+    def add(self, frame: pl.DataFrame) -> None:
+        # Cast back so e.g. strings stay `string`, not polars' `large_string`.
+        table = frame.to_arrow().select(self.schema.names).cast(self.schema)
+        name = f"part-{len(self.names):05d}.parquet"
+        pq.write_table(table, self.folder / name, row_group_size=1_000_000, compression=COMPRESSION)
+        self.rows += table.num_rows
+        self.names.append(name)
+
+    def finish(self, unit: str, k: int) -> None:
+        if not self.names:  # an empty version still has one (empty) part with the schema
+            pq.write_table(self.schema.empty_table(), self.folder / "part-00000.parquet", compression=COMPRESSION)
+            self.names.append("part-00000.parquet")
+        (self.folder / MARKER).write_text(json.dumps({"enforced_unit": unit, "k": k, "rows": self.rows,
+                                                      "files": self.names}, indent=1), encoding="utf-8")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ bound, values outside bounds, unknown categories). Never show it to operators.
 from __future__ import annotations
 
 import datetime
-import json
 import math
 import secrets
 import tempfile
@@ -20,7 +19,6 @@ import pyarrow.parquet as pq
 from sandbox.agent import ingest
 from sandbox.core import datafiles
 from sandbox.core.errors import InvalidInput
-from sandbox.datagen import COMPRESSION, MARKER
 from sandbox.runner.frames import ARROW_TYPES, scan_files
 
 # How many unknown category values a report lists per column.
@@ -210,7 +208,7 @@ def enforce(data_dir: Path, manifest, out_parent: Path, progress=None) -> tuple[
     rows_in = ingest.row_count(data_dir)
     passes = max(1, math.ceil(rows_in / _ENFORCE_ROWS_PER_PASS))
     out = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_parent))
-    written, rows_out = [], 0
+    parts_out = ingest.PartWriter(out, schema)
     indexed = lf.with_row_index("__row").filter(pl.col(unit).is_not_null())
     for p in range(passes):
         if progress:
@@ -222,14 +220,6 @@ def enforce(data_dir: Path, manifest, out_parent: Path, progress=None) -> tuple[
         del frame
         if kept.height == 0:
             continue
-        table = kept.to_arrow().select(schema.names).cast(schema)
-        name = f"part-{len(written):05d}.parquet"
-        pq.write_table(table, out / name, row_group_size=1_000_000, compression=COMPRESSION)
-        rows_out += table.num_rows
-        written.append(name)
-    if not written:
-        pq.write_table(schema.empty_table(), out / "part-00000.parquet", compression=COMPRESSION)
-        written.append("part-00000.parquet")
-    (out / MARKER).write_text(json.dumps({"enforced_unit": unit, "k": k, "rows": rows_out, "files": written},
-                                         indent=1), encoding="utf-8")
-    return out, {"rows_in": rows_in, "rows_out": rows_out}
+        parts_out.add(kept)
+    parts_out.finish(unit, k)
+    return out, {"rows_in": rows_in, "rows_out": parts_out.rows}
