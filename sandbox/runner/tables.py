@@ -23,7 +23,7 @@ TOP_N = 2   # largest per-unit contributions kept per cell: ACRO's n-k rule uses
 
 def run_trusted_tables(job: dict) -> dict:
     from sandbox.core.manifest import parse_manifest
-    from sandbox.core.specs.reviewed import parse_computations
+    from sandbox.core.specs.computations import parse_computations
     from sandbox.runner.reviewed import load_frame
 
     manifest = parse_manifest(job["manifest"])

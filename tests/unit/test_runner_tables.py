@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sandbox.core.manifest import parse_manifest
-from sandbox.core.specs.reviewed import parse_computations
+from sandbox.core.specs.computations import parse_computations
 from sandbox.runner.tables import model_result, run_trusted_tables, table_result
 
 

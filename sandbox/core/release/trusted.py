@@ -62,7 +62,7 @@ def cell_stats(result: dict) -> tuple[dict, dict]:
 
 
 def judge_table(table, result: dict, rules: Rules, *, version: str, previous: list[ReleasedAggregate]) -> Judged:
-    """Apply every rule to a trusted table (`table` a specs.reviewed.TableSpec, `result` what
+    """Apply every rule to a trusted table (`table` a specs.computations.TableSpec, `result` what
     the trusted box computed for it) and build the CSV that would be released."""
     name = table.file_name
     if "error" in result:
