@@ -26,6 +26,7 @@ class Services:
     owner: object
     compliance: object
     agent: object
+    notices: object = None
 
     @property
     def settings(self) -> Settings:
@@ -64,6 +65,7 @@ def bootstrap(settings: Settings | None = None, *, repo=None, queue=None, backen
     from sandbox.agent.executor import Executor
     from sandbox.controller.accounts import Accounts
     from sandbox.controller.compliance import Compliance
+    from sandbox.controller.notices import Notices
     from sandbox.controller.operator import Operator
     from sandbox.controller.owner import Owner
     from sandbox.controller.views import Views
@@ -97,7 +99,7 @@ def bootstrap(settings: Settings | None = None, *, repo=None, queue=None, backen
     if isinstance(queue, InProcessQueue):
         queue.executor = agent
     return Services(parts=parts, accounts=Accounts(parts), views=views, operator=Operator(parts),
-                    owner=Owner(parts), compliance=Compliance(parts, views), agent=agent)
+                    owner=Owner(parts), compliance=Compliance(parts, views), agent=agent, notices=Notices(parts))
 
 
 @lru_cache(maxsize=8)

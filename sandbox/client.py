@@ -195,8 +195,28 @@ class Sandbox:
     def policy(self, dataset: str) -> dict:
         return self._req("GET", f"/datasets/{dataset}/policy").json()
 
-    def apply_policy(self, content: str, filename: str = "<upload>") -> dict:
-        return self._req("POST", "/policies", json={"content": content, "filename": filename}).json()
+    def apply_policy(self, content: str, filename: str = "<upload>", reason: str = "",
+                     base_version: int | None = None) -> dict:
+        """Apply (or propose) a policy version; the server refuses an empty reason (400) and a
+        base_version that is no longer the version in force (409)."""
+        body = {"content": content, "filename": filename, "reason": reason}
+        if base_version is not None:
+            body["base_version"] = base_version
+        return self._req("POST", "/policies", json=body).json()
+
+    def policy_versions(self, dataset: str) -> list[dict]:
+        return self._req("GET", f"/datasets/{dataset}/policy/versions").json()["versions"]
 
     def public_key(self) -> str:
         return self._req("GET", "/public-key").text
+
+    # every role: the inbox (站内信)
+    def notices(self, unread: bool = False) -> dict:
+        """{"notices": [...], "unread": n}: notices visible now, newest first."""
+        return self._req("GET", "/notices", params={"unread": "1"} if unread else {}).json()
+
+    def read_notice(self, notice_id: str) -> dict:
+        return self._req("POST", f"/notices/{notice_id}/read").json()
+
+    def read_all_notices(self) -> int:
+        return self._req("POST", "/notices/read").json()["marked_read"]

@@ -59,6 +59,10 @@ class Settings:
     # storage the database's administrators cannot rewrite. None: $SANDBOX_HOME/checkpoints.
     checkpoint_dir: Path | None = None
     checkpoint_seconds: float = 300.0   # `sandbox audit checkpoint --every` default period
+    # Notices by mail (controller/notices.py): smtp://[user:password@]host:port (smtp+starttls://,
+    # smtps:// for TLS); empty: inbox only. Sent by the sweeper or `sandbox notices send-mail`.
+    smtp_url: str = ""
+    mail_from: str = "sandbox@localhost"
 
     def timing_for(self, classification: str | None) -> Timing:
         """The start-up costs of the backend that runs this classification's data."""
@@ -112,6 +116,8 @@ def load(environ: dict | None = None) -> Settings:
         metrics_token=env.get("SANDBOX_METRICS_TOKEN", ""),
         checkpoint_dir=Path(env.get("SANDBOX_CHECKPOINT_DIR") or home / "checkpoints"),
         checkpoint_seconds=float(env.get("SANDBOX_CHECKPOINT_SECONDS", "300")),
+        smtp_url=env.get("SANDBOX_SMTP_URL", "").strip(),
+        mail_from=env.get("SANDBOX_MAIL_FROM", "sandbox@localhost").strip(),
     )
 
 

@@ -10,9 +10,11 @@ import json
 import threading
 from contextlib import contextmanager
 
+from sandbox.adapters.memory_notices import MemoryNotices
 from sandbox.core import records as r
 from sandbox.core.audit import GENESIS, AuditRecord, canonical, entry_hash
 from sandbox.core.ledger_chain import ledger_event
+from sandbox.core.policy.versions import APPLIED
 from sandbox.core.ports import Clock
 from sandbox.core.states import RUNNING
 
@@ -31,10 +33,11 @@ class _State:
     aggregates: list = dataclasses.field(default_factory=list)
     budget: list = dataclasses.field(default_factory=list)
     audit: list = dataclasses.field(default_factory=list)
+    notices: list = dataclasses.field(default_factory=list)
     next_id: int = 1
 
 
-class MemoryTx:
+class MemoryTx(MemoryNotices):
     def __init__(self, state: _State, clock: Clock):
         self.st, self.clock = state, clock
         self._recorded: list[r.Event] = []
@@ -111,8 +114,16 @@ class MemoryTx:
         self.st.dataset_versions.append(copy.deepcopy(version))
 
     def latest_policy(self, dataset):
-        rows = [p for p in self.st.policies if p.dataset == dataset]
+        rows = [p for p in self.st.policies if p.dataset == dataset and p.state == APPLIED]
         return copy.deepcopy(max(rows, key=lambda p: p.version)) if rows else None
+
+    def policy_versions(self, dataset):
+        return self._copies(sorted((p for p in self.st.policies if p.dataset == dataset), key=lambda p: p.version))
+
+    def save_policy_version(self, policy, event):
+        i = next(i for i, p in enumerate(self.st.policies) if p.id == policy.id)
+        self.record(event)
+        self.st.policies[i] = copy.deepcopy(policy)
 
     def policy_version(self, version_id):
         return next((copy.deepcopy(p) for p in self.st.policies if p.id == version_id), None)

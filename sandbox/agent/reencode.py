@@ -33,6 +33,7 @@ import re
 import unicodedata
 import warnings
 
+from sandbox.core.errors import Text
 from sandbox.core.release.checks import FAIL, PASS, Check
 from sandbox.core.release.freeform import review_check
 from sandbox.core.specs.reviewed import DeclaredOutput
@@ -62,17 +63,20 @@ def reencode(declared: DeclaredOutput, data: bytes | None, max_bytes: int) -> tu
     name, kind = declared.name, declared.type
     check = f"reencode:{name}"
     if len(data) > max_bytes:
-        return None, [Check(check, FAIL, f"{name}: {len(data)} bytes exceed the limit of {max_bytes}")]
+        return None, [Check(check, FAIL, Text("{name}: {size} bytes exceed the limit of {max_bytes}", name=name,
+                                              size=len(data), max_bytes=max_bytes))]
     try:
         clean, dropped = _ENCODERS[kind](data)
     except Refused as e:
-        return None, [Check(check, FAIL, f"{name} ({kind}) refused: {e}")]
+        why = e.args[0] if e.args and isinstance(e.args[0], str) else str(e)   # a Text: translated in turn
+        return None, [Check(check, FAIL, Text("{name} ({kind}) refused: {why}", name=name, kind=kind, why=why))]
     except Exception:  # noqa: BLE001 - library messages may quote the content; say what was expected
-        return None, [Check(check, FAIL, f"{name} cannot be read as a {kind} file")]
+        return None, [Check(check, FAIL, Text("{name} cannot be read as a {kind} file", name=name, kind=kind))]
     if len(clean) > max_bytes:
-        return None, [Check(check, FAIL, f"{name}: re-encoded, {len(clean)} bytes exceed the limit of {max_bytes}")]
-    return clean, [Check(check, PASS, f"{name}: re-encoded by trusted code as {kind} ({dropped}), "
-                                      f"{len(clean)} bytes"),
+        return None, [Check(check, FAIL, Text("{name}: re-encoded, {size} bytes exceed the limit of {max_bytes}",
+                                              name=name, size=len(clean), max_bytes=max_bytes))]
+    return clean, [Check(check, PASS, Text("{name}: re-encoded by trusted code as {kind} ({dropped}), {size} bytes",
+                                           name=name, kind=kind, dropped=dropped, size=len(clean))),
                    review_check(name, kind)]
 
 
@@ -86,19 +90,20 @@ def _png(data: bytes) -> tuple[bytes, str]:
             with Image.open(io.BytesIO(data), formats=["PNG"]) as im:
                 width, height = im.size
                 if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
-                    raise Refused(f"{width}x{height} pixels exceed the limit of {MAX_SIDE} per side and "
-                                  f"{MAX_PIXELS} in all")
+                    raise Refused(Text("{width}x{height} pixels exceed the limit of {side} per side and "
+                                       "{pixels} in all", width=width, height=height, side=MAX_SIDE,
+                                       pixels=MAX_PIXELS))
                 if getattr(im, "n_frames", 1) > 1:
-                    raise Refused("an animated PNG; write a still image")
+                    raise Refused(Text("an animated PNG; write a still image"))
                 mode = "RGBA" if "A" in im.mode or "transparency" in im.info else "RGB"
                 pixels = im.convert(mode).tobytes()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise Refused(f"the image declares more than {MAX_PIXELS} pixels") from None
+            raise Refused(Text("the image declares more than {pixels} pixels", pixels=MAX_PIXELS)) from None
     # A fresh image from pixels alone: nothing of the original file's info travels with it.
     clean = Image.frombytes(mode, (width, height), pixels)
     out = io.BytesIO()
     clean.save(out, format="PNG")
-    return out.getvalue(), "pixels only; metadata, text chunks and trailing bytes dropped"
+    return out.getvalue(), Text("pixels only; metadata, text chunks and trailing bytes dropped")
 
 
 # --- parquet -----------------------------------------------------------------------------
@@ -109,10 +114,11 @@ def _parquet(data: bytes) -> tuple[bytes, str]:
     pf = pq.ParquetFile(pa.BufferReader(data))
     meta = pf.metadata
     if meta.num_rows > MAX_TABLE_ROWS or meta.num_columns > MAX_COLUMNS:
-        raise Refused(f"{meta.num_rows} rows x {meta.num_columns} columns exceed the limit of {MAX_TABLE_ROWS} "
-                      f"rows and {MAX_COLUMNS} columns")
+        raise Refused(Text("{rows} rows x {columns} columns exceed the limit of {max_rows} rows and {max_columns} "
+                           "columns", rows=meta.num_rows, columns=meta.num_columns, max_rows=MAX_TABLE_ROWS,
+                           max_columns=MAX_COLUMNS))
     if _declared_size(meta) > MAX_UNCOMPRESSED:
-        raise Refused(f"the table decodes to more than {MAX_UNCOMPRESSED} bytes")
+        raise Refused(Text("the table decodes to more than {size} bytes", size=MAX_UNCOMPRESSED))
     table = pf.read(use_pandas_metadata=False)
     names = _column_names([f.name for f in table.schema])
     fields, columns = [], []
@@ -125,7 +131,7 @@ def _parquet(data: bytes) -> tuple[bytes, str]:
     out = pa.BufferOutputStream()
     # store_schema=False: not even pyarrow's own ARROW:schema entry; the footer holds no key-value pairs.
     pq.write_table(clean, out, store_schema=False)
-    return out.getvalue().to_pybytes(), "table only; footer, schema and column metadata dropped"
+    return out.getvalue().to_pybytes(), Text("table only; footer, schema and column metadata dropped")
 
 
 def _declared_size(meta) -> int:
@@ -161,9 +167,9 @@ def _flat_column(column, position: int):
     if (pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_null(t) or pa.types.is_date(t)
             or pa.types.is_timestamp(t)):
         return column
-    kind = "nested" if pa.types.is_nested(t) else "unsupported"
-    raise Refused(f"column {position} has a {kind} type ({_type_name(t)}); release flat columns of numbers, "
-                  "text, dates or times")
+    kind = Text("nested") if pa.types.is_nested(t) else Text("unsupported")
+    raise Refused(Text("column {position} has a {kind} type ({type}); release flat columns of numbers, "
+                       "text, dates or times", position=position, kind=kind, type=_type_name(t)))
 
 
 def _type_name(t) -> str:
@@ -178,21 +184,22 @@ def _csv(data: bytes) -> tuple[bytes, str]:
     try:
         rows = [r for r in csv.reader(io.StringIO(text, newline=""), strict=True) if r]
     except csv.Error:
-        raise Refused("the content does not parse as CSV") from None
+        raise Refused(Text("the content does not parse as CSV")) from None
     if not rows:
-        raise Refused("there is no header row")
+        raise Refused(Text("there is no header row"))
     widths = sorted({len(r) for r in rows})
     if len(widths) > 1:
-        raise Refused(f"rows have differing numbers of fields ({', '.join(map(str, widths))})")
+        raise Refused(Text("rows have differing numbers of fields ({widths})", widths=", ".join(map(str, widths))))
     if widths[0] > MAX_COLUMNS or len(rows) - 1 > MAX_TABLE_ROWS:
-        raise Refused(f"more than {MAX_TABLE_ROWS} rows or {MAX_COLUMNS} columns")
+        raise Refused(Text("more than {max_rows} rows or {max_columns} columns", max_rows=MAX_TABLE_ROWS,
+                           max_columns=MAX_COLUMNS))
     header = _column_names(rows[0])
     body = [[_csv_cell(cell, position) for position, cell in enumerate(row, 1)] for row in rows[1:]]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(body)
-    return out.getvalue().encode("utf-8"), "parsed and re-written; decimals in shortest form"
+    return out.getvalue().encode("utf-8"), Text("parsed and re-written; decimals in shortest form")
 
 
 def _csv_cell(cell: str, position: int) -> str:
@@ -200,8 +207,9 @@ def _csv_cell(cell: str, position: int) -> str:
     if _DECIMAL.fullmatch(cell):
         return repr(float(cell))
     if cell.startswith(_FORMULA_START) and not _is_number(cell):
-        raise Refused(f"column {position} has cells starting with {', '.join(_FORMULA_START)} that are not "
-                      "numbers; spreadsheet programs would run them as formulas")
+        raise Refused(Text("column {position} has cells starting with {starts} that are not "
+                           "numbers; spreadsheet programs would run them as formulas", position=position,
+                           starts=", ".join(_FORMULA_START)))
     return cell
 
 
@@ -217,13 +225,14 @@ def _is_number(cell: str) -> bool:
 
 def _text_file(data: bytes) -> tuple[bytes, str]:
     if len(data) > MAX_TEXT_BYTES:
-        raise Refused(f"{len(data)} bytes exceed the limit of {MAX_TEXT_BYTES} for text")
+        raise Refused(Text("{size} bytes exceed the limit of {max_bytes} for text", size=len(data),
+                           max_bytes=MAX_TEXT_BYTES))
     lines = [line.rstrip(" \t") for line in _text(data).split("\n")]
-    return "\n".join(lines).encode("utf-8"), "UTF-8, line ends normalised, trailing blanks dropped"
+    return "\n".join(lines).encode("utf-8"), Text("UTF-8, line ends normalised, trailing blanks dropped")
 
 
 def _svg(data: bytes) -> tuple[bytes, str]:
-    raise Refused("SVG is not accepted for free-form output; declare the figure as a png")
+    raise Refused(Text("SVG is not accepted for free-form output; declare the figure as a png"))
 
 
 # --- shared ------------------------------------------------------------------------------
@@ -236,10 +245,10 @@ def _text(data: bytes) -> str:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise Refused("the content is not UTF-8 text") from None
+        raise Refused(Text("the content is not UTF-8 text")) from None
     text = text.removeprefix("\ufeff").replace("\r\n", "\n")
     if any(unicodedata.category(ch) in _INVISIBLE and ch not in "\n\t" for ch in text):
-        raise Refused("the text holds control or invisible formatting characters")
+        raise Refused(Text("the text holds control or invisible formatting characters"))
     return text
 
 
@@ -247,17 +256,20 @@ def _column_names(names: list[str]) -> list[str]:
     for position, name in enumerate(names, 1):
         if not name.strip() or len(name) > MAX_NAME_CHARS or any(unicodedata.category(ch) in _INVISIBLE
                                                                   for ch in name):
-            raise Refused(f"column {position} needs a name of 1 to {MAX_NAME_CHARS} visible characters")
+            raise Refused(Text("column {position} needs a name of 1 to {max} visible characters", position=position,
+                               max=MAX_NAME_CHARS))
     if len(set(names)) != len(names):
-        raise Refused("two columns have the same name")
+        raise Refused(Text("two columns have the same name"))
     return list(names)
 
 
 def _check_cell(value: str, position: int) -> None:
     if len(value) > MAX_CELL_CHARS:
-        raise Refused(f"column {position} has cells longer than {MAX_CELL_CHARS} characters")
+        raise Refused(Text("column {position} has cells longer than {max} characters", position=position,
+                           max=MAX_CELL_CHARS))
     if any(unicodedata.category(ch) in _INVISIBLE and ch != "\n" for ch in value):
-        raise Refused(f"column {position} has cells with control or invisible formatting characters")
+        raise Refused(Text("column {position} has cells with control or invisible formatting characters",
+                           position=position))
 
 
 _ENCODERS = {"png": _png, "parquet": _parquet, "csv": _csv, "text": _text_file, "svg": _svg}

@@ -77,6 +77,12 @@ def run_worker(settings: Settings | None = None, concurrency: int = 1, loglevel:
                 _services(settings).agent.sweep()
             except Exception:  # noqa: BLE001 - keep sweeping; the next round retries
                 log.exception("sweep failed")
+            try:
+                # Licence-expiring notices and mail of notices now visible (controller/notices.py):
+                # a fixed period, so when an operator's mail goes out never depends on the data.
+                _services(settings).notices.tick()
+            except Exception:  # noqa: BLE001 - the next round retries
+                log.exception("notices round failed")
 
     @signals.worker_ready.connect(weak=False)
     def _ready(**_kw):

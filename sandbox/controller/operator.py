@@ -89,7 +89,11 @@ class Operator:
         from sandbox.core import dp
         mode = spec.to_dict()["mode"]
         if mode == "query":
-            return _jsonable(dp.plan(spec, manifest)), float(spec.total_epsilon)
+            # Each query's utility preview: its 95% interval next to a typical cell, assumed from
+            # the public manifest alone (core/utility.py), never from the registered row count.
+            from sandbox.core.utility import preview
+            plans = dp.plan(spec, manifest)
+            return [{**_jsonable(p), "utility": preview(p, manifest)} for p in plans], float(spec.total_epsilon)
         if mode == "reviewed":
             if not dry_run:
                 mockrun.check_reviewed_on_mock(self.p.backend_factory(), spec, manifest)

@@ -13,9 +13,8 @@ from sandbox.core import states as st
 from sandbox.core.errors import Conflict, InvalidInput, NotFound, Text
 from sandbox.core.lifecycle import tell, transition
 from sandbox.core.manifest import parse_manifest
-from sandbox.core.policy.file import parse_policy
 from sandbox.core.ports import Parts
-from sandbox.core.records import Dataset, DatasetVersion, Event, PolicyVersion
+from sandbox.core.records import Dataset, DatasetVersion, Event
 
 
 def new_version_id() -> str:
@@ -170,21 +169,12 @@ class Owner:
                 tx.save_dataset(ds, event)
         return {"name": name, "version": target, "state": "retired", "dataset_retired": target == ds.version_id}
 
-    def apply_policy(self, user, text: str, filename: str) -> dict:
-        policy = parse_policy(text, filename)
-        with self.p.repo.transaction() as tx:
-            ds = lookups.dataset(tx, policy.dataset)
-            perm.check(user, "policy.apply", perm.Subject(dataset_owner=ds.owner_account))
-            last = tx.latest_policy(policy.dataset)
-            if last is not None and last.content_hash == policy.content_hash:
-                return {"dataset": policy.dataset, "version": last.version, "hash": last.content_hash,
-                        "changed": False}
-            version = (last.version + 1) if last else 1
-            tx.add_policy_version(PolicyVersion(dataset=policy.dataset, version=version, content=text,
-                                                content_hash=policy.content_hash, applied_by=user.name),
-                                  Event(user.name, "policy.applied", policy.dataset,
-                                        {"version": version, "hash": policy.content_hash}))
-        return {"dataset": policy.dataset, "version": version, "hash": policy.content_hash, "changed": True}
+    def apply_policy(self, user, text: str, filename: str, reason: str | None = None,
+                     base_version: int | None = None) -> dict:
+        """Apply (or, where the policy in force asks for a second approval, propose) a new
+        version: see controller/policy_changes.py for the reason and base-version rules."""
+        from sandbox.controller.policy_changes import PolicyChanges
+        return PolicyChanges(self.p).apply(user, text, filename, reason, base_version)
 
     def approve_run(self, user, job_id: str, approve: bool = True, reason: str = "") -> dict:
         from sandbox.core.jobview import job_view

@@ -250,7 +250,10 @@ def certificate_body(job, outputs, reviews) -> dict:
         "statistics": released_statistics(next((o.content for o in outputs if o.name == "result.json"), None),
                                           job.spec.get("queries") or []) if job.mode == "query" else [],
         "code_sha256": hashlib.sha256(job.code.encode()).hexdigest() if job.code else None,
-        "checks": next((o.checks for o in outputs if o.name == "result.json"), []),
+        # The checks in English only (names, statuses, explanations): the signed text does not change
+        # with the page's language; explanation_i18n (for the review page) stays out.
+        "checks": [{k: v for k, v in c.items() if k != "explanation_i18n"}
+                   for c in next((o.checks for o in outputs if o.name == "result.json"), [])],
         # Each vote with its per-file decisions and the needs_review findings its reviewer signed
         # off (core.release.decision); the reviewers' notes stay with compliance.
         "reviews": [{"reviewer": r.reviewer, "decision": r.decision,

@@ -2,12 +2,14 @@
 
 It validates the change against the transition table (core.states), writes the budget
 effect of the change (charge when the run starts, release when a job ends before
-touching data) and the audit event, all in the caller's transaction.
+touching data), the audit event and the notices the change gives (core/notices.py), all in
+the caller's transaction.
 """
 from __future__ import annotations
 
 from datetime import datetime
 
+from sandbox.core import notices
 from sandbox.core import states as st
 from sandbox.core.errors import text_to_data
 from sandbox.core.ports import Tx
@@ -28,9 +30,11 @@ def transition(tx: Tx, job: Job, to_state: str, actor_role: str, actor: str, now
             tx.add_budget_entry(BudgetEntry(dataset=job.dataset, operator=job.operator, job_id=job.id, kind=effect,
                                             resolution="resolve", epsilon=job.epsilon, delta=job.delta, at=now),
                                 event)
+    from_state = job.state
     job.state = to_state
     job.updated_at = now
     tx.save_job(job, event)
+    notices.record_transition(tx, job, from_state, now, event)
     return event
 
 

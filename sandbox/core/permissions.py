@@ -21,6 +21,7 @@ class Subject:
     job_operator: str | None = None
     dataset_owner: str | None = None
     operator: str | None = None
+    proposed_by: str | None = None   # who proposed a policy change that waits for a second person
 
 
 Rule = Callable[[object, Subject], bool]
@@ -50,6 +51,10 @@ def is_themselves(user, subject: Subject) -> bool:
     return subject.operator == user.name
 
 
+def did_not_propose_the_change(user, subject: Subject) -> bool:
+    return bool(subject.proposed_by) and subject.proposed_by != user.name
+
+
 # action -> {role: condition on the subject}. A role not listed may not take the action.
 PERMISSIONS: dict[str, dict[str, Rule]] = {
     "dataset.read":      {OPERATOR: anyone, OWNER: anyone, COMPLIANCE: anyone},
@@ -57,6 +62,8 @@ PERMISSIONS: dict[str, dict[str, Rule]] = {
     "dataset.report":    {OWNER: owns_the_dataset, COMPLIANCE: anyone, SYSTEM: anyone},
     "dataset.retire":    {OWNER: owns_the_dataset, SYSTEM: anyone},
     "policy.apply":      {OWNER: owns_the_dataset, SYSTEM: anyone},
+    "policy.history":    {OWNER: owns_the_dataset, COMPLIANCE: anyone, SYSTEM: anyone},
+    "policy.decide":     {COMPLIANCE: did_not_propose_the_change},
     "job.submit":        {OPERATOR: anyone},
     "job.read":          {OPERATOR: submitted_the_job, OWNER: anyone, COMPLIANCE: anyone},
     "job.cancel":        {OPERATOR: submitted_the_job},
@@ -78,6 +85,8 @@ REFUSALS = {
     "dataset.report": Text("registration reports are for the dataset's owner account and compliance"),
     "dataset.retire": Text("only the owner account of a dataset retires its versions"),
     "policy.apply": Text("only the owner account of a dataset applies its policy"),
+    "policy.history": Text("a policy's history is for the dataset's owner account and compliance"),
+    "policy.decide": Text("a second person approves a policy change: compliance, never who proposed it"),
     "job.submit": Text("only operators submit jobs"),
     "job.cancel": Text("only the operator who submitted a job can cancel it"),
     "job.approve_run": Text("only the owner account of the job's dataset approves its runs"),

@@ -16,8 +16,8 @@ from datetime import datetime
 from typing import Any, Callable, Iterable, Protocol
 
 from sandbox.core.audit import AuditRecord
-from sandbox.core.records import (BlockResult, BudgetEntry, Dataset, DatasetVersion, Event, Job, Output, PolicyVersion,
-                                  ReleasedAggregate, Review, RunLog, User)
+from sandbox.core.records import (BlockResult, BudgetEntry, Dataset, DatasetVersion, Event, Job, Notice, Output,
+                                  PolicyVersion, ReleasedAggregate, Review, RunLog, User)
 
 Clock = Callable[[], datetime]
 
@@ -30,6 +30,8 @@ class Tx(Protocol):
     def user_by_token_hash(self, token_hash: str) -> User | None: ...
     def save_user(self, user: User, event: Event) -> None:
         """Insert or update by name."""
+    def users(self, role: str | None = None) -> list[User]:
+        """Every user (of this role), by name."""
 
     # ---- datasets and policies
     def dataset(self, name: str) -> Dataset | None: ...
@@ -40,10 +42,15 @@ class Tx(Protocol):
         """The dataset's registered versions, oldest first."""
     def save_dataset_version(self, version: DatasetVersion, event: Event) -> None:
         """Insert or update by (dataset, version_id)."""
-    def latest_policy(self, dataset: str) -> PolicyVersion | None: ...
+    def latest_policy(self, dataset: str) -> PolicyVersion | None:
+        """The policy in force: the highest applied version (never a proposed or declined one)."""
     def policy_version(self, version_id: int) -> PolicyVersion | None: ...
+    def policy_versions(self, dataset: str) -> list[PolicyVersion]:
+        """Every version of the dataset's policy, whatever its state, oldest first."""
     def add_policy_version(self, policy: PolicyVersion, event: Event) -> None:
         """Insert; sets `policy.id`."""
+    def save_policy_version(self, policy: PolicyVersion, event: Event) -> None:
+        """Update an existing version by id (its state and decision)."""
 
     # ---- jobs
     def job(self, job_id: str, *, for_update: bool = False) -> Job | None:
@@ -88,6 +95,18 @@ class Tx(Protocol):
         """Append an event that goes with no other change (a sign-in failure, a download)."""
     def audit_records(self) -> list[AuditRecord]: ...
     def audit_head(self) -> tuple[int, str]: ...
+
+    # ---- notices (core/notices.py)
+    def add_notice(self, notice: Notice, event: Event) -> bool:
+        """Insert; False, with nothing stored and no event recorded, when the recipient already
+        has a notice of this dedup_key (periodic scans repeat themselves)."""
+    def save_notice(self, notice: Notice, event: Event) -> None:
+        """Write read_at and emailed_at of a stored notice."""
+    def notice(self, notice_id: str, *, for_update: bool = False) -> Notice | None: ...
+    def notices(self, recipient: str | None = None, *, visible_by: datetime | None = None,
+                unread_only: bool = False, unemailed_only: bool = False, limit: int | None = None) -> list[Notice]:
+        """Notices matching every filter, newest `visible_at` first (ties by id, which is
+        random), never ordered by when they were created. `visible_by=t`: visible_at <= t."""
 
 
 class Repository(Protocol):
@@ -138,6 +157,7 @@ class Parts:
     sleep: Callable[[float], None] = time.sleep
 
 
-MUTATORS = ("save_user", "save_dataset", "save_dataset_version", "add_policy_version", "add_job", "save_job",
+MUTATORS = ("save_user", "save_dataset", "save_dataset_version", "add_policy_version", "save_policy_version", "add_job", "save_job",
             "add_run_log",
-            "add_block_result", "add_output", "add_review", "add_released_aggregate", "add_budget_entry")
+            "add_block_result", "add_output", "add_review", "add_released_aggregate", "add_budget_entry",
+            "add_notice", "save_notice")

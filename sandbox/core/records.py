@@ -32,6 +32,7 @@ class User:
     active: bool = True
     id: int | None = None
     created_at: datetime = field(default_factory=utcnow)
+    email: str | None = None         # where notices are mailed (core/notices.py); None: inbox only
 
 
 @dataclass
@@ -78,6 +79,9 @@ class DatasetVersion:
 
 @dataclass
 class PolicyVersion:
+    """One version of a dataset's policy. `state`: applied (in force until a later applied
+    version), proposed (waits for a second person, not in force) or declined. `applied_by`
+    and `applied_at` name who submitted it and when; a decision fills the decided_* fields."""
     dataset: str
     version: int
     content: str
@@ -85,6 +89,12 @@ class PolicyVersion:
     applied_by: str
     id: int | None = None
     applied_at: datetime = field(default_factory=utcnow)
+    reason: str = ""                 # why the owner changed it ("" for rows from before reasons)
+    base_version: int | None = None  # the version the editor started from
+    state: str = "applied"           # applied | proposed | declined
+    decided_by: str = ""
+    decided_at: datetime | None = None
+    decision_reason: str = ""
 
 
 @dataclass
@@ -201,3 +211,21 @@ class BudgetEntry:
     delta: float = 0.0
     id: int | None = None
     at: datetime = field(default_factory=utcnow)
+
+
+@dataclass
+class Notice:
+    """One inbox entry (站内信, core/notices.py). Its recipient sees it from `visible_at` on,
+    never earlier: for an operator's job outcome that is the job's fixed visible_after. The
+    id is random and lists sort by `visible_at`, so neither orders it by `created_at` (when
+    the outcome was really decided), which no operator is ever shown."""
+    id: str
+    recipient: str                   # a user name
+    kind: str                        # core.notices.KINDS
+    subject: str                     # the job id or the dataset name
+    params: dict                     # the public values its text is made from
+    visible_at: datetime
+    dedup_key: str                   # one notice per (recipient, dedup_key)
+    created_at: datetime = field(default_factory=utcnow)
+    read_at: datetime | None = None
+    emailed_at: datetime | None = None

@@ -126,7 +126,7 @@ def test_an_owner_publishes_palmerpenguins_and_an_operator_gets_a_release(tmp_pa
         r = cli(h, "owner", "policy", "diff", str(policy))
         assert r.returncode == 0, r.stderr
         assert "--- /dev/null" in r.stdout and "new policy for penguins" in r.stdout
-        assert cli(h, "owner", "policy", "apply", str(policy)).returncode == 0
+        assert cli(h, "owner", "policy", "apply", str(policy), "--reason", "first policy for penguins").returncode == 0
 
         # 4. An operator's query job on it, reviewed and released.
         job = tmp_path / "penguins_query.json"

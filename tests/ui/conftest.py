@@ -74,6 +74,16 @@ def page(browser, request):
     pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     pg.on("pageerror", lambda e: errors.append(str(e)))
     pg.allow_http_errors = False  # set by a test that opens forbidden pages on purpose
+    # Submit and release buttons ask first (data-confirm, ui.js). Playwright dismisses dialogs
+    # when nobody handles them, which would cancel every submit: one handler answers
+    # pg.confirm_answer (accept unless a test says otherwise) and keeps the messages it saw.
+    pg.confirm_answer = True
+    pg.dialogs = []
+
+    def _answer(dialog):
+        pg.dialogs.append(dialog.message)
+        dialog.accept() if pg.confirm_answer else dialog.dismiss()
+    pg.on("dialog", _answer)
     yield pg
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     try:

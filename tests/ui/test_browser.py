@@ -55,7 +55,10 @@ def test_operator_reviewer_operator_flow(page, sandbox_app):
     assert "/ui/login" in page.url and page.get_attribute("html", "lang") == "zh-CN"
     sign_in(page, h, "operator")
 
-    # Catalog -> dataset: schema, public metadata, classification, mock download.
+    # Home (the operator's landing page) -> catalog -> dataset: schema, public metadata,
+    # classification, mock download.
+    assert page.inner_text("h1") == "我的工作概览"
+    follow(page, "#nav-datasets")
     assert page.inner_text("h1") == "数据目录"
     page.click("#ds-health_visits")
     schema = page.inner_text("#schema")
@@ -195,13 +198,15 @@ def test_owner_changes_policy_and_approves_runs(page, sandbox_app):
     original = page.input_value("#policy-text")
     page.fill("#policy-text", original.replace("run_approval: auto", "run_approval: sometimes"))
     page.click("#policy-validate")
-    assert "run_approval" in page.inner_text("#policy-errors")
+    assert "'sometimes'" in page.inner_text("#policy-errors")  # the field shows as words (field_paths.py)
 
     # Diff, then apply: owners approve each run of this dataset from now on.
     page.fill("#policy-text", original.replace("run_approval: auto", "run_approval: owner"))
     page.click("#policy-diff")
-    assert "run_approval: auto -> owner" in page.inner_text("#policy-summary")
+    # The summary shows the values as words in the page's language (the diff shows the file).
+    assert "run_approval: 无需审批 -> 由数据所有方审批" in page.inner_text("#policy-summary")
     assert "+run_approval: owner" in page.inner_text("#policy-diff-text")
+    page.fill("#policy-reason", "owners approve each run from now on")
     page.click("#policy-apply")
     page.wait_for_selector(".flash")
     assert "run_approval: owner" in page.input_value("#policy-text")
@@ -429,7 +434,7 @@ def test_password_change(page, sandbox_app, browser):
         page.fill("#new-password", new)
         page.fill("#new-password2", new)
         page.click("#change-password")
-        page.wait_for_selector("#review-queue")  # still signed in here, on the start page
+        page.wait_for_selector("#landing-queue")  # still signed in here, on the start page (landing.py)
         assert "密码已修改" in page.inner_text(".flash")
         h.passwords[name] = new  # later tests in this module sign in with the new one
         # The session in the other browser has ended.

@@ -119,7 +119,8 @@ def test_a_spec_refusal_in_chinese_and_english(zh):
     e = _refusal(statistic="median")
     english = ("queries[0].statistic: 'median' is not supported; use one of count, sum, mean, histogram, quantile")
     assert str(e) == english
-    assert i18n.localized(e) == "queries[0].statistic：不支持 'median'；请使用以下之一：count, sum, mean, histogram, quantile"
+    # The field path reads as words on a Chinese page (ui/field_paths.py), as written on an English one.
+    assert i18n.localized(e) == "第 1 个查询 · 统计量：不支持 'median'；请使用以下之一：count, sum, mean, histogram, quantile"
     with force_locale("en"):
         assert i18n.localized(e) == english
 
@@ -127,9 +128,9 @@ def test_a_spec_refusal_in_chinese_and_english(zh):
 def test_nested_texts_are_translated_in_turn(zh):
     e = _refusal(group_by=["person_id"])
     assert str(e).startswith("queries[0].group_by: 'person_id' is an identifier; group only by categorical columns: ")
-    assert i18n.localized(e).startswith("queries[0].group_by：'person_id' 是标识符列；只能按分类列分组：")
+    assert i18n.localized(e).startswith("第 1 个查询 · 分组：'person_id' 是标识符列；只能按分类列分组：")
     e = _refusal(epsilon=10 ** 40)
-    assert i18n.localized(e) == "queries[0].epsilon：必须是大于 0 且不超过 10 的有限数值（收到 一个非常大的整数）"
+    assert i18n.localized(e) == "第 1 个查询 · ε：必须是大于 0 且不超过 10 的有限数值（收到 一个非常大的整数）"
 
 
 def test_admission_reasons_in_chinese_and_english(zh):
@@ -151,8 +152,8 @@ def test_policy_problems_and_service_errors_in_chinese(zh):
     with pytest.raises(PolicyError) as info:
         parse_policy("dataset: x\nmodes: []\n", "policies/x.yaml")
     lines = i18n.localized(info.value).splitlines()
-    assert lines[0] == "policies/x.yaml:1: classification: 为必填项"
-    assert "policies/x.yaml:2: modes: 至少须列出一种模式" in lines
+    assert lines[0] == "policies/x.yaml:1: 分级: 为必填项"
+    assert "policies/x.yaml:2: 模式: 至少须列出一种模式" in lines
     assert len(lines) == len(str(info.value).splitlines())
     assert i18n.localized(Conflict(Text("job is {state}, not awaiting review", state="queued"))) == \
         "作业当前状态为 queued，不在待审查状态"
@@ -179,3 +180,59 @@ def test_a_stored_admission_refusal_reads_in_chinese_from_the_store(zh):
         Text("Rejected by compliance: {reason}", reason="cell sizes too small")))))
     assert i18n.localized(typed) == "合规审核驳回：cell sizes too small"
     assert text_from_data(None) is None and text_from_data({"template": "{missing}"}) is None
+
+
+# --- release-check findings (issue 17) ----------------------------------------------------
+
+def test_every_release_check_finding_has_a_chinese_translation():
+    translated = {m.id: m.string for m in _po() if m.id and m.string}
+    # The release rules, and trusted code's re-encoding of free-form files (its findings go with them).
+    where = [("core/release/**.py", "python"), ("agent/reencode.py", "python"), ("agent/modes/reviewed.py", "python")]
+    used = {msg for _f, _l, msg, _c, _x in extract_from_dir(REPO_ROOT / "sandbox", where, keywords={"Text": None})}
+    assert len(used) > 100 and not (used - set(translated)), f"untranslated: {sorted(used - set(translated))}"
+    for msgid in used:
+        assert _fields(translated[msgid]) == _fields(msgid), msgid
+
+
+def _stored(check) -> dict:
+    """A check as the store keeps it (JSON), and as the review page reads it back."""
+    return json.loads(json.dumps(check.to_dict(), ensure_ascii=False))
+
+
+def test_a_finding_round_trips_through_storage_and_reads_in_chinese_and_english(zh):
+    import pandas as pd
+
+    from sandbox.controller.web.ui.review_render import finding_text
+    from sandbox.core.release.tables import check_table
+    table = pd.DataFrame({"district": [f"d{i}" for i in range(12)], "count": [3] + [20] * 11})
+    found = {c.name: c for c in check_table(table, kind="frequency", forbidden_columns={"district"})}
+    small, forbidden = _stored(found["min_cell_count"]), _stored(found["forbidden_columns"])
+    assert small["explanation"] == ("1 cell(s) show counts below 10: (d0); merge categories or suppress "
+                                    "those cells")   # what the CLI, the API and certificates read
+    assert finding_text(small) == "1 个单元格的计数低于 10：(d0)；请合并类别或抑制这些单元格"
+    assert finding_text(forbidden) == "列 district 被数据集策略禁止；请从输出中删除"
+    with force_locale("en"):
+        assert finding_text(small) == small["explanation"]
+    # A finding stored before findings kept their template is shown as it is.
+    assert finding_text({"name": "x", "status": "fail", "explanation": "an old finding"}) == "an old finding"
+
+
+def test_nested_findings_read_in_chinese_with_no_english_words_left(zh):
+    import re
+
+    import pandas as pd
+
+    from sandbox.controller.web.ui.review_render import finding_text
+    from sandbox.core.release.differencing import ReleasedAggregate, check_differencing
+    from sandbox.core.release.files import check_file
+    many = [(f"d{i}",) for i in range(12)]
+    old = ReleasedAggregate("v1", ("区县",), {k: 20.0 for k in many})
+    new = ReleasedAggregate("v1", ("区县",), {k: 22.0 for k in many})
+    checks = [check_differencing(new, [old], 10), check_file("out.svg", b"<svg><script>x</script></svg>", "svg", 10),
+              check_file("a.txt", b"", "png", 10)]
+    from sandbox.core.release.tables import check_table
+    checks += check_table(pd.DataFrame({"身份证": ["x"] * 3, "n": [1, 2, 3]}), kind="frequency")
+    for c in checks:
+        shown = finding_text(_stored(c))
+        words = [w for w in re.findall(r"[A-Za-z]{4,}", shown) if w not in {"release", "svg", "png", "script"}]
+        assert not words, (c.name, shown)

@@ -83,7 +83,8 @@ CASES = {
     "datasets": (["datasets"], "datasets", ["health_visits", "enterprise_registry", "甘肃省门诊住院就诊记录"]),
     "dataset": (["datasets", "health_visits"], "dataset", ["privacy unit person_id", "0 .. 100", "兰州市"]),
     "dry-run": (["submit", HEALTH_QUERY, "--dry-run"], "dry_run",
-                ["Cost: ε 1", "visits_by_district", "± 50", "± 748,933", "median_cost", "± 495.2 ranks"]),
+                ["Cost: ε 1", "visits_by_district", "± 50", "± 748,933", "median_cost", "± 990.4 ranks",
+                 "relative", "0.42%", "0.13% range", "assumed: 1,000,000 rows"]),
     "submit": (["submit", HEALTH_QUERY], "submitted", ["8bc6bd21db5946ea", "status 8bc6bd21db5946ea --wait"]),
     "jobs": (["jobs"], "jobs", ["8bc6bd21db5946ea", "released"]),
     "status": (["status", "8bc6bd21db5946ea"], "job_operator_review", ["in_progress", "waiting for review"]),
@@ -125,6 +126,30 @@ def test_the_dry_run_of_each_mode_fits(run, name, says):
     assert code == 0 and max(map(cell_len, out.splitlines())) <= WIDTH
     for text in says:
         assert text in out, (text, out)
+
+
+def test_the_dry_run_shows_one_error_measure_the_95_percent_interval(run):
+    """Issue 17: the mean absolute error is gone from what people read; the 95% interval stays."""
+    _, out, _ = run(["submit", HEALTH_QUERY, "--dry-run"])
+    assert "95% interval" in out and "expected error" not in out
+    _, out, _ = run(["submit", HEALTH_QUERY, "--dry-run"], FakeClient(submit_doc="dry_run_program"))
+    assert "95% interval" in out and "expected error" not in out
+
+
+def test_a_query_whose_noise_swamps_its_cells_is_flagged_on_its_line_with_what_to_do(run):
+    swamped = doc("dry_run_sql")
+    swamped["queries"][0]["utility"].update(level="swamped", relative=0.87,
+                                            advice=["fewer_groups", "coarser_categories", "more_epsilon"])
+
+    class Swamped(FakeClient):
+        def submit(self, text, dry_run=False):
+            return swamped
+    code, out, _ = run(["submit", HEALTH_QUERY, "--dry-run"], Swamped())
+    assert code == 0 and max(map(cell_len, out.splitlines())) <= WIDTH
+    line = next(x for x in out.splitlines() if x.startswith("enterprises_by_district_industry "))
+    assert "± 6" in line and "87%" in line and "SWAMPED" in line
+    assert "the noise may swamp the signal; try fewer groups or coarser" in out and "more ε" in out
+    assert "assumed: 200,000 rows" in out
 
 
 def test_a_budget_table_also_shows_the_dataset_wide_caps_to_the_owner(run):

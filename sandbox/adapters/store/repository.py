@@ -14,9 +14,11 @@ from sqlalchemy.exc import IntegrityError
 
 from sandbox.adapters.store import models as m
 from sandbox.adapters.store.db import Store, head_stmt
+from sandbox.adapters.store.notices import SqlNotices
 from sandbox.core import records as r
 from sandbox.core.audit import AuditRecord, canonical, entry_hash
 from sandbox.core.ledger_chain import ledger_event
+from sandbox.core.policy.versions import APPLIED
 from sandbox.core.ports import DATASET_WIDE, Clock
 from sandbox.core.states import RUNNING
 
@@ -48,7 +50,7 @@ def to_row(record, row=None):
     return row
 
 
-class SqlTx:
+class SqlTx(SqlNotices):
     def __init__(self, session, store: Store, clock: Clock):
         self.s, self.store, self.clock = session, store, clock
         self._recorded: list[r.Event] = []
@@ -132,9 +134,22 @@ class SqlTx:
         to_row(version, row)
 
     def latest_policy(self, dataset: str):
-        return to_record(self.s.execute(select(m.PolicyVersion).where(m.PolicyVersion.dataset == dataset)
+        # Only applied versions are in force: a proposed or declined one never is.
+        return to_record(self.s.execute(select(m.PolicyVersion).where(m.PolicyVersion.dataset == dataset,
+                                                                      m.PolicyVersion.state == APPLIED)
                                         .order_by(m.PolicyVersion.version.desc()).limit(1)).scalar_one_or_none(),
                          r.PolicyVersion)
+
+    def policy_versions(self, dataset: str):
+        return self._all(r.PolicyVersion, select(m.PolicyVersion).where(m.PolicyVersion.dataset == dataset)
+                         .order_by(m.PolicyVersion.version))
+
+    def save_policy_version(self, policy: r.PolicyVersion, event: r.Event) -> None:
+        row = self.s.get(m.PolicyVersion, policy.id)
+        if row is None:
+            raise KeyError(f"no policy version {policy.id}")
+        self.record(event)
+        to_row(policy, row)
 
     def policy_version(self, version_id: int):
         return to_record(self.s.get(m.PolicyVersion, version_id), r.PolicyVersion)

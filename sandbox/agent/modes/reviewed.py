@@ -17,12 +17,13 @@ from sandbox.agent.columnview import data_view
 from sandbox.agent.modes import GateResult, RunFacts, image_digest, run_log
 from sandbox.agent.outputs import CollectedOutputs
 from sandbox.agent.reencode import reencode
+from sandbox.core.errors import Text
 from sandbox.core.lookups import job_policy
 from sandbox.core.manifest import parse_manifest
 from sandbox.core.records import Output
 from sandbox.core.schedule import Timing
 from sandbox.core.release import gate
-from sandbox.core.release.checks import PASS
+from sandbox.core.release.checks import PASS, Check
 from sandbox.core.release.differencing import ReleasedAggregate as Agg
 from sandbox.core.release.trusted import Rules, judge_model, judge_table
 from sandbox.core.specs.access import box_manifest
@@ -180,8 +181,8 @@ def trusted_output(job_id: str, judged) -> Output:
     with the per-cell statistics trusted code computed (`details`). One that could not be
     computed is stored empty with its failing check: the reviewer sees why, and cannot approve it."""
     data = (judged.content or "").encode("utf-8")
-    stats = {"name": f"cell_statistics:{judged.file_name}", "status": PASS,
-             "explanation": "statistics computed by trusted code with this output (kept for compliance)",
+    stats = {**Check(f"cell_statistics:{judged.file_name}", PASS,
+                     Text("statistics computed by trusted code with this output (kept for compliance)")).to_dict(),
              "details": judged.statistics}
     return Output(job_id=job_id, name=judged.file_name, sha256=hashlib.sha256(data).hexdigest(), size=len(data),
                   content=judged.content or "", encoding="utf-8", checks=[c.to_dict() for c in judged.checks] + [stats])

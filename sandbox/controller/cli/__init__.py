@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sandbox.controller.cli import admin, dataset, operator, ops
+from sandbox.controller.cli import admin, dataset, notices, operator, ops
 from sandbox.controller.cli.admin import setup
 from sandbox.controller.cli.common import UsageError, add_cli_options
 
@@ -111,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--reason")
     s.set_defaults(func=operator.cmd_run_approval)
     dataset.add_parser(sub)
+    notices.add_parser(sub)
     s = sub.add_parser("policy", help="data owner: validate | diff | apply policy files")
     psub = s.add_subparsers(dest="policy_command", required=True)
     t = psub.add_parser("validate")
@@ -121,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=operator.cmd_policy_diff)
     t = psub.add_parser("apply")
     t.add_argument("file")
+    t.add_argument("--reason", help="why the policy changes (required; kept with the version and in the audit log)")
+    t.add_argument("--base", type=int, metavar="N",
+                   help="the version your file started from (`policy diff` prints it): refused with a conflict "
+                        "if another version was applied since; without it the file applies on top of any version")
     t.set_defaults(func=operator.cmd_policy_apply)
     s = sub.add_parser("verify-release", help="verify a release certificate offline")
     s.add_argument("file")

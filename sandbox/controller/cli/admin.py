@@ -55,7 +55,8 @@ def setup(rows: int | None = None, quiet: bool = True, settings=None, only: set 
         infos[manifest.name] = {**reg, "seconds": round(time.monotonic() - t0, 1)}
         policy_path = settings.policies_dir / f"{manifest.name}.yaml"
         if policy_path.exists():
-            services.owner.apply_policy(owner, policy_path.read_text(encoding="utf-8"), str(policy_path))
+            services.owner.apply_policy(owner, policy_path.read_text(encoding="utf-8"), str(policy_path),
+                                        f"demo set-up from {policy_path.name}")
     # Web UI passwords: random, kept across runs like the tokens; set again only
     # when the store does not have them (a recreated database).
     from sandbox.controller.web.auth import password_is, set_password
@@ -167,4 +168,19 @@ def cmd_user_create(args) -> int:
     from sandbox.bootstrap import bootstrap
     services = bootstrap(enqueue=lambda _j: None)
     print(services.accounts.create_user(args.name, args.role))
+    return 0
+
+
+def cmd_notices_send_mail(args) -> int:
+    """`sandbox notices send-mail`: the sweeper's notices round (licence-expiring scan, mail of
+    notices now visible) once, for cron where no worker runs."""
+    from sandbox.bootstrap import bootstrap
+    print_json(bootstrap(enqueue=lambda _j: None).notices.tick())
+    return 0
+
+
+def cmd_user_email(args) -> int:
+    from sandbox.bootstrap import bootstrap
+    bootstrap(enqueue=lambda _j: None).notices.set_email(args.name, args.address)
+    print(f"{args.name}: notices mailed to {args.address}" if args.address else f"{args.name}: no mail address")
     return 0

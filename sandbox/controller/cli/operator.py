@@ -53,7 +53,10 @@ def cmd_policy_apply(args) -> int:
     text = read_text(args.file)
     from sandbox.core.policy.file import parse_policy
     parse_policy(text, args.file)  # validate locally first: clear errors with line numbers
-    print_json(_client(args).apply_policy(text, args.file))
+    if not (args.reason or "").strip():
+        raise UsageError("policy apply: say why the policy changes with --reason \"...\" "
+                         "(it is kept with the version and in the audit log)")
+    print_json(_client(args).apply_policy(text, args.file, args.reason, args.base))
     return 0
 
 

@@ -200,7 +200,30 @@ def apply_policy():
     text = body.get("content")
     if not isinstance(text, str):
         raise InvalidInput("content: send the policy YAML text", "content")
-    return jsonify(services().owner.apply_policy(g.user, text, body.get("filename", "<upload>")))
+    # Every web caller states a reason (None is for in-process setup only): missing reads as "".
+    reason = body.get("reason")
+    return jsonify(services().owner.apply_policy(g.user, text, body.get("filename", "<upload>"),
+                                                 "" if reason is None else reason, body.get("base_version")))
+
+
+@bp.get("/datasets/<name>/policy/versions")
+@auth(OWNER, COMPLIANCE)
+def policy_versions(name):
+    from sandbox.controller.policy_changes import PolicyChanges
+    return jsonify({"dataset": name, "versions": PolicyChanges(services().parts).versions(g.user, name)})
+
+
+@bp.post("/datasets/<name>/policy/versions/<int:version>/decision")
+@auth(COMPLIANCE)
+def decide_policy_version(name, version):
+    from sandbox.controller.policy_changes import PolicyChanges
+    body = _json_body()
+    decision = body.get("decision")
+    if decision not in ("approve", "decline"):
+        raise InvalidInput("decision: send \"approve\" or \"decline\"", "decision")
+    reason = body.get("reason")
+    return jsonify(PolicyChanges(services().parts).decide(g.user, name, version, decision == "approve",
+                                                          "" if reason is None else reason))
 
 
 @bp.get("/budget/<dataset>")
@@ -356,3 +379,22 @@ def audit_head():
 @auth(OWNER, COMPLIANCE)
 def sweep():
     return jsonify(services().agent.sweep())
+
+
+# ---------------------------------------------------------------- notices (站内信, core/notices.py)
+@bp.get("/notices")
+@auth()
+def notices():
+    return jsonify(services().notices.inbox(g.user, unread_only=_flag(request.args.get("unread", "0"))))
+
+
+@bp.post("/notices/<notice_id>/read")
+@auth()
+def notice_read(notice_id):
+    return jsonify(services().notices.mark_read(g.user, notice_id))
+
+
+@bp.post("/notices/read")
+@auth()
+def notices_read_all():
+    return jsonify({"marked_read": services().notices.mark_all_read(g.user)})

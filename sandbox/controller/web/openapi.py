@@ -4,6 +4,12 @@ from __future__ import annotations
 from sandbox.core.release.reasons import REASONS
 
 
+def _with_version(op):
+    """The policy version number in the path (an integer, unlike the string ids _op knows)."""
+    op["parameters"].append({"name": "version", "in": "path", "required": True, "schema": {"type": "integer"}})
+    return op
+
+
 def _op(summary, roles, params=(), body=None, responses=None):
     op = {"summary": summary, "description": f"Roles: {roles}.",
           "security": [{"bearer": []}] if roles != "public" else [],
@@ -127,16 +133,28 @@ def spec() -> dict:
             "/datasets/{name}/mock": {"get": _op("Mock data generated from the manifest alone", "any",
                                                  ["name", "format", "rows"])},
             "/datasets/{name}/policy": {"get": _op("Current policy of a dataset", "any", ["name"])},
-            "/policies": {"post": _op("Apply a policy version", "owner", body={
-                "type": "object", "required": ["content"],
-                "properties": {"content": {"type": "string"}, "filename": {"type": "string"}}})},
+            "/policies": {"post": _op(
+                "Apply a policy version (or propose it, where the policy in force asks for a second approval); "
+                "409 when the policy in force is not base_version (0 = none yet)", "owner", body={
+                    "type": "object", "required": ["content", "reason"],
+                    "properties": {"content": {"type": "string"}, "filename": {"type": "string"},
+                                   "reason": {"type": "string"}, "base_version": {"type": "integer"}}})},
+            "/datasets/{name}/policy/versions": {"get": _op(
+                "Every version of the policy (applied, proposed, declined) with reason, diff and summary",
+                "owner (the dataset's owner account), compliance", ["name"])},
+            "/datasets/{name}/policy/versions/{version}/decision": {"post": _with_version(_op(
+                "Approve or decline a proposed policy version (not its proposer)", "compliance", ["name"], body={
+                    "type": "object", "required": ["decision", "reason"],
+                    "properties": {"decision": {"enum": ["approve", "decline"]}, "reason": {"type": "string"}}}))},
             "/budget/{dataset}": {"get": _op("Privacy-budget balance", "operator (own), owner, compliance",
                                              ["dataset", "operator"])},
             "/jobs": {
                 "get": _op("List jobs (operators: their own)", "any", ["state"]),
                 "post": _op("Submit a query job, as a list of statistics (QuerySpec) or as SQL statements "
                             "(SqlQuerySpec: `sql`, `epsilon` per statement or OPTIONS(epsilon => ...)); "
-                            "?dry_run=1 shows cost, balance and each table's 95% interval without reserving",
+                            "?dry_run=1 shows cost, balance and each table's 95% interval without reserving; each "
+                            "query's `utility` puts that interval next to a typical cell, assumed from the public "
+                            "manifest (default_rows), never from the data",
                             "operator", ["dry_run"], body={"oneOf": [{"$ref": "#/components/schemas/QuerySpec"},
                                                                      {"$ref": "#/components/schemas/SqlQuerySpec"}]}),
             },
@@ -196,6 +214,12 @@ def spec() -> dict:
                                      ["format"])},
             "/audit/head": {"get": _op("Current head of the audit chain, for anchoring elsewhere", "compliance, owner")},
             "/admin/sweep": {"post": _op("Recover lost jobs now", "owner, compliance")},
+            "/notices": {"get": _op("The caller's inbox: notices visible now, newest first, and the unread count "
+                                    "(?unread=1: unread only). A job's outcome appears no earlier than the "
+                                    "job's outcome_visible_after", "operator, owner, compliance", ["unread"])},
+            "/notices/{notice_id}/read": {"post": _op("Mark one notice read", "operator, owner, compliance",
+                                                      ["notice_id"])},
+            "/notices/read": {"post": _op("Mark every visible notice read", "operator, owner, compliance")},
             "/openapi.json": {"get": _op("This document", "public")},
         },
     }

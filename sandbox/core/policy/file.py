@@ -38,6 +38,8 @@ Schema (unknown keys are refused; ``?`` marks optional keys and their default)::
       cpus: 1.0
       wall_seconds: 600
       output_bytes: 10485760
+    policy_changes: second_approval   # ? none; second_approval: a change to this policy is only
+                                      #   proposed until another person (compliance) approves it
 
 Nothing here reads files: the CLI/store read the text and pass it in, and store
 `Policy.text` with `Policy.content_hash`. What a parsed policy holds, and what each
@@ -52,8 +54,8 @@ import yaml
 
 from sandbox.core.errors import InvalidInput, Text, join_texts
 from sandbox.core.manifest import LEVELS
-from sandbox.core.policy.model import (BUDGET_ORDER, DATASET_CAPS, LEVEL_RULES, LIMITS, MODES, REFRESH_RULES,
-    RELEASE_RULES, RUN_APPROVALS, Budget, Licence, Policy, ResourceLimits, canonical_text)
+from sandbox.core.policy.model import (BUDGET_ORDER, DATASET_CAPS, LEVEL_RULES, LIMITS, MODES, POLICY_CHANGES,
+    REFRESH_RULES, RELEASE_RULES, RUN_APPROVALS, Budget, Licence, Policy, ResourceLimits, canonical_text)
 from sandbox.core.policy.reader import BAD, YamlReader
 
 
@@ -107,7 +109,7 @@ def parse_policy(text: str, filename: str = "<policy>") -> Policy:
     r = YamlReader(filename)
     top = r.mapping(root, "", required=("dataset", "classification", "modes", "release", "run_approval",
                                          "licences", "budget"),
-                    optional=("min_group_size", "forbidden_columns", "limits"))
+                    optional=("min_group_size", "forbidden_columns", "limits", "policy_changes"))
     if top is BAD:
         _raise(r)
 
@@ -131,6 +133,7 @@ def parse_policy(text: str, filename: str = "<policy>") -> Policy:
     min_group_size = get("min_group_size", lambda n: r.number(n, "min_group_size", integer=True, minimum=1), 10)
     forbidden = get("forbidden_columns", lambda n: r.name_set(n, "forbidden_columns", r.text), frozenset())
     limits = get("limits", lambda n: _limits(r, n), ResourceLimits())
+    policy_changes = get("policy_changes", lambda n: r.choice(n, "policy_changes", POLICY_CHANGES), "none")
 
     if classification in LEVEL_RULES:
         _check_level(r, top, classification, modes, release)
@@ -138,7 +141,8 @@ def parse_policy(text: str, filename: str = "<policy>") -> Policy:
         _raise(r)
     policy = Policy(dataset=dataset, classification=classification, modes=modes, licences=licences,
                     budget=budget, release=release, run_approval=run_approval,
-                    min_group_size=min_group_size, forbidden_columns=forbidden, limits=limits)
+                    min_group_size=min_group_size, forbidden_columns=forbidden, limits=limits,
+                    policy_changes=policy_changes)
     object.__setattr__(policy, "text", canon)  # pin the owner's file, comments included
     return policy
 
@@ -263,14 +267,20 @@ def diff_policies(old_text: str | None, new_text: str, old_name: str = "current"
     `old_text` None means the dataset has no applied policy yet."""
     new = parse_policy(new_text, new_name)
     old = parse_policy(old_text, old_name) if old_text is not None else None
-    old_lines = old.text.splitlines(keepends=True) if old else []
-    body = "".join(difflib.unified_diff(old_lines, new.text.splitlines(keepends=True),
-                                        fromfile=old_name if old else "/dev/null", tofile=new_name))
+    body = text_diff(old.text if old else None, new.text, old_name, new_name)
     summary = semantic_changes(old, new)
     if not summary:
         summary = [Text("no changes")] if not body else [Text("no semantic changes (comments or formatting only)")]
     return body + ("\n" if body and not body.endswith("\n") else "") + \
         "Summary:\n" + "".join(f"  {line}\n" for line in summary)
+
+
+def text_diff(old_text: str | None, new_text: str, old_name: str = "current", new_name: str = "proposed") -> str:
+    """The unified diff alone (no validation, no summary), e.g. between two stored versions."""
+    old_lines = canonical_text(old_text).splitlines(keepends=True) if old_text is not None else []
+    return "".join(difflib.unified_diff(old_lines, canonical_text(new_text).splitlines(keepends=True),
+                                        fromfile=old_name if old_text is not None else "/dev/null",
+                                        tofile=new_name))
 
 
 def semantic_changes(old: Policy | None, new: Policy) -> list[str]:
@@ -280,10 +290,10 @@ def semantic_changes(old: Policy | None, new: Policy) -> list[str]:
                      level=new.classification, n=len(new.licences))]
     out: list[str] = []
     a, b = old.to_dict(), new.to_dict()
-    for key in b:
+    for key in [*b, *(k for k in a if k not in b)]:   # optional keys may be in one only
         if key == "licences":
             continue
-        _compare(key, a[key], b[key], out)
+        _compare(key, a.get(key), b.get(key), out)
     old_lic = {lic.operator: lic.to_dict() for lic in old.licences}
     new_lic = {lic.operator: lic.to_dict() for lic in new.licences}
     for op in new_lic.keys() - old_lic.keys():
@@ -310,7 +320,12 @@ def _compare(path: str, old, new, out: list[str]):
                 ([Text("removed {values}", values=", ".join(map(str, removed)))] if removed else [])
         out.append(join_texts(": ", [path, join_texts("; ", parts)]))
     else:
-        out.append(f"{path}: {old} -> {new}")
+        # A Text (same English as before) so pages can show the values in their language.
+        out.append(Text(CHANGE, path=path, old=old, new=new))
+
+
+# One value changed; no words, so not a message to translate (pages translate the values).
+CHANGE = "{path}: {old} -> {new}"
 
 
 # --- against the manifest --------------------------------------------------------------

@@ -21,6 +21,8 @@ DP_MODES = frozenset({"query", "program"})
 RELEASE_RULES = ("auto", "one_reviewer", "two_reviewers")
 RUN_APPROVALS = ("auto", "owner")
 REFRESH_RULES = ("none", "daily", "monthly", "quarterly", "yearly")
+# How a change to the policy itself takes effect: at once, or after a second person approves it.
+POLICY_CHANGES = ("none", "second_approval")
 
 # What a classification level implies (team decision): (allowed modes, allowed release rules).
 # L3/L4 hold personal or sensitive data, so only DP modes; L3 needs a human before
@@ -171,6 +173,7 @@ class Policy:
     min_group_size: int = 10
     forbidden_columns: frozenset[str] = frozenset()
     limits: ResourceLimits = ResourceLimits()
+    policy_changes: str = "none"
     # The canonical text as applied; content_hash is over these bytes. parse_policy sets
     # it to the file's text; a Policy built in code (or via dataclasses.replace) gets a
     # dump of its own content, so a changed policy never keeps an old text and hash.
@@ -218,7 +221,14 @@ class Policy:
             "min_group_size": self.min_group_size,
             "forbidden_columns": sorted(self.forbidden_columns),
             "limits": self.limits.to_dict(),
+            # Only when set, so a policy without the key keeps its dumped text and hash.
+            **({"policy_changes": self.policy_changes} if self.policy_changes != "none" else {}),
         }
+
+    @property
+    def needs_second_approval(self) -> bool:
+        """A change to this policy waits for a second person before it is in force."""
+        return self.policy_changes == "second_approval"
 
 
 def canonical_text(text: str) -> str:

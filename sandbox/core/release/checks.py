@@ -6,7 +6,9 @@ here clean and cap what is named.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+
+from sandbox.core.errors import Text, join_texts, text_to_data
 
 PASS, FAIL, NEEDS_REVIEW = "pass", "fail", "needs_review"
 MAX_LISTED = 10                 # cells/columns named per explanation; the rest are counted
@@ -14,13 +16,22 @@ MAX_LISTED = 10                 # cells/columns named per explanation; the rest 
 
 @dataclass(frozen=True)
 class Check:
-    """One rule's verdict: pass / fail / needs_review, with an explanation a person can act on."""
+    """One rule's verdict: pass / fail / needs_review, with an explanation a person can act on.
+
+    The explanation is an English `Text`; `to_dict` keeps its template and parameters under
+    `explanation_i18n` (as jobs keep their message, errors.text_to_data), so the review page can
+    show it translated later. `explanation` stays the English text: what the CLI, the API, the
+    audit log and certificates read."""
     name: str
     status: str
     explanation: str
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = {"name": self.name, "status": self.status, "explanation": str(self.explanation)}
+        data = text_to_data(self.explanation)
+        if data is not None:
+            out["explanation_i18n"] = data
+        return out
 
 
 def as_text(v) -> str:
@@ -41,10 +52,21 @@ def fmt_key(key: tuple) -> str:
 
 
 def fmt_cells(keys: list[tuple]) -> str:
-    shown = ", ".join(fmt_key(k) for k in keys[:MAX_LISTED])
-    return shown + (f" and {len(keys) - MAX_LISTED} more" if len(keys) > MAX_LISTED else "")
+    return _listed([fmt_key(k) for k in keys[:MAX_LISTED]], len(keys))
 
 
 def fmt_names(names: list[str]) -> str:
-    shown = ", ".join(printable(n) for n in names[:MAX_LISTED])
-    return shown + (f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else "")
+    # An item may be a Text (microdata's "column 2 (named like ...)"), translated in turn.
+    return _listed([n if isinstance(n, Text) else printable(n) for n in names[:MAX_LISTED]], len(names))
+
+
+def _listed(shown: list[str], total: int) -> str:
+    """The items joined by commas (names and keys are data, shown as they are), and how many
+    more when capped; a Text when anything in it is to be translated."""
+    if any(isinstance(x, Text) for x in shown):
+        joined = join_texts(", ", shown)
+    else:
+        joined = ", ".join(shown)
+    if total > len(shown):
+        return Text("{listed} and {more} more", listed=joined, more=total - len(shown))
+    return joined

@@ -27,6 +27,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from sandbox.core.errors import Text, join_texts
 from sandbox.core.release.checks import FAIL, PASS, Check, fmt_key
 
 MAX_LISTED = 10
@@ -75,14 +76,14 @@ def find_differences(new: ReleasedAggregate, previous: Iterable[ReleasedAggregat
     for i, old in enumerate(previous):
         if old.dataset_version != new.dataset_version:
             continue
-        other = old.label or f"earlier release #{i + 1}"
+        other = old.label or Text("earlier release #{n}", n=i + 1)
         new_cols, old_cols = set(new.grouping), set(old.grouping)
         if new_cols == old_cols:
-            pairs = [(new, old, "same grouping")]
+            pairs = [(new, old, Text("same grouping"))]
         elif new_cols < old_cols:
-            pairs = [(new, old, "finer release")]
+            pairs = [(new, old, Text("finer release"))]
         elif old_cols < new_cols:
-            pairs = [(old, new, "coarser release")]
+            pairs = [(old, new, Text("coarser release"))]
         else:
             continue
         for coarse, fine, kind in pairs:
@@ -98,16 +99,19 @@ def check_differencing(new: ReleasedAggregate, previous: list[ReleasedAggregate]
     same = sum(1 for p in previous if p.dataset_version == new.dataset_version)
     if not findings:
         return Check("differencing", PASS,
-                     f"no cell combines with the {same} earlier release(s) of this dataset version into a "
-                     f"group smaller than {threshold}")
-    parts = [f"{fmt_key(f.key)} by ({', '.join(f.grouping) or 'total'}) against {f.other} ({f.kind}): "
-             f"a group of {_fmt_count(abs(f.gap))}" for f in findings[:MAX_LISTED]]
-    more = f" and {len(findings) - MAX_LISTED} more" if len(findings) > MAX_LISTED else ""
+                     Text("no cell combines with the {same} earlier release(s) of this dataset version into a "
+                          "group smaller than {threshold}", same=same, threshold=threshold))
+    parts = [Text("{key} by ({grouping}) against {other} ({kind}): a group of {size}", key=fmt_key(f.key),
+                  grouping=", ".join(f.grouping) or Text("total"), other=f.other, kind=f.kind,
+                  size=_fmt_count(abs(f.gap))) for f in findings[:MAX_LISTED]]
+    listed = join_texts("; ", parts)
+    if len(findings) > MAX_LISTED:
+        listed = Text("{listed} and {more} more", listed=listed, more=len(findings) - MAX_LISTED)
     return Check("differencing", FAIL,
-                 f"{len(findings)} cell(s), combined with earlier releases of this dataset version, isolate "
-                 f"groups smaller than {threshold}: " + "; ".join(parts) + more
-                 + ". Suppress or merge these cells (so the difference is 0 or at least the threshold), or "
-                   "release at a grouping already published")
+                 Text("{n} cell(s), combined with earlier releases of this dataset version, isolate "
+                      "groups smaller than {threshold}: {listed}. Suppress or merge these cells (so the difference "
+                      "is 0 or at least the threshold), or release at a grouping already published",
+                      n=len(findings), threshold=threshold, listed=listed))
 
 
 def _compare(coarse: ReleasedAggregate, fine: ReleasedAggregate, threshold: int, other: str,

@@ -13,6 +13,7 @@ import io
 import re
 from collections.abc import Collection
 
+from sandbox.core.errors import Text, join_texts
 from sandbox.core.release.checks import FAIL, PASS, Check, printable
 
 FILE_KINDS = ("csv", "parquet", "png", "svg", "text")
@@ -20,15 +21,15 @@ _SUFFIXES = {"csv": (".csv",), "parquet": (".parquet", ".pq"), "png": (".png",),
              "text": (".txt", ".md")}
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _SVG_FORBIDDEN = [
-    (re.compile(r"<\s*script", re.I), "a script element"),
-    (re.compile(r"<[^>]*\son[a-z]+\s*=", re.I), "an event-handler attribute"),
-    (re.compile(r"javascript\s*:", re.I), "a javascript: URL"),
-    (re.compile(r"<\s*foreignObject", re.I), "a foreignObject element"),
+    (re.compile(r"<\s*script", re.I), Text("a script element")),
+    (re.compile(r"<[^>]*\son[a-z]+\s*=", re.I), Text("an event-handler attribute")),
+    (re.compile(r"javascript\s*:", re.I), Text("a javascript: URL")),
+    (re.compile(r"<\s*foreignObject", re.I), Text("a foreignObject element")),
     # A plain DOCTYPE (matplotlib writes one) is harmless; an internal subset or ENTITY is XXE.
-    (re.compile(r"<!\s*ENTITY|<!DOCTYPE[^>]*\[", re.I), "an entity declaration"),
-    (re.compile(r"@import", re.I), "a CSS @import"),
-    (re.compile(r"url\(\s*['\"]?(?!#)", re.I), "a url() reference to something outside the file"),
-    (re.compile(r"<\s*(iframe|embed|object|audio|video)\b", re.I), "an embedded-content element"),
+    (re.compile(r"<!\s*ENTITY|<!DOCTYPE[^>]*\[", re.I), Text("an entity declaration")),
+    (re.compile(r"@import", re.I), Text("a CSS @import")),
+    (re.compile(r"url\(\s*['\"]?(?!#)", re.I), Text("a url() reference to something outside the file")),
+    (re.compile(r"<\s*(iframe|embed|object|audio|video)\b", re.I), Text("an embedded-content element")),
 ]
 _SVG_HREF = re.compile(r"""(?:xlink:)?href\s*=\s*(["'])(.*?)\1""", re.I | re.S)
 _SVG_SAFE_HREF = re.compile(r"^(#|data:image/(png|jpeg|gif);base64,)", re.I)
@@ -42,23 +43,29 @@ def check_file(name: str, data: bytes, declared_kind: str, max_bytes: int,
     problems = []
     shown = printable(name)
     if not name or "/" in name or "\\" in name or name.startswith(".") or shown != name or len(name) > 255:
-        problems.append("the file name must be a plain name (no folders, no leading dot, no control "
-                        "characters, at most 255 characters)")
+        problems.append(Text("the file name must be a plain name (no folders, no leading dot, no control "
+                             "characters, at most 255 characters)"))
     if declared_kind not in FILE_KINDS:
-        problems.append(f"declared type {printable(declared_kind)!r} is unknown (known: {', '.join(FILE_KINDS)})")
+        problems.append(Text("declared type {kind} is unknown (known: {known})",
+                             kind=repr(printable(declared_kind)), known=", ".join(FILE_KINDS)))
     elif declared_kind not in allowed_types:
-        problems.append(f"type {declared_kind} is not allowed here (allowed: {', '.join(sorted(allowed_types))})")
+        problems.append(Text("type {kind} is not allowed here (allowed: {allowed})", kind=declared_kind,
+                             allowed=", ".join(sorted(allowed_types))))
     elif not name.lower().endswith(_SUFFIXES[declared_kind]):
-        problems.append(f"a {declared_kind} file must be named *{' or *'.join(_SUFFIXES[declared_kind])}")
+        names = ["*" + x for x in _SUFFIXES[declared_kind]]   # one or two
+        problems.append(Text("a {kind} file must be named {patterns}", kind=declared_kind,
+                             patterns=names[0] if len(names) == 1 else Text("{first} or {second}", first=names[0],
+                                                                           second=names[1])))
     if not data:
-        problems.append("the file is empty")
+        problems.append(Text("the file is empty"))
     elif len(data) > max_bytes:
-        problems.append(f"{len(data)} bytes exceed the limit of {max_bytes}")
+        problems.append(Text("{size} bytes exceed the limit of {max_bytes}", size=len(data), max_bytes=max_bytes))
     elif declared_kind in FILE_KINDS:
         problems += _content_problems(data, declared_kind)
     if problems:
-        return Check("file", FAIL, f"{shown}: " + "; ".join(problems))
-    return Check("file", PASS, f"{shown}: {declared_kind}, {len(data)} bytes, within limits")
+        return Check("file", FAIL, Text("{name}: {problems}", name=shown, problems=join_texts("; ", problems)))
+    return Check("file", PASS, Text("{name}: {kind}, {size} bytes, within limits", name=shown, kind=declared_kind,
+                                    size=len(data)))
 
 
 def sniff_kind(data: bytes) -> str | None:
@@ -79,22 +86,23 @@ def sniff_kind(data: bytes) -> str | None:
 def _content_problems(data: bytes, kind: str) -> list[str]:
     sniffed = sniff_kind(data)
     if kind in ("png", "parquet"):
-        return [] if sniffed == kind else [f"the content is not {kind} (its first bytes say otherwise)"]
+        return [] if sniffed == kind else [Text("the content is not {kind} (its first bytes say otherwise)",
+                                                kind=kind)]
     if sniffed not in ("svg", "text"):
-        return ["the content is not UTF-8 text without control characters"]
+        return [Text("the content is not UTF-8 text without control characters")]
     text = _utf8_text(data)
     if kind == "svg":
-        return ([] if sniffed == "svg" else ["the content is not an SVG image"]) + _svg_problems(text)
+        return ([] if sniffed == "svg" else [Text("the content is not an SVG image")]) + _svg_problems(text)
     if kind == "csv":
         return _csv_problems(text)
     return []
 
 
 def _svg_problems(text: str) -> list[str]:
-    out = [f"the SVG contains {what}" for pattern, what in _SVG_FORBIDDEN if pattern.search(text)]
+    out = [Text("the SVG contains {what}", what=what) for pattern, what in _SVG_FORBIDDEN if pattern.search(text)]
     for _, target in _SVG_HREF.findall(text):
         if not _SVG_SAFE_HREF.match(target.strip()):
-            out.append("the SVG links to something outside the file (href)")
+            out.append(Text("the SVG links to something outside the file (href)"))
             break
     return out
 
@@ -103,13 +111,14 @@ def _csv_problems(text: str) -> list[str]:
     try:
         rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"), newline="")))
     except csv.Error:
-        return ["the content does not parse as CSV"]
+        return [Text("the content does not parse as CSV")]
     rows = [r for r in rows if r]
     if not rows:
-        return ["the CSV has no header row"]
+        return [Text("the CSV has no header row")]
     widths = {len(r) for r in rows}
     if len(widths) > 1:
-        return [f"CSV rows have differing numbers of fields ({', '.join(map(str, sorted(widths)))})"]
+        return [Text("CSV rows have differing numbers of fields ({widths})",
+                     widths=", ".join(map(str, sorted(widths))))]
     return []
 
 

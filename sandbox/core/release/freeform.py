@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from sandbox.core.errors import Text
 from sandbox.core.release.cells import cell_values
 from sandbox.core.release.checks import FAIL, NEEDS_REVIEW, PASS, Check, fmt_cells
 
@@ -13,8 +14,8 @@ from sandbox.core.release.checks import FAIL, NEEDS_REVIEW, PASS, Check, fmt_cel
 def review_check(name: str, file_type: str) -> Check:
     """The finding every free-form file carries, so no such file passes on machine checks alone."""
     return Check(f"free_form:{name}", NEEDS_REVIEW,
-                 f"{name} ({file_type}) was written by the operator's program: trusted code re-encoded it but "
-                 "did not compute it, so a reviewer must judge its content")
+                 Text("{name} ({type}) was written by the operator's program: trusted code re-encoded it but "
+                      "did not compute it, so a reviewer must judge its content", name=name, type=file_type))
 
 
 def check_integer_counts(df: pd.DataFrame, keys: list[str], values: list[str]) -> Check:
@@ -22,7 +23,7 @@ def check_integer_counts(df: pd.DataFrame, keys: list[str], values: list[str]) -
     odd = [key for key, v in cell_values(df, keys, values) if not float(v).is_integer()]
     if odd:
         return Check("integer_counts", FAIL,
-                     f"{len(odd)} count(s) are not whole numbers: {fmt_cells(odd)}; a frequency table holds "
-                     "counts only (decimals can carry other values), so write whole counts and release "
-                     "shares or means as a separate table")
-    return Check("integer_counts", PASS, "every count is a whole number")
+                     Text("{n} count(s) are not whole numbers: {cells}; a frequency table holds "
+                          "counts only (decimals can carry other values), so write whole counts and release "
+                          "shares or means as a separate table", n=len(odd), cells=fmt_cells(odd)))
+    return Check("integer_counts", PASS, Text("every count is a whole number"))

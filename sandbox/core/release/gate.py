@@ -12,6 +12,7 @@ import io
 import json
 import math
 
+from sandbox.core.errors import Text
 from sandbox.core.manifest import Manifest
 
 # One Check type for every rule: the gate's own checks and the disclosure checks alike.
@@ -25,6 +26,16 @@ def expected_cells(query: dict, manifest: Manifest) -> int:
     if query["statistic"] == "histogram":
         n *= len(query["bins"]) - 1
     return n
+
+
+# A mechanism as the checks name it: its code (English and signed text stay the code), translated
+# on the review page like any Text.
+MECHANISM_NAMES = {"discrete_laplace": Text("discrete_laplace"), "laplace": Text("laplace"),
+                   "exponential": Text("exponential"), "laplace+discrete_laplace": Text("laplace+discrete_laplace")}
+
+
+def _mechanism(code) -> str:
+    return MECHANISM_NAMES.get(code, str(code)) if isinstance(code, str) else str(code)
 
 
 VALUE_COLUMNS = {"count": "count", "histogram": "count", "sum": "sum", "mean": "mean", "quantile": "quantile"}
@@ -58,17 +69,18 @@ def check_query_result(raw: bytes, spec: dict, manifest: Manifest) -> tuple[list
     try:
         result = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        return [Check("result_format", FAIL, "result.json is not valid JSON")], None
+        return [Check("result_format", FAIL, Text("result.json is not valid JSON"))], None
     if not isinstance(result, dict) or not isinstance(result.get("tables"), list):
-        return [Check("result_format", FAIL, "result.json must hold a list of tables")], None
-    checks: list[Check] = [Check("result_format", PASS, "result.json is a list of tables")]
+        return [Check("result_format", FAIL, Text("result.json must hold a list of tables"))], None
+    checks: list[Check] = [Check("result_format", PASS, Text("result.json is a list of tables"))]
     by_name = {t.get("name"): t for t in result["tables"] if isinstance(t, dict)}
     wanted = [q["name"] for q in spec["queries"]]
     if sorted(by_name) != sorted(wanted) or len(result["tables"]) != len(wanted):
         checks.append(Check("declared_tables", FAIL,
-                            f"expected exactly the tables {wanted}, one each"))
+                            Text("expected exactly the tables {tables}, one each", tables=str(wanted))))
         return checks, None
-    checks.append(Check("declared_tables", PASS, f"exactly the declared tables: {', '.join(wanted)}"))
+    checks.append(Check("declared_tables", PASS, Text("exactly the declared tables: {tables}",
+                                                      tables=", ".join(wanted))))
     for q in spec["queries"]:
         t = by_name[q["name"]]
         rows = t.get("rows")
@@ -85,12 +97,15 @@ def check_query_result(raw: bytes, spec: dict, manifest: Manifest) -> tuple[list
             ok = all(r[i] in allowed_keys[i] for r in rows for i in range(len(allowed_keys)))
         if not ok:
             checks.append(Check(f"shape:{q['name']}", FAIL,
-                                f"table {q['name']} must have {n} rows of the columns {wanted_cols} with public "
-                                "keys, finite numbers, each value inside its interval"))
+                                Text("table {table} must have {n} rows of the columns {columns} with public "
+                                     "keys, finite numbers, each value inside its interval", table=q["name"], n=n,
+                                     columns=str(wanted_cols))))
             return checks, None
+        # The noise facts are shown as the runner wrote them (str: a number is not reformatted).
         checks.append(Check(f"shape:{q['name']}", PASS,
-                            f"{n} cells, all public keys, finite values; noise: {t.get('mechanism')} "
-                            f"scale {t.get('noise_scale')} (epsilon {t.get('epsilon')})"))
+                            Text("{n} cells, all public keys, finite values; noise: {mechanism} "
+                                 "scale {scale} (epsilon {epsilon})", n=n, mechanism=_mechanism(t.get("mechanism")),
+                                 scale=str(t.get("noise_scale")), epsilon=str(t.get("epsilon")))))
     return checks, result
 
 
@@ -160,20 +175,21 @@ def spec_diff(previous: dict | None, current: dict, previous_id: str | None, cur
     """Unified diff of the operator's previous job spec on this dataset against this one."""
     import difflib
     if previous is None:
-        return "(first job of this operator on this dataset)"
+        return Text("(first job of this operator on this dataset)")
     a = json.dumps(previous, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
     b = json.dumps(current, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
     return "\n".join(difflib.unified_diff(a, b, f"job {previous_id}", f"job {current_id}", lineterm="")) \
-        or "(identical to the previous job)"
+        or Text("(identical to the previous job)")
 
 
 def text_diff(previous: str | None, current: str, previous_id: str | None, current_id: str) -> str:
     """Unified diff of the operator's previous program on this dataset against this one."""
     import difflib
     if previous is None:
-        return "(first program of this operator on this dataset)"
+        return Text("(first program of this operator on this dataset)")
     return "\n".join(difflib.unified_diff(previous.splitlines(), current.splitlines(), f"job {previous_id}",
-                                          f"job {current_id}", lineterm="")) or "(identical to the previous program)"
+                                          f"job {current_id}", lineterm="")) \
+        or Text("(identical to the previous program)")
 
 
 def check_program_result(raw: bytes, spec) -> list[Check]:
@@ -185,15 +201,18 @@ def check_program_result(raw: bytes, spec) -> list[Check]:
         names = [r[0] for r in table["rows"]]
         values = [r[1] for r in table["rows"]]
     except (ValueError, KeyError, TypeError):
-        return [Check("result_format", FAIL, "the program result must be one table of (output, value) rows")]
+        return [Check("result_format", FAIL, Text("the program result must be one table of (output, value) rows"))]
     wanted = [o.name for o in spec.outputs]
     if names != wanted:
-        return [Check("declared_outputs", FAIL, f"expected exactly the outputs {wanted}, in that order")]
+        return [Check("declared_outputs", FAIL, Text("expected exactly the outputs {outputs}, in that order",
+                                                     outputs=str(wanted)))]
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
-        return [Check("finite_values", FAIL, "every released value must be a finite number")]
-    return [Check("declared_outputs", PASS, f"exactly the contract's outputs: {', '.join(wanted)}"),
-            Check("dp_aggregate", PASS, f"sample-and-aggregate over k={spec.k} blocks; noise from OpenDP "
-                                        f"({table.get('mechanism')}), epsilon {spec.epsilon}")]
+        return [Check("finite_values", FAIL, Text("every released value must be a finite number"))]
+    return [Check("declared_outputs", PASS, Text("exactly the contract's outputs: {outputs}",
+                                                 outputs=", ".join(wanted))),
+            Check("dp_aggregate", PASS, Text("sample-and-aggregate over k={k} blocks; noise from OpenDP "
+                                             "({mechanism}), epsilon {epsilon}", k=spec.k,
+                                             mechanism=_mechanism(table.get("mechanism")), epsilon=str(spec.epsilon)))]
 
 
 def _read_table(declared_type: str, data: bytes):
@@ -237,19 +256,21 @@ def check_declared_file(declared, data: bytes | None, max_bytes: int, policy, pr
     from sandbox.core.release.tables import check_table
     name = declared.name
     if data is None:
-        return [Check(f"present:{name}", FAIL, f"{name} was declared but not written by the program")]
+        return [Check(f"present:{name}", FAIL, Text("{name} was declared but not written by the program", name=name))]
     kind = {"csv": "csv", "parquet": "parquet", "png": "png", "svg": "svg", "text": "text"}[declared.type]
     file_check = check_file(name, data, kind, max_bytes)
     out = [Check(f"file:{name}", file_check.status, file_check.explanation)]
     if file_check.status != PASS or declared.type not in ("csv", "parquet"):
         if declared.type in ("png", "svg", "text") and file_check.status == PASS:
             out.append(Check(f"content:{name}", NEEDS_REVIEW,
-                             f"{name} is a {declared.type}: a reviewer must look at it (no machine check reads it)"))
+                             Text("{name} is a {type}: a reviewer must look at it (no machine check reads it)",
+                                  name=name, type=declared.type)))
         return out
     try:
         df = _read_table(declared.type, data)
     except Exception:  # noqa: BLE001 - what was wrong with it is for the reviewer, not the operator
-        return out + [Check(f"table:{name}", FAIL, f"{name} cannot be read as a {declared.type} table")]
+        return out + [Check(f"table:{name}", FAIL, Text("{name} cannot be read as a {type} table", name=name,
+                                                        type=declared.type))]
     for c in check_table(df, kind=declared.table_kind, forbidden_columns=frozenset(policy.forbidden_columns),
                          policy_min_group=policy.min_group_size,
                          declared_model_df=declared.model_df):  # never trusted: named in the finding

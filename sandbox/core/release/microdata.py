@@ -14,8 +14,9 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from sandbox.core.errors import Text, join_texts
 from sandbox.core.release.cells import flatten, infer_key_columns, is_numeric
-from sandbox.core.release.checks import FAIL, NEEDS_REVIEW, PASS, Check, as_text, fmt_names
+from sandbox.core.release.checks import FAIL, NEEDS_REVIEW, PASS, Check, as_text, fmt_names, printable
 
 # --- direct identifiers ------------------------------------------------------------------
 
@@ -63,12 +64,12 @@ def check_identifiers(df: pd.DataFrame) -> Check:
     found = _identifier_findings(df)
     if found:
         position = {str(c): i + 1 for i, c in enumerate(df.columns)}
-        parts = [f"column {position[col]} ({why})" if why.startswith(_IN_NAME) else f"{col} ({why})"
-                 for col, why in found.items()]
+        parts = [Text("column {n} ({why})", n=position[col], why=why) if why.startswith(_IN_NAME)
+                 else Text("{col} ({why})", col=printable(col), why=why) for col, why in found.items()]
         return Check("direct_identifiers", FAIL,
-                     f"column(s) look like direct identifiers: {fmt_names(parts)}; remove them, outputs may "
-                     "hold only aggregates")
-    return Check("direct_identifiers", PASS, "no column looks like a direct identifier")
+                     Text("column(s) look like direct identifiers: {names}; remove them, outputs may "
+                          "hold only aggregates", names=fmt_names(parts)))
+    return Check("direct_identifiers", PASS, Text("no column looks like a direct identifier"))
 
 
 _IN_NAME = "name holds"
@@ -80,7 +81,7 @@ def _identifier_findings(df: pd.DataFrame) -> dict[str, str]:
     header_names = _names_in_headers([str(c) for c in df.columns])
     for col in df.columns:
         why = (_identifier_in_header(str(col)) or _identifier_by_name(str(col))
-               or (f"{_IN_NAME} a Chinese personal name" if str(col) in header_names else None)
+               or (Text("name holds a Chinese personal name") if str(col) in header_names else None)
                or _identifier_by_values(df[col]))
         if why:
             found[str(col)] = why
@@ -89,14 +90,15 @@ def _identifier_findings(df: pd.DataFrame) -> dict[str, str]:
 
 def _identifier_in_header(name: str) -> str | None:
     # One hit is enough, as for values in text columns: a header is never a count.
+    # Each starts with _IN_NAME: check_identifiers names such a column by its position.
     if _has_valid_id18(name):
-        return f"{_IN_NAME} an 18-digit resident ID number"
+        return Text("name holds an 18-digit resident ID number")
     if _EMAIL.search(name):
-        return f"{_IN_NAME} an e-mail address"
+        return Text("name holds an e-mail address")
     if _MOBILE.search(name):
-        return f"{_IN_NAME} a mobile phone number"
+        return Text("name holds a mobile phone number")
     if _has_valid_id15(name):
-        return f"{_IN_NAME} a 15-digit resident ID number"
+        return Text("name holds a 15-digit resident ID number")
     return None
 
 
@@ -109,13 +111,13 @@ def _names_in_headers(headers: list[str]) -> set[str]:
 
 def _identifier_by_name(name: str) -> str | None:
     if any(word in name for word in _ID_NAME_ZH):
-        return "named like a personal identifier"
+        return Text("named like a personal identifier")
     tokens = _name_tokens(name)
     joined = "".join(tokens)
     if joined in _ID_NAME_EXACT or any(t in _ID_NAME_TOKENS for t in tokens):
-        return "named like a personal identifier"
+        return Text("named like a personal identifier")
     if len(tokens) >= 2 and tokens[-1] in _ID_SUFFIX_WORDS and tokens[-2] in _PERSON_WORDS:
-        return "named like a personal identifier"
+        return Text("named like a personal identifier")
     return None
 
 
@@ -132,16 +134,16 @@ def _identifier_by_values(series: pd.Series) -> str | None:
     # Any single valid resident ID or e-mail is enough: the gate must not leak one record.
     # Mobile and 15-digit patterns also match large sums, so numeric columns need a majority.
     if any(_has_valid_id18(t) for t in texts):
-        return "18-digit resident ID numbers"
+        return Text("18-digit resident ID numbers")
     if any(_EMAIL.search(t) for t in texts):
-        return "e-mail addresses"
+        return Text("e-mail addresses")
     need = max(1, math.ceil(len(texts) / 2)) if numeric else 1
     if sum(1 for t in texts if _MOBILE.search(t)) >= need:
-        return "mobile phone numbers"
+        return Text("mobile phone numbers")
     if sum(1 for t in texts if _has_valid_id15(t)) >= need:
-        return "15-digit resident ID numbers"
+        return Text("15-digit resident ID numbers")
     if not numeric and sum(1 for t in texts if looks_like_chinese_name(t)) * 2 > len(texts):
-        return "Chinese personal names"
+        return Text("Chinese personal names")
     return None
 
 
@@ -220,7 +222,8 @@ def _row_level_reasons(df: pd.DataFrame, *, key_columns: list[str], min_rows: in
         repeated = rows - len(df.drop_duplicates(subset=key_columns))
         # A few repeats can be a sloppy but aggregate table; many mean one row per record.
         if repeated > max(1, rows // 20):
-            fail.append(f"{repeated} of {rows} rows repeat a group of {fmt_names(key_columns)}")
+            fail.append(Text("{repeated} of {rows} rows repeat a group of {names}", repeated=repeated, rows=rows,
+                             names=fmt_names(key_columns)))
     if keys_trusted:
         return fail, review
     # With keys, a value column unique per row is normal (one statistic per group); a key or,
@@ -230,23 +233,27 @@ def _row_level_reasons(df: pd.DataFrame, *, key_columns: list[str], min_rows: in
     unique_keys = [c for c in unique if c in key_columns]
     if len(key_columns) >= 2 and unique_keys:
         # Records with attributes, or nested keys (township within district): a person decides.
-        review.append(f"key column(s) {fmt_names(unique_keys)} nearly unique per row, so the other key "
-                      "columns describe each row's item")
+        review.append(Text("key column(s) {names} nearly unique per row, so the other key "
+                           "columns describe each row's item", names=fmt_names(unique_keys)))
     if len(df.drop_duplicates()) / rows >= unique_share and unique:
         # Column names are the operator's: an aggregate-like name (count, 人数) no longer
         # excuses the shape, it only turns the failure into a question for the reviewer.
-        sign = (f"{rows} mostly distinct rows and column(s) {fmt_names(unique)} nearly unique per row")
+        names = fmt_names(unique)
         if any(_AGGREGATE_NAME.search(str(c).lower()) for c in df.columns):
-            review.append(sign + "; if those are not public categories (district, industry, year), the rows "
-                                 "are records whatever the columns are called")
+            review.append(Text("{rows} mostly distinct rows and column(s) {names} nearly unique per row; if those "
+                               "are not public categories (district, industry, year), the rows "
+                               "are records whatever the columns are called", rows=rows, names=names))
         else:
-            fail.append(sign + ", and no count or statistic column")
+            fail.append(Text("{rows} mostly distinct rows and column(s) {names} nearly unique per row, and no "
+                             "count or statistic column", rows=rows, names=names))
     if len(key_columns) >= 2:
         crossing = math.prod(max(1, df[c].nunique(dropna=False)) for c in key_columns)
         if rows < _SPARSE_SHARE * crossing:
-            review.append(f"the {rows} rows fill only {rows / crossing:.1%} of the {crossing} combinations of "
-                          f"{fmt_names(key_columns)}: unique combinations of many attributes are how records "
-                          "look (unless the keys are nested, like district and township)")
+            review.append(Text("the {rows} rows fill only {share} of the {crossing} combinations of "
+                               "{names}: unique combinations of many attributes are how records "
+                               "look (unless the keys are nested, like district and township)",
+                               rows=rows, share=format(rows / crossing, ".1%"), crossing=crossing,
+                               names=fmt_names(key_columns)))
     return fail, review
 
 
@@ -255,9 +262,11 @@ def check_row_level(df: pd.DataFrame, keys: list[str], *, keys_trusted: bool = F
     `keys_trusted`: the keys were declared by trusted code, not inferred from the table."""
     fail, review = _row_level_reasons(df, key_columns=keys, keys_trusted=keys_trusted)
     if fail:
-        return Check("row_level", FAIL, "the table looks like records rather than aggregates ("
-                     + "; ".join(fail + review) + "); release counts or statistics per group instead")
+        return Check("row_level", FAIL, Text("the table looks like records rather than aggregates ({reasons}); "
+                                             "release counts or statistics per group instead",
+                                             reasons=join_texts("; ", fail + review)))
     if review:
-        return Check("row_level", NEEDS_REVIEW, "the table may hold records rather than aggregates ("
-                     + "; ".join(review) + "); check that every row is a group of several people or units")
-    return Check("row_level", PASS, "the table looks like aggregates, not records")
+        return Check("row_level", NEEDS_REVIEW, Text("the table may hold records rather than aggregates ({reasons}); "
+                                                     "check that every row is a group of several people or units",
+                                                     reasons=join_texts("; ", review)))
+    return Check("row_level", PASS, Text("the table looks like aggregates, not records"))

@@ -28,6 +28,7 @@ import pandas as pd
 
 from sandbox.core.release.cells import (cell_values, flatten, infer_key_columns, is_numeric, norm_key, norm_name,
     row_keys, unique_keys)
+from sandbox.core.errors import Text
 from sandbox.core.release.checks import FAIL, NEEDS_REVIEW, PASS, Check, fmt_cells, fmt_names
 from sandbox.core.release.freeform import check_integer_counts
 from sandbox.core.release.microdata import check_identifiers, check_row_level
@@ -127,17 +128,19 @@ def check_table(table: pd.DataFrame, *, kind: str, cell_stats: Mapping[tuple, Ce
                    _check_model_size(df)]
     else:
         checks.append(Check("table_kind", NEEDS_REVIEW,
-                            "the output is not declared as a frequency, magnitude or model table, so no "
-                            "cell-level rule could be applied; judge it by hand or ask the operator to "
-                            "declare it as an aggregate with its group-by"))
+                            Text("the output is not declared as a frequency, magnitude or model table, so no "
+                                 "cell-level rule could be applied; judge it by hand or ask the operator to "
+                                 "declare it as an aggregate with its group-by")))
     return checks
 
 
 def _check_size(df: pd.DataFrame, max_rows: int) -> Check:
     if len(df) > max_rows:
-        return Check("table_size", FAIL, f"{len(df)} rows exceed the limit of {max_rows} for a released "
-                                         "table; aggregate further (coarser groups) or split the output")
-    return Check("table_size", PASS, f"{len(df)} rows, within the limit of {max_rows}")
+        return Check("table_size", FAIL, Text("{rows} rows exceed the limit of {max_rows} for a released "
+                                              "table; aggregate further (coarser groups) or split the output",
+                                              rows=len(df), max_rows=max_rows))
+    return Check("table_size", PASS, Text("{rows} rows, within the limit of {max_rows}", rows=len(df),
+                                          max_rows=max_rows))
 
 
 def _check_forbidden(df: pd.DataFrame, forbidden: Collection[str]) -> Check:
@@ -146,8 +149,9 @@ def _check_forbidden(df: pd.DataFrame, forbidden: Collection[str]) -> Check:
     hits = [str(c) for c in df.columns if norm_name(c) in wanted]
     if hits:
         return Check("forbidden_columns", FAIL,
-                     f"column(s) {fmt_names(hits)} are forbidden by the dataset's policy; remove them from the output")
-    return Check("forbidden_columns", PASS, "no column the policy forbids")
+                     Text("column(s) {names} are forbidden by the dataset's policy; remove them from the output",
+                          names=fmt_names(hits)))
+    return Check("forbidden_columns", PASS, Text("no column the policy forbids"))
 
 
 def _check_cell_keys(df: pd.DataFrame, keys: list[str], cell_stats: Mapping[tuple, CellStats]) -> Check:
@@ -156,14 +160,16 @@ def _check_cell_keys(df: pd.DataFrame, keys: list[str], cell_stats: Mapping[tupl
     widths = {len(k) for k in cell_stats}
     if widths - {len(keys)} or (not keys and widths != {0}):
         return Check("cell_keys", NEEDS_REVIEW,
-                     f"could not match the table's rows to the computed groups (key columns: "
-                     f"{fmt_names(keys) or 'none'}); check by hand that every row is one of the declared groups")
+                     Text("could not match the table's rows to the computed groups (key columns: "
+                          "{keys}); check by hand that every row is one of the declared groups",
+                          keys=fmt_names(keys) or Text("none")))
     known = {norm_key(k) for k in cell_stats}
     extra = [k for k in row_keys(df, keys) if norm_key(k) not in known]
     if extra:
-        return Check("cell_keys", FAIL, f"{len(extra)} row(s) are not groups the trusted side computed: "
-                     f"{fmt_cells(extra)}; the table does not match its declared group-by, so rerun it")
-    return Check("cell_keys", PASS, f"every row is one of the {len(cell_stats)} computed groups")
+        return Check("cell_keys", FAIL, Text("{n} row(s) are not groups the trusted side computed: "
+                                             "{cells}; the table does not match its declared group-by, so rerun it",
+                                             n=len(extra), cells=fmt_cells(extra)))
+    return Check("cell_keys", PASS, Text("every row is one of the {n} computed groups", n=len(cell_stats)))
 
 
 def _check_threshold_frequency(df, keys, values, cell_stats, threshold) -> Check:
@@ -174,17 +180,19 @@ def _check_threshold_frequency(df, keys, values, cell_stats, threshold) -> Check
     small = [key for key, v in cell_values(df, keys, values) if 0 < v < threshold]
     if small:
         return Check("min_cell_count", FAIL,
-                     f"{len(small)} cell(s) show counts below {threshold}: {fmt_cells(small)}; merge "
-                     "categories or suppress those cells")
+                     Text("{n} cell(s) show counts below {threshold}: {cells}; merge "
+                          "categories or suppress those cells", n=len(small), threshold=threshold,
+                          cells=fmt_cells(small)))
     return Check("min_cell_count", NEEDS_REVIEW,
-                 f"visible counts are all {threshold} or more, but trusted code could not recompute the "
-                 "number of contributors per cell; confirm each cell counts at least "
-                 f"{threshold} distinct people/units, or rerun the job as a declared aggregate")
+                 Text("visible counts are all {threshold} or more, but trusted code could not recompute the "
+                      "number of contributors per cell; confirm each cell counts at least "
+                      "{threshold} distinct people/units, or rerun the job as a declared aggregate",
+                      threshold=threshold))
 
 
 def _check_threshold_magnitude(cell_stats, threshold) -> Check:
     if cell_stats is None:
-        return Check("min_cell_count", NEEDS_REVIEW, _NO_STATS.format(rule="contributor counts"))
+        return Check("min_cell_count", NEEDS_REVIEW, _no_stats(Text("contributor counts")))
     return _threshold_from_stats(cell_stats, threshold)
 
 
@@ -194,10 +202,11 @@ def _threshold_from_stats(cell_stats: Mapping[tuple, CellStats], threshold: int)
     small = [key for key, s in cell_stats.items() if 0 < s.n_contributors < threshold]
     if small:
         return Check("min_cell_count", FAIL,
-                     f"{len(small)} cell(s) have fewer than {threshold} contributors: {fmt_cells(small)}; "
-                     "merge categories or suppress those cells")
-    return Check("min_cell_count", PASS, f"all {len(cell_stats)} cells have {threshold} or more contributors "
-                                         "(or none)")
+                     Text("{n} cell(s) have fewer than {threshold} contributors: {cells}; "
+                          "merge categories or suppress those cells", n=len(small), threshold=threshold,
+                          cells=fmt_cells(small)))
+    return Check("min_cell_count", PASS, Text("all {n} cells have {threshold} or more contributors (or none)",
+                                              n=len(cell_stats), threshold=threshold))
 
 
 def _check_zeros(df, keys, values, cell_stats, zeros_are_disclosive: bool) -> Check:
@@ -208,22 +217,24 @@ def _check_zeros(df, keys, values, cell_stats, zeros_are_disclosive: bool) -> Ch
         zeros += [key for key, s in cell_stats.items() if s.n_contributors == 0]
     zeros = unique_keys(zeros)
     if not zeros:
-        return Check("zero_cells", PASS, "no empty (zero) cells")
+        return Check("zero_cells", PASS, Text("no empty (zero) cells"))
     if not zeros_are_disclosive:
-        return Check("zero_cells", PASS, f"{len(zeros)} zero cell(s); the policy does not treat zeros as "
-                                         "disclosive")
+        return Check("zero_cells", PASS, Text("{n} zero cell(s); the policy does not treat zeros as disclosive",
+                                              n=len(zeros)))
     return Check("zero_cells", FAIL,
-                 f"{len(zeros)} cell(s) are zero: {fmt_cells(zeros)}; a zero reveals that everyone in the "
-                 "group shares the other attributes. Merge categories or suppress them; if they are "
-                 "structural (impossible combinations), the policy can mark zeros as not disclosive")
+                 Text("{n} cell(s) are zero: {cells}; a zero reveals that everyone in the "
+                      "group shares the other attributes. Merge categories or suppress them; if they are "
+                      "structural (impossible combinations), the policy can mark zeros as not disclosive",
+                      n=len(zeros), cells=fmt_cells(zeros)))
 
 
 def _check_negative_counts(df, keys, values) -> Check:
     neg = [key for key, v in cell_values(df, keys, values) if v < 0]
     if neg:
-        return Check("negative_values", FAIL, f"{len(neg)} count(s) are negative: {fmt_cells(neg)}; a count "
-                                              "cannot be negative, so the program or its declaration is wrong")
-    return Check("negative_values", PASS, "no negative counts")
+        return Check("negative_values", FAIL, Text("{n} count(s) are negative: {cells}; a count "
+                                                   "cannot be negative, so the program or its declaration is wrong",
+                                                   n=len(neg), cells=fmt_cells(neg)))
+    return Check("negative_values", PASS, Text("no negative counts"))
 
 
 def _check_negative_magnitude(df, keys, values, cell_stats) -> Check:
@@ -234,21 +245,24 @@ def _check_negative_magnitude(df, keys, values, cell_stats) -> Check:
     neg = unique_keys(neg)
     if neg:
         return Check("negative_values", NEEDS_REVIEW,
-                     f"{len(neg)} cell(s) involve negative values: {fmt_cells(neg)}; dominance rules are not "
-                     "defined there, so judge whether one contributor can be inferred")
-    return Check("negative_values", PASS, "no negative values")
+                     Text("{n} cell(s) involve negative values: {cells}; dominance rules are not "
+                          "defined there, so judge whether one contributor can be inferred",
+                          n=len(neg), cells=fmt_cells(neg)))
+    return Check("negative_values", PASS, Text("no negative values"))
 
 
-_NO_STATS = ("trusted code could not recompute {rule} for this table; rerun it as a declared aggregate "
-             "(group-by spec) or establish by hand that no cell is disclosive")
+def _no_stats(rule: Text) -> Text:
+    return Text("trusted code could not recompute {rule} for this table; rerun it as a declared aggregate "
+                "(group-by spec) or establish by hand that no cell is disclosive", rule=rule)
 
 
 def _check_nk(cell_stats, n: int, k: float) -> Check:
     """ACRO NKCheck: a cell fails when its n largest contributions are >= k of its total."""
     if cell_stats is None:
-        return Check("dominance_nk", NEEDS_REVIEW, _NO_STATS.format(rule="per-cell contributions"))
+        return Check("dominance_nk", NEEDS_REVIEW, _no_stats(Text("per-cell contributions")))
     failing, skipped = _dominated_cells(cell_stats, lambda s: nk_dominated(s, n, k))
-    label = f"the largest {n} contributor{'s' if n > 1 else ''} make up {k:.0%} or more of the total"
+    label = (Text("the largest {n} contributors make up {k} or more of the total", n=n, k=format(k, ".0%")) if n > 1
+             else Text("the largest contributor makes up {k} or more of the total", k=format(k, ".0%")))
     return _dominance_result("dominance_nk", failing, skipped, label, len(cell_stats))
 
 
@@ -260,9 +274,9 @@ def _check_p_percent(cell_stats, p: float) -> Check:
     contributor's value (zero) is revealed.
     """
     if cell_stats is None:
-        return Check("dominance_p", NEEDS_REVIEW, _NO_STATS.format(rule="per-cell contributions"))
+        return Check("dominance_p", NEEDS_REVIEW, _no_stats(Text("per-cell contributions")))
     failing, skipped = _dominated_cells(cell_stats, lambda s: p_dominated(s, p))
-    label = f"the others add up to less than {p:.0%} of the largest contributor"
+    label = Text("the others add up to less than {p} of the largest contributor", p=format(p, ".0%"))
     return _dominance_result("dominance_p", failing, skipped, label, len(cell_stats))
 
 
@@ -296,31 +310,34 @@ def _dominated_cells(cell_stats, dominated) -> tuple[list, list]:
 def _dominance_result(name, failing, skipped, label, total_cells) -> Check:
     # A definite failure outranks ACRO's blanket "review when negatives exist": safer, and
     # the reviewer still learns which cells could not be assessed.
-    note = (f" {len(skipped)} cell(s) with negative contributions could not be assessed: {fmt_cells(skipped)}."
-            if skipped else "")
+    note = (Text(" {n} cell(s) with negative contributions could not be assessed: {cells}.", n=len(skipped),
+                 cells=fmt_cells(skipped)) if skipped else "")
     if failing:
-        return Check(name, FAIL, f"{len(failing)} cell(s) are dominated ({label}): {fmt_cells(failing)}; "
-                                 "suppress or merge them, or remove the dominant units." + note)
+        return Check(name, FAIL, Text("{n} cell(s) are dominated ({label}): {cells}; "
+                                      "suppress or merge them, or remove the dominant units.{note}",
+                                      n=len(failing), label=label, cells=fmt_cells(failing), note=note))
     if skipped:
-        return Check(name, NEEDS_REVIEW, "dominance is not defined where contributions are negative." + note
-                     + " Judge whether one contributor can be inferred.")
-    return Check(name, PASS, f"no cell of {total_cells} is dominated")
+        return Check(name, NEEDS_REVIEW, Text("dominance is not defined where contributions are negative.{note} "
+                                              "Judge whether one contributor can be inferred.", note=note))
+    return Check(name, PASS, Text("no cell of {n} is dominated", n=total_cells))
 
 
 def _untrusted_dof(declared: int | None) -> Check:
-    said = f" (the declared model_df={declared} is not trusted)" if declared is not None else ""
+    said = Text(" (the declared model_df={declared} is not trusted)", declared=declared) if declared is not None else ""
     return Check("degrees_of_freedom", NEEDS_REVIEW,
-                 "this model table was written by the operator's program, so its residual degrees of freedom "
-                 f"cannot be verified{said}: it may be records shaped as a model. Judge it by hand, or declare "
-                 "the model under models so trusted code fits it and computes them")
+                 Text("this model table was written by the operator's program, so its residual degrees of freedom "
+                      "cannot be verified{said}: it may be records shaped as a model. Judge it by hand, or declare "
+                      "the model under models so trusted code fits it and computes them", said=said))
 
 
 def _check_model_size(df: pd.DataFrame) -> Check:
     if len(df) > MAX_MODEL_ROWS:
         return Check("model_size", FAIL,
-                     f"{len(df)} rows: a model's output has one row per parameter, and more than {MAX_MODEL_ROWS} "
-                     "rows look like records rather than a model; declare the model under models instead")
-    return Check("model_size", PASS, f"{len(df)} rows, within {MAX_MODEL_ROWS} parameters")
+                     Text("{rows} rows: a model's output has one row per parameter, and more than {max_rows} "
+                          "rows look like records rather than a model; declare the model under models instead",
+                          rows=len(df), max_rows=MAX_MODEL_ROWS))
+    return Check("model_size", PASS, Text("{rows} rows, within {max_rows} parameters", rows=len(df),
+                                          max_rows=MAX_MODEL_ROWS))
 
 
 def _check_dof(model_df: int | None, min_df: int) -> Check:
@@ -328,10 +345,12 @@ def _check_dof(model_df: int | None, min_df: int) -> Check:
     # which fails too: a model we cannot size may be a lookup table of individuals.
     if model_df is None:
         return Check("degrees_of_freedom", FAIL,
-                     "the model's residual degrees of freedom are unknown; the job must report them "
-                     "(e.g. statsmodels df_resid) before the model can be released")
+                     Text("the model's residual degrees of freedom are unknown; the job must report them "
+                          "(e.g. statsmodels df_resid) before the model can be released"))
     if model_df < min_df:
         return Check("degrees_of_freedom", FAIL,
-                     f"residual degrees of freedom {model_df} < {min_df}: the model is close to a lookup "
-                     "table of individuals; use fewer parameters or more observations")
-    return Check("degrees_of_freedom", PASS, f"residual degrees of freedom {model_df} >= {min_df}")
+                     Text("residual degrees of freedom {df} < {min_df}: the model is close to a lookup "
+                          "table of individuals; use fewer parameters or more observations", df=model_df,
+                          min_df=min_df))
+    return Check("degrees_of_freedom", PASS, Text("residual degrees of freedom {df} >= {min_df}", df=model_df,
+                                                  min_df=min_df))

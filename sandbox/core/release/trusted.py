@@ -17,6 +17,7 @@ import io
 import json
 from dataclasses import dataclass, field
 
+from sandbox.core.errors import Text
 from sandbox.core.release.checks import FAIL, NEEDS_REVIEW, PASS, Check, fmt_cells, fmt_names
 from sandbox.core.release.differencing import ReleasedAggregate, check_differencing
 from sandbox.core.release.tables import (DEFAULT_MIN_DF, DEFAULT_NK, DEFAULT_P_PERCENT, DEFAULT_THRESHOLD, CellStats,
@@ -67,8 +68,9 @@ def judge_table(table, result: dict, rules: Rules, *, version: str, previous: li
     name = table.file_name
     if "error" in result:
         return Judged(name, None, [Check(f"computed:{name}", FAIL,
-                                         f"trusted code could not compute {name} ({result['error']}); "
-                                         "change the table (fewer groups, other filters) and resubmit")])
+                                         Text("trusted code could not compute {name} ({error}); "
+                                              "change the table (fewer groups, other filters) and resubmit",
+                                              name=name, error=str(result["error"])))])
     units, magnitude = cell_stats(result)
     threshold, (n, k) = rules.threshold, rules.nk
     failing: dict[str, list] = {}   # rule -> keys of the cells it fails
@@ -102,25 +104,28 @@ def judge_table(table, result: dict, rules: Rules, *, version: str, previous: li
         suppressed = {key for keys in failing.values() for key in keys}
     checks = [_forbidden(name, [*table.group_by, *(a.column for a in table.aggregates if a.column)], rules),
               Check(f"computed:{name}", PASS,
-                    f"computed by trusted code from the raw data in a box without operator code: "
-                    f"{len(units)} cells of ({', '.join(table.group_by) or 'total'})")]
+                    Text("computed by trusted code from the raw data in a box without operator code: "
+                         "{n} cells of ({grouping})", n=len(units),
+                         grouping=", ".join(table.group_by) or Text("total")))]
     for rule, keys in failing.items():
         checks.append(_rule_check(rule, name, keys, table, threshold, n, k, rules.p_percent))
     if magnitude:
         checks.append(Check(f"negative_values:{name}", NEEDS_REVIEW if negative else PASS,
-                            f"{len(_unique(negative))} cell(s) involve negative contributions: "
-                            f"{fmt_cells(_unique(negative))}; dominance rules are not defined there, so judge whether "
-                            "one contributor can be inferred" if negative else "no negative contributions"))
+                            Text("{n} cell(s) involve negative contributions: "
+                                 "{cells}; dominance rules are not defined there, so judge whether "
+                                 "one contributor can be inferred", n=len(_unique(negative)),
+                                 cells=fmt_cells(_unique(negative))) if negative
+                            else Text("no negative contributions")))
     if suppressed:
         checks.append(Check(f"suppression:{name}", NEEDS_REVIEW,
-                            f"{len(suppressed)} cell(s) were suppressed (left empty): "
-                            f"{fmt_cells(sorted(suppressed, key=str))}. "
-                            "Only cells failing a rule are suppressed (primary suppression, as ACRO); confirm that "
-                            "the other cells and totals released elsewhere do not let them be recomputed"))
+                            Text("{n} cell(s) were suppressed (left empty): {cells}. "
+                                 "Only cells failing a rule are suppressed (primary suppression, as ACRO); confirm "
+                                 "that the other cells and totals released elsewhere do not let them be recomputed",
+                                 n=len(suppressed), cells=fmt_cells(sorted(suppressed, key=str)))))
     if table.mitigation == "round":
         checks.append(Check(f"rounding:{name}", NEEDS_REVIEW,
-                            f"every value is rounded to a multiple of {table.round_base}; as in ACRO, a rounded table "
-                            "goes to review: confirm the rounding hides the small cells"))
+                            Text("every value is rounded to a multiple of {base}; as in ACRO, a rounded table "
+                                 "goes to review: confirm the rounding hides the small cells", base=table.round_base)))
     content, released_counts = _csv(table, result, suppressed)
     released = None
     if any(a.statistic == "count" for a in table.aggregates):
@@ -139,44 +144,53 @@ def _unique(keys: list) -> list:
     return list(dict.fromkeys(keys))
 
 
+# What the failing cells of a rule are (after "N cell(s)"), and the rule's pass text. Percentages
+# are formatted before they reach Text: a translation keeps only the {names}.
 _RULE_TEXT = {
-    "min_cell_count": "have fewer than {threshold} contributing units",
-    "zero_cells": "are empty (zero): a zero reveals that everyone in the group shares the other attributes",
-    "dominance_nk": "are dominated: the largest {n} units make up {k:.0%} or more of the total",
-    "dominance_p": "are dominated: the others add up to less than {p:.0%} of the largest unit",
-    "values_same": "hold one value for every row, so each contributor's value is revealed",
+    "min_cell_count": lambda t, n, k, p: Text("have fewer than {threshold} contributing units", threshold=t),
+    "zero_cells": lambda t, n, k, p: Text("are empty (zero): a zero reveals that everyone in the group shares the "
+                                          "other attributes"),
+    "dominance_nk": lambda t, n, k, p: Text("are dominated: the largest {n} units make up {k} or more of the total",
+                                            n=n, k=format(k, ".0%")),
+    "dominance_p": lambda t, n, k, p: Text("are dominated: the others add up to less than {p} of the largest unit",
+                                           p=format(p, ".0%")),
+    "values_same": lambda t, n, k, p: Text("hold one value for every row, so each contributor's value is revealed"),
 }
 
 _PASS_TEXT = {
-    "min_cell_count": "every cell has {threshold} or more contributing units (or none)",
-    "zero_cells": "no empty (zero) cell",
-    "dominance_nk": "no cell is dominated by its largest {n} units ({k:.0%} rule)",
-    "dominance_p": "no cell is dominated under the p% rule ({p:.0%})",
-    "values_same": "no cell holds one value for every row",
+    "min_cell_count": lambda t, n, k, p: Text("every cell has {threshold} or more contributing units (or none)",
+                                              threshold=t),
+    "zero_cells": lambda t, n, k, p: Text("no empty (zero) cell"),
+    "dominance_nk": lambda t, n, k, p: Text("no cell is dominated by its largest {n} units ({k} rule)",
+                                            n=n, k=format(k, ".0%")),
+    "dominance_p": lambda t, n, k, p: Text("no cell is dominated under the p-percent rule ({p})", p=format(p, ".0%")),
+    "values_same": lambda t, n, k, p: Text("no cell holds one value for every row"),
 }
 
 
 def _rule_check(rule: str, name: str, keys: list, table, threshold: int, n: int, k: float, p: float) -> Check:
-    what = _RULE_TEXT[rule].format(threshold=threshold, n=n, k=k, p=p)
     if not keys:
-        return Check(f"{rule}:{name}", PASS, _PASS_TEXT[rule].format(threshold=threshold, n=n, k=k, p=p))
-    listed = f"{len(keys)} cell(s) {what}: {fmt_cells(keys)}"
+        return Check(f"{rule}:{name}", PASS, _PASS_TEXT[rule](threshold, n, k, p))
+    listed = dict(n=len(keys), what=_RULE_TEXT[rule](threshold, n, k, p), cells=fmt_cells(keys))
     if table.mitigation == "suppress":
-        return Check(f"{rule}:{name}", PASS, listed + "; they are suppressed (left empty) in the released table")
+        return Check(f"{rule}:{name}", PASS, Text("{n} cell(s) {what}: {cells}; they are suppressed (left empty) "
+                                                  "in the released table", **listed))
     if table.mitigation == "round" and rule in ("min_cell_count", "zero_cells"):
-        return Check(f"{rule}:{name}", NEEDS_REVIEW, listed + f"; their values are rounded to a multiple of "
-                     f"{table.round_base}, so a reviewer must judge whether that hides them")
-    return Check(f"{rule}:{name}", FAIL, listed + "; merge categories, filter differently, or declare "
-                 "mitigation: suppress for this table")
+        return Check(f"{rule}:{name}", NEEDS_REVIEW,
+                     Text("{n} cell(s) {what}: {cells}; their values are rounded to a multiple of "
+                          "{base}, so a reviewer must judge whether that hides them", base=table.round_base, **listed))
+    return Check(f"{rule}:{name}", FAIL, Text("{n} cell(s) {what}: {cells}; merge categories, filter differently, "
+                                              "or declare mitigation: suppress for this table", **listed))
 
 
 def _forbidden(name: str, columns: list[str], rules: Rules) -> Check:
     wanted = {c.strip().lower() for c in rules.forbidden_columns}
     hits = [c for c in columns if c.strip().lower() in wanted]
     if hits:
-        return Check(f"forbidden_columns:{name}", FAIL, f"column(s) {fmt_names(hits)} are forbidden by the "
-                                                        "dataset's policy; remove them from the computation")
-    return Check(f"forbidden_columns:{name}", PASS, "no column the policy forbids")
+        return Check(f"forbidden_columns:{name}", FAIL, Text("column(s) {names} are forbidden by the dataset's "
+                                                             "policy; remove them from the computation",
+                                                             names=fmt_names(hits)))
+    return Check(f"forbidden_columns:{name}", PASS, Text("no column the policy forbids"))
 
 
 def _csv(table, result: dict, suppressed: set) -> tuple[str, dict]:
@@ -234,24 +248,28 @@ def judge_model(model, result: dict, rules: Rules) -> Judged:
     name = model.file_name
     if "error" in result:
         return Judged(name, None, [Check(f"computed:{name}", FAIL,
-                                         f"trusted code could not fit {name} ({result['error']}); check the "
-                                         "regressors (collinear columns, a category no row has) and resubmit")])
+                                         Text("trusted code could not fit {name} ({error}); check the "
+                                              "regressors (collinear columns, a category no row has) and resubmit",
+                                              name=name, error=str(result["error"])))])
     checks = [_forbidden(name, [model.dependent, *model.regressors], rules),
-              Check(f"computed:{name}", PASS, f"fitted by trusted code (statsmodels {model.family}) on "
-                                              f"{result['nobs']} rows in a box without operator code")]
+              Check(f"computed:{name}", PASS, Text("fitted by trusted code (statsmodels {family}) on "
+                                                   "{nobs} rows in a box without operator code",
+                                                   family=model.family, nobs=result["nobs"]))]
     dof = _check_dof(int(result["df_resid"]) if result["df_resid"] is not None else None, rules.min_df)
     checks.append(Check(f"{dof.name}:{name}", dof.status, dof.explanation))
     small = [(r, level) for r, levels in result["levels"].items() for level, units in levels.items()
              if 0 < units < rules.threshold]
     checks.append(Check(f"regressor_levels:{name}", FAIL if small else PASS,
-                        f"{len(small)} level(s) of categorical regressors have fewer than {rules.threshold} units: "
-                        f"{fmt_cells(small)}; their coefficients are close to those units' own values. Merge "
-                        "categories or filter them out" if small else
-                        f"every level of a categorical regressor has {rules.threshold} or more units (or none)"))
+                        Text("{n} level(s) of categorical regressors have fewer than {threshold} units: "
+                             "{cells}; their coefficients are close to those units' own values. Merge "
+                             "categories or filter them out", n=len(small), threshold=rules.threshold,
+                             cells=fmt_cells(small)) if small else
+                        Text("every level of a categorical regressor has {threshold} or more units (or none)",
+                             threshold=rules.threshold)))
     if result.get("warnings"):
         checks.append(Check(f"fit_warnings:{name}", NEEDS_REVIEW,
-                            f"statsmodels warned while fitting ({', '.join(result['warnings'])}); judge whether the "
-                            "estimates are meaningful"))
+                            Text("statsmodels warned while fitting ({warnings}); judge whether the "
+                                 "estimates are meaningful", warnings=", ".join(result["warnings"]))))
     released = {k: result[k] for k in ("family", "dependent", "regressors", "nobs", "df_model", "df_resid",
                                        "coefficients", "fit")}
     content = json.dumps({"model": model.name, **released}, indent=2, ensure_ascii=False, allow_nan=False) + "\n"

@@ -30,3 +30,9 @@ document.addEventListener("click", function (e) {
   form.appendChild(lang);
   form.submit();
 });
+// Buttons with data-confirm="..." ask first (submitting a job, releasing outputs); the text is
+// translated on the server. Bound here: the CSP allows no inline onclick.
+document.addEventListener("click", function (e) {
+  var el = e.target.closest("[data-confirm]");
+  if (el && !window.confirm(el.dataset.confirm)) { e.preventDefault(); e.stopImmediatePropagation(); }
+}, true);

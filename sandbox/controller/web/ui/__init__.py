@@ -13,13 +13,14 @@ security headers) and HTML error handlers therefore cover every area. Endpoints 
 from __future__ import annotations
 
 from sandbox.controller.web.ui import account  # noqa: F401 - adds the sign-in pages to bp itself
-from sandbox.controller.web.ui import (approvals, audit, builder, catalog, jobs, owner_data, policies, programs,
-                                       releases, reviews, usage)
+from sandbox.controller.web.ui import (approvals, audit, builder, catalog, jobs, landing, owner_data, policies,
+                                       programs, releases, reviews, usage)
+from sandbox.controller.web.ui import notices
 from sandbox.controller.web.ui.i18n import init_babel
 from sandbox.controller.web.ui.site import bp
 
 AREAS = (catalog.bp, builder.bp, programs.bp, jobs.bp, releases.bp, approvals.bp, policies.bp, usage.bp,
-         reviews.bp, audit.bp, owner_data.bp)
+         reviews.bp, audit.bp, owner_data.bp, landing.bp, notices.bp)
 # Nesting is declared once, here, as routes are by their decorators: Flask refuses to add
 # to a blueprint after its first registration on an app, and tests create many apps.
 for _area in AREAS:

@@ -10,7 +10,8 @@ from sandbox.controller.web.ui.i18n import LANGUAGES
 from sandbox.controller.web.ui.site import bp
 from sandbox.core.states import COMPLIANCE, OPERATOR, OWNER
 
-START_PAGE = {OPERATOR: "ui.catalog.datasets", OWNER: "ui.approvals.index", COMPLIANCE: "ui.reviews.index"}
+# Every role starts on its landing page (ui/landing.py), which links on to the role's main pages.
+START_PAGE = {OPERATOR: "ui.landing.index", OWNER: "ui.landing.index", COMPLIANCE: "ui.landing.index"}
 
 
 @bp.get("/")

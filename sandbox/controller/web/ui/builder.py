@@ -17,7 +17,7 @@ bp = Blueprint("builder", __name__)
 
 MAX_BUILDER_QUERIES = 10
 STATISTIC_HELP = {
-    "count": _l("Rows per group. Discrete Laplace noise; the expected error is shown per cell."),
+    "count": _l("Rows per group. Discrete Laplace noise; its interval is shown per cell."),
     "sum": _l("Sum of a numeric column, clamped to its public bounds. Laplace noise."),
     "mean": _l("Noisy sum divided by noisy count; half the budget each. Its error depends on the group size."),
     "histogram": _l("Counts per bin of a numeric column (give the bin edges). Discrete Laplace noise."),
@@ -96,7 +96,7 @@ def new():
 @bp.post("/jobs/preview")
 @auth.login_required(OPERATOR)
 def preview():
-    """The dry run (cost, balance before and after, expected error per query): htmx partial."""
+    """The dry run (cost, balance before and after, each query's 95% interval and utility): htmx partial."""
     f = request.form
     spec = _spec_from_rows(f.get("dataset", ""), f.get("purpose", ""), _builder_rows(f))
     return render_template("_preview.html", preview=dry_run(spec))

@@ -5,8 +5,10 @@ from flask import Blueprint, Response, render_template, request
 from flask_babel import gettext as _
 
 from sandbox.controller.web import auth
-from sandbox.controller.web.ui.common import current_policy, services
+from sandbox.controller.web.ui.common import current_policy, services, user
+from sandbox.controller.web.ui.gauges import operator_gauge, operator_gauges
 from sandbox.core.errors import InvalidInput
+from sandbox.core.states import OPERATOR
 
 bp = Blueprint("catalog", __name__)
 
@@ -14,7 +16,10 @@ bp = Blueprint("catalog", __name__)
 @bp.get("/datasets")
 @auth.login_required()
 def datasets():
-    return render_template("datasets.html", datasets=services().views.list_datasets())
+    datasets = services().views.list_datasets()
+    # The operator's own budget per dataset it is licensed for (GET /api/v1/budget's numbers).
+    gauges = operator_gauges(user(), [d["name"] for d in datasets]) if user().role == OPERATOR else {}
+    return render_template("datasets.html", datasets=datasets, gauges=gauges)
 
 
 @bp.get("/datasets/<name>")
@@ -22,7 +27,8 @@ def datasets():
 def dataset(name):
     ds = services().views.get_dataset(name)
     policy = current_policy(name)
-    return render_template("dataset.html", ds=ds, policy=policy)
+    gauge = operator_gauge(user(), name) if user().role == OPERATOR else None
+    return render_template("dataset.html", ds=ds, policy=policy, gauge=gauge)
 
 
 @bp.get("/datasets/<name>/mock")

@@ -8,6 +8,7 @@ from pathlib import Path
 from flask import session
 from flask_babel import Babel, format_datetime, format_decimal, gettext as _, lazy_gettext as _l
 
+from sandbox.controller.web.ui.field_paths import field_path
 from sandbox.core import states as st
 from sandbox.core.errors import Text
 from sandbox.core.states import COMPLIANCE, OPERATOR, OWNER
@@ -41,6 +42,12 @@ TERM_LABELS = {
     "run_approval": {"auto": _l("not needed"), "owner": _l("by the data owner")},
     "refresh": {"none": _l("never (lifetime only)"), "daily": _l("daily"), "monthly": _l("monthly"),
                 "quarterly": _l("quarterly"), "yearly": _l("yearly")},
+    "policy_changes": {"none": _l("at once"), "second_approval": _l("after a second person approves")},
+    "policy_state": {"current": _l("in force"), "superseded": _l("superseded"), "proposed": _l("proposed"),
+                     "declined": _l("declined"), "applied": _l("applied")},
+    "licence_action": {"add": _l("add a licence"), "extend": _l("extend a licence"),
+                       "revoke": _l("revoke a licence"), "purposes": _l("change a licence's purposes")},
+    "bool": {True: _l("yes"), False: _l("no")},
     "kind": {"identifier": _l("identifier"), "categorical": _l("categorical"), "numeric": _l("numeric"),
              "date": _l("date"), "text": _l("free text")},
     "status": {"pass": _l("pass"), "fail": _l("fail"), "needs_review": _l("needs review")},
@@ -53,6 +60,8 @@ TERM_LABELS = {
                "job.run_recorded": _l("run recorded"), "job.diagnostics_read": _l("diagnostics opened"),
                "gate.checks": _l("release checks"), "budget.reserve": _l("budget reserved"),
                "budget.charge": _l("budget charged"), "budget.release": _l("budget returned"), "policy.applied": _l("policy applied"),
+               "policy.proposed": _l("policy change proposed"), "policy.approved": _l("policy change approved"),
+               "policy.declined": _l("policy change declined"),
                "review.vote": _l("review vote"), "release.downloaded": _l("release downloaded"),
                "dataset.registered": _l("dataset registered"),
                "dataset.registration_refused": _l("dataset registration refused"),
@@ -69,6 +78,26 @@ def term(field: str, value):
     """A code from TERM_LABELS in the page's language, or the value as it is."""
     label = TERM_LABELS.get(field, {}).get(value)
     return str(label) if label is not None else value
+
+
+# A policy field (path in semantic_changes) -> the TERM_LABELS group of its values.
+POLICY_VALUE_FIELDS = {"release": "release", "run_approval": "run_approval", "budget.refresh": "refresh",
+                       "policy_changes": "policy_changes", "classification": None}
+
+
+def policy_change(message) -> str:
+    """One line of a policy's change summary (core.policy.file.semantic_changes) in the page's
+    language, its values as words: `release: one reviewer -> two reviewers`."""
+    from sandbox.core.policy.file import CHANGE
+    if isinstance(message, Text) and message.template == CHANGE:
+        path, old, new = message.params["path"], message.params["old"], message.params["new"]
+        field = POLICY_VALUE_FIELDS.get(path) or ("bool" if path.endswith(".revoked") else None)
+        if field == "policy_changes":   # the key is left out of a policy that keeps the default
+            old, new = old or "none", new or "none"
+        if field:
+            old, new = term(field, old), term(field, new)
+        return CHANGE.format(path=path, old=old, new=new)
+    return localized(message)
 
 
 def select_locale() -> str:
@@ -98,7 +127,9 @@ def localized(message) -> str:
             message = e.args[0] if len(e.args) == 1 else str(e)
     if not isinstance(message, Text):
         return message if isinstance(message, str) else str(message)
-    params = {k: localized(v) if isinstance(v, str) else v for k, v in message.params.items()}
+    # A parameter named "field" is where the problem is (queries[0].epsilon): shown as words.
+    params = {k: (field_path(v) if k == "field" and not isinstance(v, Text) else localized(v))
+              if isinstance(v, str) else v for k, v in message.params.items()}
     try:
         return _(message.template).format(**params)
     except (KeyError, IndexError, ValueError):  # a catalog entry that lost a placeholder: English beats nothing

@@ -12,9 +12,11 @@ from flask_babel import gettext as _
 
 from sandbox.controller.web import auth
 from sandbox.controller.web.ui.common import services, user
+from sandbox.controller.web.ui.gauges import operator_gauge
 from sandbox.controller.web.ui.i18n import localized
 from sandbox.core import states as st
 from sandbox.core.states import OPERATOR
+from sandbox.core.waiting import own_position
 
 bp = Blueprint("jobs", __name__)
 
@@ -44,7 +46,13 @@ def rows():
 @auth.login_required()
 def detail(job_id):
     view = _decorate_one(services().views.get_job(user(), job_id))
-    return render_template("job.html", job=view, spec_json=json.dumps(view["spec"], ensure_ascii=False, indent=2))
+    waiting = gauge = None
+    if user().role == OPERATOR:
+        # From the operator's own job views only (core/waiting.py): never the shared queue.
+        waiting = own_position(services().views.list_jobs(user()), job_id)
+        gauge = operator_gauge(user(), view["dataset"])
+    return render_template("job.html", job=view, spec_json=json.dumps(view["spec"], ensure_ascii=False, indent=2),
+                           waiting=waiting, gauge=gauge)
 
 
 @bp.get("/jobs/<job_id>/state")

@@ -14,6 +14,9 @@ import json
 
 from markupsafe import Markup
 
+from sandbox.controller.web.ui.i18n import localized
+from sandbox.core.errors import text_from_data
+
 MAX_TABLE_ROWS = 5_000       # released tables are capped far lower by the table_size rule
 MAX_TEXT_CHARS = 512 * 1024
 
@@ -26,7 +29,7 @@ def render_output(o: dict) -> dict:
     if not content and failing:
         # Stored empty: trusted code refused it, could not compute it, or the program did not
         # write it. Its failing checks say which; the file cannot be approved.
-        return {"kind": "refused", "findings": [c.get("explanation", "") for c in failing]}
+        return {"kind": "refused", "findings": [finding_text(c) for c in failing]}
     try:
         data = base64.b64decode(content, validate=True) if encoding == "base64" else content.encode("utf-8")
     except ValueError:
@@ -47,6 +50,13 @@ def render_output(o: dict) -> dict:
         return {"kind": "text", "text": data.decode("utf-8")[:MAX_TEXT_CHARS]}
     except Exception:  # noqa: BLE001 - the checks already say what is wrong with a file; show it is unreadable
         return {"kind": "unreadable", "why": name.rsplit(".", 1)[-1]}
+
+
+def finding_text(check: dict) -> str:
+    """A check's finding in the page's language. Checks keep it as template and parameters
+    (explanation_i18n, core.release.checks.Check.to_dict); one stored before that, or written
+    without a Text, has only its English explanation, shown as it is."""
+    return localized(text_from_data(check.get("explanation_i18n")) or check.get("explanation") or "")
 
 
 def _table(rows: list[list[str]]) -> dict:

@@ -15,7 +15,7 @@ from sandbox.controller.web import auth
 from sandbox.controller.web.ui.check_help import check_help
 from sandbox.controller.web.ui.common import services, user
 from sandbox.controller.web.ui.i18n import STATE_LABELS, localized
-from sandbox.controller.web.ui.review_render import details_rows, highlight, render_output
+from sandbox.controller.web.ui.review_render import details_rows, finding_text, highlight, render_output
 from sandbox.core.errors import Conflict, InvalidInput
 from sandbox.core.release.reasons import REASONS
 from sandbox.core.states import COMPLIANCE
@@ -26,6 +26,10 @@ FILE_DECISION_LABELS = {"approve": _l("Approve"), "request_changes": _l("Request
 DECISION_LABELS = {"approve": _l("approved"), "reject": _l("rejected"), "request_changes": _l("changes requested")}
 RELATION_LABELS = {"same grouping": _l("same grouping"), "finer than this output": _l("finer than this output"),
                    "coarser than this output": _l("coarser than this output")}
+# Why a run failed, as the worker records it for compliance (agent.executor, agent.modes): fixed words.
+FAILURE_LABELS = {"run failed (details in run log)": _l("run failed (details in run log)"),
+                  "output failed the release gate": _l("output failed the release gate"),
+                  "output failed a disclosure check": _l("output failed a disclosure check")}
 _FILE_FIELD = re.compile(r"^file-(\d+)-name$")
 _SIGNOFF_FIELD = re.compile(r"^signoff-(\d+)-(\d+)$")
 
@@ -46,6 +50,9 @@ def _render_detail(job_id, kept=None, status: int = 200):
     """The review page; `kept` is a refused vote's form, shown again as the reviewer left it."""
     review = services().compliance.review_detail(user(), job_id)
     voted = any(r.get("reviewer") == user().name for r in review["reviews"])
+    for key in ("spec_diff", "code_diff"):   # a diff, or a note (a Text) that there is none to show
+        if review.get(key):
+            review[key] = localized(review[key])
     # What the code did on the real data (logs, block outcomes, run times) is not what the reviewer
     # judges: it loads on request (?diagnostics=1), recorded in the audit log, and for DP jobs
     # only once decided (compliance.diagnostics).
@@ -53,15 +60,19 @@ def _render_detail(job_id, kept=None, status: int = 200):
                    if review["diagnostics_open"] and request.args.get("diagnostics") else None)
     findings = {(f["output"], f["check"]) for f in review.get("findings", [])}
     outputs = [{**o, "rendered": render_output(o),
-                "checks": [{**c, "help": check_help(c.get("name", "")), "details_view": details_rows(c.get("details")),
+                "checks": [{**c, "explanation": finding_text(c), "help": check_help(c.get("name", "")),
+                            "details_view": details_rows(c.get("details")),
                             "finding": (o["name"], c.get("name")) in findings} for c in o["checks"] or []]}
                for o in review["outputs"]]
+    failed = (review.get("compliance") or {}).get("failed") or {}
+    failed_findings = [finding_text(c) for c in failed.get("checks") or [] if c.get("status") != "pass"]
     spec_json = json.dumps(review["spec"], ensure_ascii=False, indent=2)
     return render_template("review.html", r=review, voted=voted, diagnostics=diagnostics, outputs=outputs,
                            reasons=[(code, localized(text)) for code, text in REASONS.items()],
                            reason_label=lambda code: localized(REASONS[code]) if code in REASONS else code,
                            file_decisions=FILE_DECISION_LABELS, decision_label=_label(DECISION_LABELS),
                            relation_label=_label(RELATION_LABELS), spec_json=spec_json,
+                           failure_label=_label(FAILURE_LABELS), failed_findings=failed_findings,
                            spec_html=highlight(spec_json, "json"),
                            code_html=highlight(review["code"]) if review.get("code") else None,
                            kept=kept or {}), status

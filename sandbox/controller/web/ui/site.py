@@ -104,7 +104,11 @@ def nav(u) -> list[tuple[str, str, str]]:
                      ("ui.usage.metering", _("Metering"), "nav-metering"),
                      ("ui.audit.index", _("Audit log"), "nav-audit")],
     }
-    return items.get(u.role, [])
+    if u.role not in items:
+        return []
+    # Every role's inbox with its unread count: notices visible now only (core/notices.py).
+    unread = current_app.config["SERVICES"].notices.unread_count(u)
+    return items[u.role] + [("ui.notices.index", _("Inbox") + (f" ({unread})" if unread else ""), "nav-inbox")]
 
 
 # ------------------------------------------------------------------ errors (HTML, never a trace)
