@@ -115,7 +115,7 @@ def test_operator_reviewer_operator_flow(page, sandbox_app):
     checks = page.locator("#checks tr.check")
     assert checks.count() >= 5
     assert page.locator("#checks .badge.pass").count() == checks.count()
-    assert "first job" in page.inner_text("#spec-diff")
+    assert "第一个作业" in page.inner_text("#spec-diff")   # the Chinese page says "first job" in Chinese
     # A rejection's reason is chosen from the fixed list; the note is for compliance only.
     assert page.locator("#reason option").count() == len(REASONS) + 1
     assert "仅合规" in page.inner_text("label[for=note]") and page.locator("#reason-warning").count() == 0

@@ -39,7 +39,7 @@ def test_the_live_preview_states_cost_and_interval(client):
     resp = client.post("/ui/jobs/sql/preview", data=_form())
     html = resp.get_data(as_text=True)
     assert resp.status_code == 200 and "would be admitted" in html and "ε 0.4" in html
-    assert "Interval per cell" in html and html.count("<tr>") >= 3   # header + one row per aggregate
+    assert "Interval per cell" in html and html.count("<tr") >= 3   # header + one row per aggregate
 
 
 def test_a_refusal_names_the_part_to_change_in_place(client):
