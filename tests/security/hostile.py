@@ -323,7 +323,12 @@ def analyse(df):
             children += 1
     except OSError:
         pass
-    return [min(1.0, children / PIDS)]
+    # Count the processes alive in the box, not the launches: a shell that cannot fork its
+    # sleep exits and frees its slot, so launches can pass the limit while the processes
+    # never do. Over 2 x PIDS so that a breach (more than PIDS alive) reads above 0.5.
+    time.sleep(0.2)
+    live = sum(name.isdigit() for name in os.listdir("/proc"))
+    return [min(1.0, live / (2 * PIDS)) if children else 0.0]
 ''', reports=False),
     Hostile("memory_bomb", flags("survived"), '''
 def analyse(df):

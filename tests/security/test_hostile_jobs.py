@@ -105,7 +105,7 @@ def test_a_fork_bomb_stops_at_the_process_limit_and_leaves_nothing(campaign):
     assert [b["reason"] for b in ev.blocks] == [None] * K
     forks = sorted(f["forks_over_pid_limit"] for f in ev.flags())
     assert forks[0] == 0.0                        # the block without the target did not fork
-    assert 0.0 < forks[1] < 1.0                   # the other forked, and was stopped below the limit
+    assert 0.0 < forks[1] <= 0.5                  # the other forked, and never had more than the limit alive
     assert campaign.leftover_processes == ""
 
 
