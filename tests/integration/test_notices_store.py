@@ -7,28 +7,16 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from sandbox.adapters.memory import MemoryRepository
-from sandbox.adapters.store.db import Store
-from sandbox.adapters.store.repository import SqlRepository
 from sandbox.core import states as st
 from sandbox.core.records import Event, Notice, User
+from tests.integration.repositories import BACKENDS, each_repository
 
 T0 = datetime(2026, 12, 1, tzinfo=timezone.utc)
 
 
-@pytest.fixture(params=["sqlite", "postgres", "memory"])
+@pytest.fixture(params=BACKENDS)
 def repo(request, tmp_path):
-    if request.param == "memory":
-        yield MemoryRepository(lambda: T0)
-        return
-    if request.param == "sqlite":
-        store = Store(f"sqlite:///{tmp_path / 'sandbox.db'}")
-    else:
-        store = Store(request.getfixturevalue("pg_database"))
-        store.drop_all()
-    store.create_all()
-    yield SqlRepository(store, lambda: T0)
-    store.dispose()
+    yield from each_repository(request, tmp_path, lambda: T0)
 
 
 def notice(nid, key, hours, created_hours=0, recipient="op"):

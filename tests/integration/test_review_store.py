@@ -7,10 +7,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from sandbox.adapters.memory import MemoryRepository
 from sandbox.adapters.store.db import Store
 from sandbox.adapters.store.repository import SqlRepository
 from sandbox.core.records import Event, Job, Review
+from tests.integration.repositories import BACKENDS, each_repository
 
 FILES = {"t.csv": {"decision": "approve", "reason": "", "note": ""},
          "notes.txt": {"decision": "request_changes", "reason": "", "note": "compliance only: 区县 7"}}
@@ -21,19 +21,9 @@ def _clock():
     return datetime(2026, 12, 1, tzinfo=timezone.utc)
 
 
-@pytest.fixture(params=["sqlite", "postgres", "memory"])
+@pytest.fixture(params=BACKENDS)
 def repo(request, tmp_path):
-    if request.param == "memory":
-        yield MemoryRepository(_clock)
-        return
-    if request.param == "sqlite":
-        store = Store(f"sqlite:///{tmp_path / 'sandbox.db'}")
-    else:
-        store = Store(request.getfixturevalue("pg_database"))
-        store.drop_all()
-    store.create_all()
-    yield SqlRepository(store, _clock)
-    store.dispose()
+    yield from each_repository(request, tmp_path, _clock)
 
 
 def _job() -> Job:

@@ -11,7 +11,7 @@ import pytest
 
 from sandbox.config import REPO_ROOT
 from tests.conftest import DEMO_ROWS, make_env, need_backend, require
-from tests.integration.harness import running
+from tests.integration.harness import load_job, running
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -61,6 +61,15 @@ def sandbox_app(demo_datasets_dir, tmp_path_factory):
         h.apply_policy("enterprise_registry", wall_seconds=VISIBLE_AFTER)
         h.passwords = json.loads((Path(env["SANDBOX_HOME"]) / "passwords.json").read_text())
         yield h
+
+
+@pytest.fixture(scope="module")
+def reviewed_job(sandbox_app):
+    """A health_visits job charged and waiting for review: the budget has something spent."""
+    h = sandbox_app
+    job_id = h.client("operator").submit(load_job("health_query.json"))["job"]["id"]
+    assert h.wait_state(job_id, {"awaiting_review", "failed"})["state"] == "awaiting_review"
+    return job_id
 
 
 @pytest.fixture

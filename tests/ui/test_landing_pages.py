@@ -30,15 +30,6 @@ def zh_number(x) -> str:
         return format_number(x)
 
 
-@pytest.fixture(scope="module")
-def reviewed_job(sandbox_app):
-    """A health_visits job charged and waiting for review: the budget has something spent."""
-    h = sandbox_app
-    job_id = h.client("operator").submit(load_job("health_query.json"))["job"]["id"]
-    assert h.wait_state(job_id, {"awaiting_review", "failed"})["state"] == "awaiting_review"
-    return job_id
-
-
 def test_the_operator_lands_on_its_jobs_and_a_gauge_whose_numbers_are_the_apis(page, sandbox_app, reviewed_job):
     h = sandbox_app
     sign_in(page, h, "operator")

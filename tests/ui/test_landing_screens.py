@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.harness import load_job
 from tests.ui.conftest import ARTIFACTS
 from tests.ui.test_browser import sign_in
 from tests.ui.test_comfort_bugs import page_width, set_language
@@ -18,17 +17,8 @@ LANG_ATTR = {"zh_CN": "zh-CN", "en": "en"}
 ROLE = {"operator": "operator", "owner": "owner", "reviewer": "compliance"}
 
 
-@pytest.fixture(scope="module")
-def a_job_in_review(sandbox_app):
-    """Something on each page: the operator's job, the reviewers' queue, the owner's budget burn."""
-    h = sandbox_app
-    job_id = h.client("operator").submit(load_job("health_query.json"))["job"]["id"]
-    assert h.wait_state(job_id, {"awaiting_review", "failed"})["state"] == "awaiting_review"
-    return job_id
-
-
 @pytest.mark.parametrize("role", ["operator", "owner", "reviewer"])
-def test_landing_page_at_both_widths_in_both_languages(page, sandbox_app, a_job_in_review, role):
+def test_landing_page_at_both_widths_in_both_languages(page, sandbox_app, reviewed_job, role):
     h = sandbox_app
     sign_in(page, h, role)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -41,6 +31,6 @@ def test_landing_page_at_both_widths_in_both_languages(page, sandbox_app, a_job_
             assert page.get_attribute("#landing", "data-role") == ROLE[role]
             assert page.get_attribute("html", "lang").lower().startswith(LANG_ATTR[lang].lower()[:2])
             if role != "owner":   # the owner's page shows the dataset's burn, not jobs
-                assert page.locator(f"#landing-job-{a_job_in_review}, #landing-review-{a_job_in_review}").count() == 1
+                assert page.locator(f"#landing-job-{reviewed_job}, #landing-review-{reviewed_job}").count() == 1
             assert page_width(page) <= width, f"{role} {lang} landing is {page_width(page)} px wide at {width}"
             page.screenshot(path=str(ARTIFACTS / f"landing-{role}-{lang}-{width}.png"), full_page=True)
