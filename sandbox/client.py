@@ -207,6 +207,11 @@ class Sandbox:
     def policy_versions(self, dataset: str) -> list[dict]:
         return self._req("GET", f"/datasets/{dataset}/policy/versions").json()["versions"]
 
+    def decide_policy(self, dataset: str, version: int, decision: str, reason: str) -> dict:
+        """Compliance's second approval of a proposed version: decision "approve" or "decline"."""
+        return self._req("POST", f"/datasets/{dataset}/policy/versions/{version}/decision",
+                         json={"decision": decision, "reason": reason}).json()
+
     def public_key(self) -> str:
         return self._req("GET", "/public-key").text
 

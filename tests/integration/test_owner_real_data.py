@@ -128,6 +128,24 @@ def test_an_owner_publishes_palmerpenguins_and_an_operator_gets_a_release(tmp_pa
         assert "--- /dev/null" in r.stdout and "new policy for penguins" in r.stdout
         assert cli(h, "owner", "policy", "apply", str(policy), "--reason", "first policy for penguins").returncode == 0
 
+        # 3b. The owner asks for a second approval of later changes; the next change (a second
+        # purpose) is then a proposal, shown in the history, that compliance (not the owner) decides.
+        policy.write_text(POLICY + "policy_changes: second_approval\n", encoding="utf-8")
+        r = cli(h, "owner", "policy", "apply", str(policy), "--reason", "changes need a second person", "--base", "1")
+        assert r.returncode == 0, r.stderr
+        policy.write_text(POLICY.replace("[ecology_research]", "[ecology_research, teaching]")
+                          + "policy_changes: second_approval\n", encoding="utf-8")
+        r = cli(h, "owner", "policy", "apply", str(policy), "--reason", "a course uses the data", "--base", "2")
+        assert r.returncode == 0 and json.loads(r.stdout)["state"] == "proposed", r.stdout + r.stderr
+        r = cli(h, "owner", "policy", "versions", "penguins")
+        assert r.returncode == 0 and "proposed" in r.stdout and "a course uses the data" in r.stdout, r.stdout
+        assert cli(h, "owner", "policy", "decide", "penguins", "3", "approve", "--reason", "mine").returncode == 1
+        assert cli(h, "reviewer", "policy", "decide", "penguins", "3", "approve").returncode == 2   # no reason
+        r = cli(h, "reviewer", "policy", "decide", "penguins", "3", "approve", "--reason", "purpose fits the licence")
+        assert r.returncode == 0 and "v3: applied" in r.stdout, r.stdout + r.stderr
+        versions = json.loads(cli(h, "reviewer", "policy", "versions", "penguins", "--json").stdout)["versions"]
+        assert [(v["version"], v["state"]) for v in versions] == [(3, "current"), (2, "superseded"), (1, "superseded")]
+
         # 4. An operator's query job on it, reviewed and released.
         job = tmp_path / "penguins_query.json"
         job.write_text(json.dumps(JOB), encoding="utf-8")

@@ -109,6 +109,6 @@ def test_completion_script_completes_commands_subcommands_and_options(capsys):
     assert "complete -o default -o bashdefault -F _sandbox sandbox" in script
     assert _complete(script, ["sandbox", "rev"]) == ["review"]
     assert _complete(script, ["sandbox", "--url", "http://x", "bud"]) == ["budget"]
-    assert set(_complete(script, ["sandbox", "policy", ""])) == {"validate", "diff", "apply"}
+    assert set(_complete(script, ["sandbox", "policy", ""])) == {"validate", "diff", "apply", "versions", "decide"}
     assert "--json" in _complete(script, ["sandbox", "status", "j1", "--"])
     assert set(_complete(script, ["sandbox", "review", "app"])) == {"approve"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sandbox.controller.cli import admin, dataset, notices, operator, ops
+from sandbox.controller.cli import admin, dataset, notices, operator, ops, policy
 from sandbox.controller.cli.admin import setup
 from sandbox.controller.cli.common import UsageError, add_cli_options
 
@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=operator.cmd_run_approval)
     dataset.add_parser(sub)
     notices.add_parser(sub)
-    s = sub.add_parser("policy", help="data owner: validate | diff | apply policy files")
+    s = sub.add_parser("policy", help="validate | diff | apply policy files (owner); versions | decide")
     psub = s.add_subparsers(dest="policy_command", required=True)
     t = psub.add_parser("validate")
     t.add_argument("files", nargs="+")
@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the version your file started from (`policy diff` prints it): refused with a conflict "
                         "if another version was applied since; without it the file applies on top of any version")
     t.set_defaults(func=operator.cmd_policy_apply)
+    policy.add_parsers(psub)
     s = sub.add_parser("verify-release", help="verify a release certificate offline")
     s.add_argument("file")
     s.add_argument("--public-key", required=True)
