@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sandbox.core import lookups
+from sandbox.core import lookups, notices
+from sandbox.core import states as st
 from sandbox.core import permissions as perm
 from sandbox.core.errors import Conflict, InvalidInput, NotFound, Text
 from sandbox.core.policy.file import parse_policy, semantic_changes, text_diff
@@ -77,12 +78,16 @@ class PolicyChanges:
             version = max(r.version for r in rows) + 1 if rows else 1
             state = first_state(parse_policy(last.content, filename) if last else None)
             base = last.version if last else None
+            event = Event(user.name, "policy.applied" if state == APPLIED else "policy.proposed", policy.dataset,
+                          {"version": version, "hash": policy.content_hash, "reason": reason, "base_version": base})
             tx.add_policy_version(
                 PolicyVersion(dataset=policy.dataset, version=version, content=text, content_hash=policy.content_hash,
                               applied_by=user.name, applied_at=self.p.clock(), reason=reason, base_version=base,
-                              state=state),
-                Event(user.name, "policy.applied" if state == APPLIED else "policy.proposed", policy.dataset,
-                      {"version": version, "hash": policy.content_hash, "reason": reason, "base_version": base}))
+                              state=state), event)
+            if state != APPLIED:
+                reviewers = tuple(u.name for u in tx.users(st.COMPLIANCE) if u.active)
+                for notice in notices.policy_proposed(policy.dataset, version, user.name, reviewers, self.p.clock()):
+                    tx.add_notice(notice, event)
         return {"dataset": policy.dataset, "version": version, "hash": policy.content_hash, "changed": True,
                 "state": state}
 

@@ -31,7 +31,8 @@ from sandbox.core.records import Event, Job, Notice
 RELEASED, REJECTED, FAILED = "released", "rejected", "failed"
 NEEDS_REVIEW, RUN_APPROVAL = "needs-review", "run-approval-needed"
 LICENCE_EXPIRING, BUDGET_LOW = "licence-expiring", "budget-low"
-KINDS = (RELEASED, REJECTED, FAILED, NEEDS_REVIEW, RUN_APPROVAL, LICENCE_EXPIRING, BUDGET_LOW)
+POLICY_PROPOSED = "policy-proposed"
+KINDS = (RELEASED, REJECTED, FAILED, NEEDS_REVIEW, RUN_APPROVAL, LICENCE_EXPIRING, BUDGET_LOW, POLICY_PROPOSED)
 OUTCOMES = {st.RELEASED: RELEASED, st.REJECTED: REJECTED, st.FAILED: FAILED}
 
 LOW_SHARE = Fraction(1, 5)          # budget-low: under 20% of the period allowance is left
@@ -88,6 +89,15 @@ def licence_notices(dataset: str, owner_account: str, licences, today: date, now
     return out
 
 
+def policy_proposed(dataset: str, version: int, proposer: str, compliance: tuple[str, ...],
+                    now: datetime) -> list[Notice]:
+    """A proposed policy change (policy_changes: second_approval) waits for a second person:
+    every active compliance user but the proposer is told once per version."""
+    params = {"dataset": dataset, "version": str(version), "proposer": proposer}
+    return [new_notice(name, POLICY_PROPOSED, dataset, params, now, f"{POLICY_PROPOSED}:{dataset}:{version}", now)
+            for name in compliance if name != proposer]
+
+
 def message(n: Notice) -> Text:
     """The notice's text (English; the UI and mail translate the template)."""
     p = n.params
@@ -101,6 +111,9 @@ def message(n: Notice) -> Text:
         return Text("Job {job} on {dataset} is waiting for review.", **p)
     if n.kind == RUN_APPROVAL:
         return Text("Job {job} by {operator} on {dataset} is waiting for your approval to run.", **p)
+    if n.kind == POLICY_PROPOSED:
+        return Text("{proposer} proposed version {version} of the policy of {dataset}; it waits for your decision.",
+                    **p)
     if n.kind == LICENCE_EXPIRING:
         return Text("The licence of {operator} for {dataset} expires on {expires}.", **p)
     return Text("Your privacy budget on {dataset} this period is below a fifth of the allowance: "

@@ -117,6 +117,16 @@ def test_under_second_approval_a_change_is_only_proposed_until_approved(svc):
     assert "+min_group_size: 20" in v2["diff"]
 
 
+def test_a_proposal_tells_each_compliance_user_once_and_leads_to_the_history(svc):
+    owner = user(svc, "owner")
+    changes(svc).apply(owner, guarded(svc), FILE, "bigger cells")
+    for name in ("rev", "rev2"):
+        [n] = svc.notices.inbox(user(svc, name))["notices"]
+        assert (n["kind"], n["subject"], n["params"]["version"]) == ("policy-proposed", "health_visits", "2")
+        assert "owner proposed version 2" in str(n["message"])
+    assert svc.notices.inbox(owner)["notices"] == []   # applied changes and the proposer's own: no notice
+
+
 def test_a_declined_proposal_never_comes_into_force_and_cannot_be_decided_again(svc):
     owner, rev = user(svc, "owner"), user(svc, "rev")
     changes(svc).apply(owner, guarded(svc), FILE, "bigger cells")

@@ -22,6 +22,8 @@ def _link(n: dict, role: str) -> str | None:
         return url_for("ui.reviews.detail", job_id=n["subject"])
     if n["kind"] == nt.RUN_APPROVAL:
         return url_for("ui.approvals.index")
+    if n["kind"] == nt.POLICY_PROPOSED:
+        return url_for("ui.policies.history", dataset=n["subject"])
     if n["kind"] == nt.LICENCE_EXPIRING and role != "operator":
         return url_for("ui.policies.index")
     return None
