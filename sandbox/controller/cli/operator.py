@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from sandbox.controller.cli import render
+from sandbox.controller.cli import render, render_plan
 from sandbox.controller.cli.common import UsageError, print_json, read_text, show
 from sandbox.controller.cli.follow import follow
 
@@ -120,7 +120,7 @@ def _submit_and_follow(c, submission, args) -> tuple[dict, int] | int:
     and the exit code; otherwise print the answer and return the exit code."""
     result = c.submit(submission, dry_run=args.dry_run)
     if args.dry_run or not args.wait or not result.get("admitted"):
-        show(args, result, render.dry_run if args.dry_run else render.submitted)
+        show(args, result, render_plan.dry_run if args.dry_run else render.submitted)
         return 0 if result.get("admitted", True) else 1
     job = result["job"]
     print(f"submitted job {job['id']} ({job['state']})", file=sys.stderr)
